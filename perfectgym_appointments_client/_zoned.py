@@ -47,12 +47,16 @@ class ZonedDateTime(datetime):
     @property
     def wire(self) -> str | None:
         """The string the server sent, or None for a value built or derived locally."""
-        return self._wire
+        # datetime's C code builds some derived values (replace, arithmetic) without calling
+        # __new__, so the slot may be unset.
+        wire: str | None = getattr(self, "_wire", None)
+        return wire
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
         # datetime's own reduce drops instance state; keep the wire form across copy/pickle.
-        _, args = super().__reduce_ex__(protocol)[:2]
-        return (_rebuild, (args, self._wire))
+        reduced = super().__reduce_ex__(protocol)
+        assert isinstance(reduced, tuple)
+        return (_rebuild, (reduced[1], self.wire))
 
 
 def _rebuild(args: tuple[Any, ...], wire: str | None) -> ZonedDateTime:
@@ -73,10 +77,13 @@ def _offset(text: str) -> timedelta:
 
 @lru_cache(maxsize=512)
 def _zone(name: str) -> tzinfo:
-    fixed = _FIXED_REGION.fullmatch(name)
-    if fixed is not None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        fixed = _FIXED_REGION.fullmatch(name)
+        if fixed is None:
+            raise
         return timezone(_offset(fixed["offset"])) if fixed["offset"] else UTC
-    return ZoneInfo(name)
 
 
 def parse_zoned_datetime(value: object, field: str = "date-time") -> ZonedDateTime:
@@ -94,9 +101,12 @@ def parse_zoned_datetime(value: object, field: str = "date-time") -> ZonedDateTi
     if match is None:
         raise ValueError(f"{field}: not a date-time: {value!r}")
     fraction = match["fraction"] or ""
+    year, month, day = match["date"].split("-")
     try:
         naive = datetime(
-            *map(int, match["date"].split("-")),
+            int(year),
+            int(month),
+            int(day),
             int(match["hour"]),
             int(match["minute"]),
             int(match["second"] or 0),
@@ -155,9 +165,8 @@ def format_zoned_datetime(value: datetime, field: str = "date-time") -> str:
     datetime is written with milliseconds (microseconds if it has them), its offset, and
     its zone id in brackets when the tzinfo is a named ``ZoneInfo``.
     """
-    wire = getattr(value, "_wire", None)
-    if wire is not None:
-        return wire
+    if isinstance(value, ZonedDateTime) and value.wire is not None:
+        return value.wire
     require_aware(value, field)
     micro = value.microsecond
     text = value.isoformat(timespec="milliseconds" if micro % 1000 == 0 else "microseconds")

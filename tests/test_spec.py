@@ -1,0 +1,187 @@
+"""openapi.yaml: valid, and describes the API the way the issue and the API docs say."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+from openapi_spec_validator.readers import read_from_filename
+
+ROOT = Path(__file__).resolve().parent.parent
+ERROR_CODES = ["400", "401", "403", "404", "409", "429", "500", "503"]
+OPERATIONS = {
+    ("get", "/v1/appointments/bookable"): "getBookableAppointments",
+    ("get", "/v1/appointments/bookable/{bookableAppointmentId}"): "getBookableAppointment",
+    ("get", "/v1/appointments/bookable/{bookableAppointmentId}/slots"): "getBookableAppointmentSlots",
+    ("post", "/v1/appointments/bookable/validate"): "validateBookableAppointment",
+    ("post", "/v1/appointments/booking/book"): "bookAppointment",
+    ("get", "/v1/appointments/booking/{bookingId}"): "getAppointmentBooking",
+    ("delete", "/v1/appointments/booking/{bookingId}"): "cancelAppointmentBooking",
+    ("get", "/v1/appointments/booking"): "getAppointmentBookings",
+}
+
+
+def _operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method, path): op
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+
+
+def _resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = spec
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def test_spec_is_valid_openapi() -> None:
+    spec_dict, _ = read_from_filename(str(ROOT / "openapi.yaml"))
+    validate(spec_dict)
+
+
+def test_info_servers_and_security(spec: dict[str, Any]) -> None:
+    assert spec["info"]["title"] == "PerfectGym Next API: appointments"
+    assert str(spec["info"]["version"]) == "1.12.1"
+    assert spec["servers"][0]["url"] == "https://open-api-demo.open-api.perfectgym.com"
+    scheme = spec["components"]["securitySchemes"]["ApiKeyAuth"]
+    assert scheme == {**scheme, "type": "apiKey", "in": "header", "name": "X-API-KEY"}
+    assert spec["security"] == [{"ApiKeyAuth": []}]
+
+
+def test_exactly_the_eight_operations(spec: dict[str, Any]) -> None:
+    ops = _operations(spec)
+    assert {key: op["operationId"] for key, op in ops.items()} == OPERATIONS
+    for op in ops.values():
+        assert op["summary"]
+        assert op.get("security", spec["security"]) == [{"ApiKeyAuth": []}]
+
+
+@pytest.mark.parametrize("key", list(OPERATIONS))
+def test_every_error_status_uses_error_response(spec: dict[str, Any], key: tuple[str, str]) -> None:
+    op = _operations(spec)[key]
+    for code in ERROR_CODES:
+        response = _resolve(spec, op["responses"][code])
+        schema = response["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (key, code)
+    assert "200" in op["responses"]
+
+
+def test_error_response_shape(spec: dict[str, Any]) -> None:
+    schema = spec["components"]["schemas"]["ErrorResponse"]
+    assert schema["required"] == ["errorMessage"]
+    assert set(schema["properties"]) == {
+        "errorMessage",
+        "errorCode",
+        "traceId",
+        "reference",
+        "args",
+        "typedArgs",
+    }
+    typed = _resolve(spec, schema["properties"]["typedArgs"]["items"])
+    assert set(typed["properties"]) == {"value", "type"}
+
+
+def test_every_date_time_references_the_zoned_schema(spec: dict[str, Any]) -> None:
+    refs: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if path.endswith("/properties") and key.endswith("DateTime"):
+                    refs.append(path + "/" + key)
+                    assert value == {"$ref": "#/components/schemas/ZonedDateTime"}, path + "/" + key
+                walk(value, path + "/" + key)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{path}/{i}")
+
+    walk(spec["components"]["schemas"], "")
+    assert len(refs) == 6  # Slot, AppointmentBookingRequest, AppointmentBooking: start and end
+
+
+def test_examples_match_the_zoned_pattern(spec: dict[str, Any]) -> None:
+    zoned = spec["components"]["schemas"]["ZonedDateTime"]
+    pattern = re.compile(zoned["pattern"])
+    good = [
+        zoned["example"],
+        "2022-06-22T08:00+02:00[Europe/Berlin]",
+        "2022-06-22T08:00:00Z",
+        "2022-06-22T08:00:00.123456789+05:30[Asia/Kolkata]",
+        "2022-06-22T08:00:00-04:00",
+    ]
+    bad = ["2022-06-22 08:00:00", "2022-06-22T08:00:00", "22-06-22T08:00Z", "2022-06-22T08:00:00+0200"]
+    assert all(pattern.match(text) for text in good)
+    assert not any(pattern.match(text) for text in bad)
+
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key.endswith("DateTime") and isinstance(value, str):
+                    found.append(value)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(spec["paths"])
+    assert found, "the operations' examples show date-times"
+    assert all(pattern.match(text) for text in found)
+
+
+def test_enums_as_documented(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    assert schemas["ValidationStatus"]["enum"] == [
+        "AVAILABLE",
+        "NO_CONTINGENT",
+        "CUSTOMER_IDLE",
+        "BOOKABLE_APPOINTMENT_RESTRICTIONS_NOT_FULFILLED",
+        "STUDIO_CLOSED",
+        "PAST_START_DATE_TIME",
+        "BOOKING_LIMIT_REACHED",
+        "CUSTOMER_IN_OTHER_BOOKING",
+        "DATE_TIME_BEFORE_EARLIEST_BOOKING_DATE_TIME",
+        "PERIOD_DOES_NOT_MATCH",
+        "RESOURCE_NOT_AVAILABLE",
+    ]
+    assert schemas["BookingStatus"]["enum"] == ["BOOKED", "CANCELED", "BOOKED_WITH_CONFIRMATION_REQUIRED"]
+    assert schemas["AppointmentStatus"]["enum"] == ["COMPLETED", "CANCELED", "PLANNED"]
+    assert schemas["ParticipantStatus"]["enum"] == ["PARTICIPATING", "UNSET", "NOT_PARTICIPATING"]
+    for name in ("ValidationStatus", "BookingStatus", "AppointmentStatus", "ParticipantStatus"):
+        description = schemas[name]["description"]
+        for value in schemas[name]["enum"]:
+            assert f"`{value}`" in description, (name, value)
+
+
+def test_required_fields(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    assert schemas["BookableAppointmentSlice"]["required"] == ["result", "hasNext", "offset"]
+    assert schemas["BookableAppointmentSlice"]["properties"]["offset"]["type"] == "string"
+    assert schemas["BookableAppointment"]["required"] == ["id"]
+    assert schemas["Instructor"]["required"] == ["id", "firstName", "lastName"]
+    assert schemas["AppointmentBookingRequest"]["required"] == [
+        "customerId",
+        "bookableAppointmentId",
+        "startDateTime",
+        "endDateTime",
+    ]
+    assert set(schemas["AppointmentBooking"]["required"]) == {
+        "bookingId",
+        "bookingStatus",
+        "startDateTime",
+        "endDateTime",
+        "appointmentStatus",
+        "participantStatus",
+    }
+    customer = schemas["CustomerAppointmentBooking"]["allOf"]
+    assert customer[0] == {"$ref": "#/components/schemas/AppointmentBooking"}
+    assert customer[1]["required"] == ["customerId"]
