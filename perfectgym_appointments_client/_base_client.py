@@ -1,0 +1,264 @@
+"""The request path under every facade method: build -> send (with retries) -> map errors -> parse.
+
+Requests are built and answers parsed by the generated endpoint modules (``_get_kwargs`` and
+``_parse_response``); this module owns what the generated layer does not: the API key, the
+User-Agent, timeouts, retries, typed errors and logging.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Generator, Mapping
+from types import ModuleType
+from typing import Any, TypeVar
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    RateLimitError,
+    ResponseValidationError,
+    ServiceUnavailableError,
+    status_error_class,
+)
+from ._generated.client import Client as GeneratedClient
+from ._generated.models import ErrorResponse
+from ._generated.types import Unset
+from ._retry import RetryPolicy, is_connect_failure, parse_retry_after
+from ._version import API_VERSION, __version__
+
+__all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "BaseClient", "logger"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("perfectgym_appointments_client")
+logger.addHandler(logging.NullHandler())
+
+USER_AGENT = f"perfectgym-appointments-client/{__version__} (PerfectGym Next API {API_VERSION}; httpx/{httpx.__version__})"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_FIELD_IN_MESSAGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): ")
+
+
+class _APIKeyAuth(httpx.Auth):
+    """Adds X-API-KEY per request, so the key lives in no client-wide header dict or repr."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["X-API-KEY"] = self._key
+        yield request
+
+    def __repr__(self) -> str:
+        return "_APIKeyAuth(key=***)"
+
+
+def operation_id(endpoint: ModuleType) -> str:
+    """``...api.appointments.get_bookable_appointment_slots`` -> ``getBookableAppointmentSlots``."""
+    head, *rest = endpoint.__name__.rsplit(".", 1)[-1].split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class BaseClient:
+    """Sends requests built by the generated layer; used only through :class:`AppointmentsClient`."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout: httpx.Timeout | None,
+        retry_policy: RetryPolicy,
+        http_client: httpx.AsyncClient | None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retry_policy = retry_policy
+        self._auth = _APIKeyAuth(api_key)
+        self._owns_http = http_client is None
+        # A user's client keeps its own settings; we only add our timeout if one was asked for.
+        self._timeout = timeout if timeout is not None or http_client is not None else DEFAULT_TIMEOUT
+        self.http = http_client or httpx.AsyncClient(timeout=self._timeout)
+        # _parse_response only reads raise_on_unexpected_status from it; it never sends.
+        self.generated = GeneratedClient(base_url=self.base_url, raise_on_unexpected_status=False)
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self.http.aclose()
+
+    # -- the call path ------------------------------------------------------------------------
+    async def call(self, endpoint: ModuleType, *args: Any, retry: bool, **kwargs: Any) -> Any:
+        """Build with the generated ``_get_kwargs``, send, parse with ``_parse_response``."""
+        operation = operation_id(endpoint)
+        request_kwargs = endpoint._get_kwargs(*args, **kwargs)
+        response = await self.send(operation, request_kwargs, retry=retry)
+        return self.parse(operation, endpoint, response)
+
+    async def send(self, operation: str, request_kwargs: Mapping[str, Any], *, retry: bool) -> httpx.Response:
+        """One request; with ``retry`` (safe-to-repeat calls only) retried per the policy."""
+        policy = self.retry_policy
+        if not retry or policy.max_retries == 0:
+            return await self._send_once(operation, request_kwargs, attempt=1)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.max_retries + 1),
+            wait=policy.tenacity_wait,
+            retry=retry_if_exception(policy.is_retryable),
+            sleep=policy.sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(
+                    operation, request_kwargs, attempt=attempt.retry_state.attempt_number
+                )
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _send_once(
+        self, operation: str, request_kwargs: Mapping[str, Any], *, attempt: int
+    ) -> httpx.Response:
+        method = str(request_kwargs["method"]).upper()
+        path = str(request_kwargs["url"])
+        headers = {"User-Agent": USER_AGENT, **request_kwargs.get("headers", {})}
+        request = self.http.build_request(
+            method,
+            self.base_url + path,
+            params=request_kwargs.get("params"),
+            json=request_kwargs.get("json"),
+            headers=headers,
+            timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
+        started = time.perf_counter()
+        try:
+            response = await self.http.send(request, auth=self._auth)
+        except httpx.TimeoutException as exc:
+            raise self._connection_error(APITimeoutError, operation, method, path, exc) from exc
+        except httpx.TransportError as exc:
+            raise self._connection_error(APIConnectionError, operation, method, path, exc) from exc
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s %s -> %s in %.1f ms (attempt %d)",
+                operation, method, path, response.status_code, (time.perf_counter() - started) * 1000, attempt,
+            )  # fmt: skip
+        if response.status_code >= 300:
+            raise self._status_error(operation, method, path, response)
+        return response
+
+    def parse(self, operation: str, endpoint: ModuleType, response: httpx.Response) -> Any:
+        """The generated parser, with anything it trips over turned into ResponseValidationError."""
+        method, path = response.request.method, response.request.url.path
+        try:
+            parsed = endpoint._parse_response(client=self.generated, response=response)
+        except json.JSONDecodeError as exc:
+            raise self._invalid(operation, method, path, response, "<body>", f"not JSON ({exc.msg})") from exc
+        except UnicodeDecodeError as exc:
+            raise self._invalid(operation, method, path, response, "<body>", "not UTF-8 text") from exc
+        except KeyError as exc:
+            raise self._invalid(
+                operation, method, path, response, str(exc.args[0]), "required field missing"
+            ) from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            message = str(exc)
+            match = _FIELD_IN_MESSAGE.match(message)
+            field = match.group(1) if match else "<body>"
+            raise self._invalid(operation, method, path, response, field, message) from exc
+        if parsed is None or isinstance(parsed, ErrorResponse):
+            raise self._invalid(operation, method, path, response, "<status>", "unexpected status")
+        return parsed
+
+    @staticmethod
+    def expect(value: Any, kind: type[T], operation: str, response_field: str = "<body>") -> T:
+        """Narrow a parsed answer to the type the spec promises (the generated parser may pass through
+        unexpected shapes unchanged)."""
+        if not isinstance(value, kind):
+            raise ResponseValidationError(
+                operation=operation,
+                method="",
+                path="",
+                field=response_field,
+                detail=f"expected {kind.__name__}, got {type(value).__name__}",
+                status_code=200,
+            )
+        return value
+
+    # -- errors ---------------------------------------------------------------------------------
+    @staticmethod
+    def _connection_error(
+        cls: type[APIConnectionError], operation: str, method: str, path: str, exc: httpx.TransportError
+    ) -> APIConnectionError:
+        what = "timed out" if cls is APITimeoutError else "failed"
+        error = cls(
+            f"{operation} ({method} {path}) {what}: {type(exc).__name__}: {exc}".rstrip(": "),
+            operation=operation,
+            method=method,
+            path=path,
+        )
+        error.may_have_reached_server = not is_connect_failure(exc)
+        return error
+
+    @staticmethod
+    def _status_error(operation: str, method: str, path: str, response: httpx.Response) -> APIStatusError:
+        status = response.status_code
+        body: ErrorResponse | None = None
+        try:
+            data = response.json()
+            if isinstance(data, dict) and isinstance(data.get("errorMessage"), str):
+                body = ErrorResponse.from_dict(data)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            body = None  # an HTML page from a proxy, a truncated body...: the status still decides
+        if body is not None:
+            fields: dict[str, Any] = {
+                "error_message": body.error_message,
+                "error_code": _text_or_none(body.error_code),
+                "trace_id": _text_or_none(body.trace_id),
+                "reference": _text_or_none(body.reference),
+                "args": [str(a) for a in body.args] if isinstance(body.args, list) else None,
+            }
+        else:
+            snippet = " ".join(re.sub(r"<[^>]+>", " ", response.text[:500]).split())[:200]
+            fields = {"error_message": snippet or response.reason_phrase or f"HTTP {status}"}
+        cls = status_error_class(status)
+        extra: dict[str, Any] = {}
+        if cls in (RateLimitError, ServiceUnavailableError):
+            extra["retry_after"] = parse_retry_after(response.headers.get("Retry-After"))
+        error = cls(
+            status_code=status,
+            operation=operation,
+            method=method,
+            path=path,
+            response=response,
+            **fields,
+            **extra,
+        )
+        logger.info("%s (%s %s) -> HTTP %s %s", operation, method, path, status, error.error_code or "")
+        return error
+
+    @staticmethod
+    def _invalid(
+        operation: str, method: str, path: str, response: httpx.Response, field: str, detail: str
+    ) -> ResponseValidationError:
+        return ResponseValidationError(
+            operation=operation,
+            method=method,
+            path=path,
+            field=field,
+            detail=detail,
+            status_code=response.status_code,
+        )
+
+    @staticmethod
+    def _log_retry(state: Any) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        logger.warning(
+            "retrying after %s (attempt %d failed; waiting %.2f s)",
+            exc, state.attempt_number, state.upcoming_sleep,
+        )  # fmt: skip
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None or isinstance(value, Unset) else str(value)

@@ -1,0 +1,273 @@
+"""One exception hierarchy for everything the client raises.
+
+    PerfectGymError
+    ├── APIError                      something went wrong talking to the API
+    │   ├── APIStatusError            the API answered 4xx/5xx (status_code, error_code, trace_id, ...)
+    │   │   ├── BadRequestError            400
+    │   │   ├── AuthenticationError        401
+    │   │   ├── PermissionDeniedError      403
+    │   │   ├── NotFoundError              404
+    │   │   ├── ConflictError              409
+    │   │   ├── RateLimitError             429 (retry_after)
+    │   │   └── InternalServerError        5xx
+    │   │       └── ServiceUnavailableError    503 (retry_after)
+    │   ├── APIConnectionError        no answer: connect error, reset, broken protocol
+    │   │   └── APITimeoutError       no answer in time
+    │   ├── ResponseValidationError   an answer that does not match the spec (names operation and field)
+    │   └── PaginationError           the server's cursor went wrong (e.g. repeated an offset)
+    ├── ConfigurationError            missing or unusable settings (also a ValueError)
+    └── BookingError                  a booking flow could not do what was asked
+        ├── SlotNotBookableError      validation said no (carries the ValidationStatus)
+        ├── NoSlotAvailableError      book_first_available found nothing bookable
+        ├── BookingOutcomeUnknownError  an ambiguous failure we could not resolve: check before retrying
+        └── RescheduleError           the new booking was made but the old one could not be canceled
+
+No exception carries or shows the API key: requests are described by method and path only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from ._generated.models import ValidationStatus
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BookingError",
+    "BookingOutcomeUnknownError",
+    "ConfigurationError",
+    "ConflictError",
+    "InternalServerError",
+    "NoSlotAvailableError",
+    "NotFoundError",
+    "PaginationError",
+    "PerfectGymError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RescheduleError",
+    "ResponseValidationError",
+    "ServiceUnavailableError",
+    "SlotNotBookableError",
+]
+
+
+class PerfectGymError(Exception):
+    """Base of every exception this package raises on purpose."""
+
+
+class APIError(PerfectGymError):
+    """A call to the API failed. ``operation`` is the spec's operationId."""
+
+    def __init__(self, message: str, *, operation: str, method: str, path: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.operation = operation
+        self.method = method
+        self.path = path
+
+
+class APIStatusError(APIError):
+    """The API answered with an error status; the fields come from its ErrorResponse body.
+
+    When the body is not the API's JSON (an HTML page from a proxy), ``error_code`` and
+    ``trace_id`` are None and ``error_message`` holds the start of the body.
+    """
+
+    status_code: int
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        operation: str,
+        method: str,
+        path: str,
+        error_message: str,
+        error_code: str | None = None,
+        trace_id: str | None = None,
+        reference: str | None = None,
+        args: list[str] | None = None,
+        response: httpx.Response | None = None,
+    ) -> None:
+        detail = f"{operation} ({method} {path}) failed: HTTP {status_code}"
+        if error_code:
+            detail += f" {error_code}"
+        detail += f": {error_message}"
+        if reference:
+            detail += f" [reference: {reference}]"
+        if trace_id:
+            detail += f" [trace id: {trace_id}]"
+        super().__init__(detail, operation=operation, method=method, path=path)
+        self.status_code = status_code
+        self.error_message = error_message
+        self.error_code = error_code
+        self.trace_id = trace_id
+        self.reference = reference
+        self.error_args = args or []
+        self.response = response
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code}, error_code={self.error_code!r}, "
+            f"operation={self.operation!r}, trace_id={self.trace_id!r})"
+        )
+
+
+class BadRequestError(APIStatusError):
+    status_code = 400
+
+
+class AuthenticationError(APIStatusError):
+    status_code = 401
+
+
+class PermissionDeniedError(APIStatusError):
+    status_code = 403
+
+
+class NotFoundError(APIStatusError):
+    status_code = 404
+
+
+class ConflictError(APIStatusError):
+    status_code = 409
+
+
+class _RetryAfterMixin:
+    retry_after: float | None
+    """Seconds the server asked us to wait (from ``Retry-After``), if it said."""
+
+
+class RateLimitError(APIStatusError, _RetryAfterMixin):
+    status_code = 429
+
+    def __init__(self, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.retry_after = retry_after
+
+
+class InternalServerError(APIStatusError):
+    """Any 5xx."""
+
+
+class ServiceUnavailableError(InternalServerError, _RetryAfterMixin):
+    status_code = 503
+
+    def __init__(self, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.retry_after = retry_after
+
+
+STATUS_ERRORS: Mapping[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    if status_code in STATUS_ERRORS:
+        return STATUS_ERRORS[status_code]
+    return InternalServerError if status_code >= 500 else APIStatusError
+
+
+class APIConnectionError(APIError):
+    """No usable answer: the connection failed, was reset, or the protocol broke.
+
+    ``may_have_reached_server`` is False only when the request surely was not sent (connect
+    errors, no free connection): only then is repeating a non-idempotent call safe.
+    """
+
+    may_have_reached_server: bool = True
+
+
+class APITimeoutError(APIConnectionError):
+    """No answer within the timeout."""
+
+
+class ResponseValidationError(APIError):
+    """The API answered 2xx with a body that does not match the spec."""
+
+    def __init__(
+        self, *, operation: str, method: str, path: str, field: str, detail: str, status_code: int
+    ) -> None:
+        super().__init__(
+            f"{operation} ({method} {path}): malformed answer (HTTP {status_code}) at {field}: {detail}",
+            operation=operation,
+            method=method,
+            path=path,
+        )
+        self.field = field
+        self.detail = detail
+        self.status_code = status_code
+
+
+class PaginationError(APIError):
+    """The server's paging went wrong, e.g. it answered the same cursor twice."""
+
+
+class ConfigurationError(PerfectGymError, ValueError):
+    """The client cannot be set up as asked (e.g. no base URL or API key)."""
+
+
+class BookingError(PerfectGymError):
+    """A booking flow could not do what was asked."""
+
+
+class SlotNotBookableError(BookingError):
+    """``book(validate=True)``: the API's validation refused the slot; nothing was booked."""
+
+    def __init__(self, status: ValidationStatus, *, customer_id: int, bookable_appointment_id: int) -> None:
+        super().__init__(
+            f"slot not bookable for customer {customer_id} on bookable appointment "
+            f"{bookable_appointment_id}: {status}"
+        )
+        self.status = status
+        self.customer_id = customer_id
+        self.bookable_appointment_id = bookable_appointment_id
+
+
+class NoSlotAvailableError(BookingError):
+    """``book_first_available`` found no slot it could book; ``statuses`` counts why."""
+
+    def __init__(self, message: str, *, checked: int, statuses: Mapping[str, int]) -> None:
+        super().__init__(message)
+        self.checked = checked
+        self.statuses = dict(statuses)
+
+
+class BookingOutcomeUnknownError(BookingError):
+    """The book request failed ambiguously and we could not find out whether it was made.
+
+    Nothing was retried. List the customer's bookings before trying again.
+    """
+
+    def __init__(self, message: str, *, customer_id: int, cause: BaseException) -> None:
+        super().__init__(message)
+        self.customer_id = customer_id
+        self.cause = cause
+
+
+class RescheduleError(BookingError):
+    """The new slot was booked but the old booking could not be canceled: both exist now."""
+
+    def __init__(
+        self, message: str, *, old_booking_id: int, new_booking_id: int, cause: BaseException
+    ) -> None:
+        super().__init__(message)
+        self.old_booking_id = old_booking_id
+        self.new_booking_id = new_booking_id
+        self.cause = cause

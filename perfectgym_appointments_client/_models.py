@@ -1,0 +1,143 @@
+"""The models users see.
+
+Bookable appointments, slots, instructors and the enums are the generated attrs classes
+(re-exported as they are: no copying on the hot path of listing and slot search). A booking is
+wrapped in a frozen :class:`Booking` that merges the two generated booking shapes (with and
+without ``customerId``) and says plainly whether the studio still has to confirm it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+import attrs
+
+from ._generated.models import (
+    AppointmentBooking,
+    AppointmentStatus,
+    BookableAppointment,
+    BookingStatus,
+    CustomerAppointmentBooking,
+    Instructor,
+    ParticipantStatus,
+    Slot,
+    ValidationStatus,
+)
+from ._generated.types import Unset
+
+__all__ = [
+    "AppointmentStatus",
+    "BookableAppointment",
+    "Booking",
+    "BookingStatus",
+    "Instructor",
+    "Page",
+    "ParticipantStatus",
+    "Slot",
+    "SlotLike",
+    "ValidationStatus",
+]
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class SlotLike(Protocol):
+    """Anything with aware start and end date-times: a :class:`Slot`, a :class:`Booking`, ..."""
+
+    @property
+    def start_date_time(self) -> datetime: ...
+
+    @property
+    def end_date_time(self) -> datetime: ...
+
+
+def _opt(value: Any) -> Any:
+    return None if isinstance(value, Unset) else value
+
+
+@attrs.frozen(kw_only=True)
+class Booking:
+    """A customer's appointment booking.
+
+    ``customer_id`` is known when the booking came from :meth:`get_booking`, or from a call
+    that named the customer (:meth:`book`, :meth:`list_bookings`).
+    """
+
+    booking_id: int
+    booking_status: BookingStatus
+    start_date_time: datetime
+    end_date_time: datetime
+    appointment_status: AppointmentStatus
+    participant_status: ParticipantStatus
+    customer_id: int | None = None
+    title: str | None = None
+    duration: int | None = None
+    category: str | None = None
+    description: str | None = attrs.field(default=None, repr=False)
+    img_url: str | None = attrs.field(default=None, repr=False)
+    instructors: tuple[Instructor, ...] = ()
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """True for ``BOOKED_WITH_CONFIRMATION_REQUIRED``: the studio has not confirmed it yet."""
+        return self.booking_status is BookingStatus.BOOKED_WITH_CONFIRMATION_REQUIRED
+
+    @property
+    def is_confirmed(self) -> bool:
+        """True only for a plain ``BOOKED``."""
+        return self.booking_status is BookingStatus.BOOKED
+
+    @property
+    def is_canceled(self) -> bool:
+        return self.booking_status is BookingStatus.CANCELED
+
+    @classmethod
+    def from_api(
+        cls, raw: AppointmentBooking | CustomerAppointmentBooking, *, customer_id: int | None = None
+    ) -> Booking:
+        if isinstance(raw, CustomerAppointmentBooking):
+            customer_id = raw.customer_id
+        instructors = _opt(raw.instructors)
+        return cls(
+            booking_id=raw.booking_id,
+            booking_status=raw.booking_status,
+            start_date_time=raw.start_date_time,
+            end_date_time=raw.end_date_time,
+            appointment_status=raw.appointment_status,
+            participant_status=raw.participant_status,
+            customer_id=customer_id,
+            title=_opt(raw.title),
+            duration=_opt(raw.duration),
+            category=_opt(raw.category),
+            description=_opt(raw.description),
+            img_url=_opt(raw.img_url),
+            instructors=tuple(instructors or ()),
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        """A flat dict (a table row: ``pandas.DataFrame([b.to_row() for b in bookings])``)."""
+        return {
+            "booking_id": self.booking_id,
+            "customer_id": self.customer_id,
+            "title": self.title,
+            "start": self.start_date_time,
+            "end": self.end_date_time,
+            "booking_status": str(self.booking_status),
+            "appointment_status": str(self.appointment_status),
+            "participant_status": str(self.participant_status),
+            "instructors": ", ".join(f"{i.first_name} {i.last_name}" for i in self.instructors),
+        }
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    """One page of a cursor-paginated listing."""
+
+    items: list[T]
+    has_next: bool
+    offset: str
+    """The cursor the server gave for the next page."""
+    number: int
+    """1 for the first page."""

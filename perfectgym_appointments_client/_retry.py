@@ -1,0 +1,106 @@
+"""When to retry, and how long to wait: exponential backoff with full jitter, honouring Retry-After.
+
+The loop itself is tenacity's; this module decides which failures are worth another attempt.
+Only calls that are safe to repeat get here with ``retry=True``: reads and validate. Booking has
+its own flow (``_client.AppointmentsClient.book``) because a blind retry can double-book.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+
+import anyio
+import attrs
+import httpx
+from tenacity import RetryCallState
+
+from ._exceptions import APIConnectionError, APIStatusError, RateLimitError, ServiceUnavailableError
+
+__all__ = ["RETRY_STATUSES", "RetryPolicy", "parse_retry_after"]
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date; None if absent/garbled."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - now()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How :class:`AppointmentsClient` retries calls that are safe to repeat.
+
+    ``max_retries`` extra attempts after the first; the n-th wait (n = 0, 1, ...) is a random
+    duration in ``[0, min(backoff_cap, backoff_base * 2**n)]`` ("full jitter"), unless the server
+    sent ``Retry-After``: then exactly that, if it is at most ``max_retry_after`` seconds (a longer
+    wait is the caller's decision: the error is raised, with its ``retry_after``).
+    ``sleep`` and ``random`` exist so tests can use a fake clock.
+    """
+
+    max_retries: int = 2
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+    max_retry_after: float = 60.0
+    sleep: Callable[[float], Awaitable[None]] = attrs.field(default=anyio.sleep, repr=False)
+    random: Callable[[], float] = attrs.field(default=random.random, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if (
+            isinstance(self.max_retries, bool)
+            or not isinstance(self.max_retries, int)
+            or self.max_retries < 0
+        ):
+            raise ValueError(f"max_retries must be a whole number >= 0, got {self.max_retries!r}")
+        if self.backoff_base < 0 or self.backoff_cap < 0 or self.max_retry_after < 0:
+            raise ValueError("backoff_base, backoff_cap and max_retry_after must be >= 0")
+
+    def backoff(self, retry_number: int) -> float:
+        """Full-jitter wait before retry ``retry_number`` (0 for the first retry)."""
+        ceiling = min(self.backoff_cap, self.backoff_base * (2.0**retry_number))
+        return self.random() * ceiling
+
+    def delay(self, exc: BaseException, retry_number: int) -> float:
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(exc, (RateLimitError, ServiceUnavailableError)) and retry_after is not None:
+            return float(retry_after)
+        return self.backoff(retry_number)
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """For calls that are safe to repeat: 429/502/503/504 and failures to get an answer."""
+        if isinstance(exc, APIStatusError):
+            if exc.status_code not in RETRY_STATUSES:
+                return False
+            retry_after = getattr(exc, "retry_after", None)
+            return retry_after is None or retry_after <= self.max_retry_after
+        return isinstance(exc, APIConnectionError)
+
+    # tenacity hooks ---------------------------------------------------------------------
+    def tenacity_wait(self, state: RetryCallState) -> float:
+        assert state.outcome is not None
+        exc = state.outcome.exception()
+        assert exc is not None
+        return self.delay(exc, state.attempt_number - 1)
+
+
+def is_connect_failure(exc: BaseException) -> bool:
+    """True when the request cannot have reached the server (so repeating it is always safe)."""
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
