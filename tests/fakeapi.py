@@ -1,0 +1,181 @@
+"""A small stateful fake of the appointments API for facade tests, served via httpx.MockTransport.
+
+It is deliberately simple (the real-socket sandbox is a separate piece); scripted faults let tests
+produce the shapes a real server makes only by accident: a booking committed and then the
+connection dropped, 503s, repeated cursors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import httpx
+
+KEY = "fake-key-7d1e"
+BERLIN_DAY = "2022-06-22"
+
+
+def slot_json(hour: int, instructors: list[int] | None = None) -> dict[str, Any]:
+    return {
+        "startDateTime": f"{BERLIN_DAY}T{hour:02d}:00:00.000+02:00[Europe/Berlin]",
+        "endDateTime": f"{BERLIN_DAY}T{hour + 1:02d}:00+02:00[Europe/Berlin]",
+        "instructors": [{"id": i, "firstName": f"I{i}", "lastName": "X"} for i in (instructors or [])],
+    }
+
+
+class FakeAPI:
+    def __init__(self, appointments: int = 7) -> None:
+        self.appointments = [
+            {"id": i, "title": f"Appointment {i}", "duration": 60} for i in range(1, appointments + 1)
+        ]
+        self.slots: dict[int, list[dict[str, Any]]] = {1: [slot_json(h, [7]) for h in (8, 9, 10, 11)]}
+        self.validation: dict[str, str] = {}  # startDateTime -> status (default AVAILABLE)
+        self.booking_status = "BOOKED"
+        self.bookings: dict[int, dict[str, Any]] = {}
+        self.next_booking_id = 100
+        self.requests: list[httpx.Request] = []
+        self.faults: list[Callable[[httpx.Request], httpx.Response | None]] = []
+        self.drop_after_commit = 0  # book requests to commit and then fail with a reset
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.page_requested: dict[str, anyio.Event] = {}
+        self.repeat_cursor = False
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "api_key": KEY,
+            "base_url": "https://tenant.example",
+            "http_client": httpx.AsyncClient(transport=self.transport()),
+        }
+
+    def count(self, method: str, path: str) -> int:
+        return sum(1 for r in self.requests if r.method == method and r.url.path == path)
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.headers.get("X-API-KEY") != KEY:
+            return httpx.Response(401, json={"errorMessage": "Unauthorized", "errorCode": "UNAUTHORIZED"})
+        for fault in list(self.faults):
+            try:
+                response = fault(request)
+            except Exception:
+                self.faults.remove(fault)
+                raise
+            if response is not None:
+                self.faults.remove(fault)
+                return response
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            for _ in range(3):  # let concurrent requests overlap
+                await anyio.lowlevel.checkpoint()
+            return self.route(request)
+        finally:
+            self.in_flight -= 1
+
+    def route(self, request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        parts = path.strip("/").split("/")
+        if path == "/v1/appointments/bookable" and method == "GET":
+            return self.page(request)
+        if path == "/v1/appointments/bookable/validate":
+            body = json.loads(request.content)
+            return httpx.Response(
+                200, json={"validationStatus": self.validation.get(body["startDateTime"], "AVAILABLE")}
+            )
+        if path == "/v1/appointments/booking/book":
+            return self.book(json.loads(request.content))
+        if path == "/v1/appointments/booking" and method == "GET":
+            customer = int(request.url.params["customerId"])
+            return httpx.Response(
+                200, json=[self.public(b) for b in self.bookings.values() if b["customerId"] == customer]
+            )
+        if parts[:3] == ["v1", "appointments", "bookable"] and len(parts) == 4:
+            found = [a for a in self.appointments if a["id"] == int(parts[3])]
+            return httpx.Response(200, json=found[0]) if found else self.not_found()
+        if parts[:3] == ["v1", "appointments", "bookable"] and parts[-1] == "slots":
+            return httpx.Response(200, json=self.slots.get(int(parts[3]), []))
+        if parts[:3] == ["v1", "appointments", "booking"] and len(parts) == 4:
+            booking = self.bookings.get(int(parts[3]))
+            if booking is None:
+                return self.not_found()
+            if method == "DELETE":
+                booking["bookingStatus"] = "CANCELED"
+                return httpx.Response(200, json={"success": f"Booking {parts[3]} was canceled."})
+            return httpx.Response(200, json=booking)
+        return self.not_found()
+
+    def page(self, request: httpx.Request) -> httpx.Response:
+        offset = request.url.params.get("offset", "0")
+        size = int(request.url.params.get("sliceSize", "50"))
+        self.page_requested.setdefault(offset, anyio.Event()).set()
+        rest = [a for a in self.appointments if a["id"] > int(offset)]
+        chunk = rest[:size]
+        has_next = len(rest) > size
+        cursor = offset if self.repeat_cursor else str(chunk[-1]["id"] if chunk else offset)
+        return httpx.Response(200, json={"result": chunk, "hasNext": has_next, "offset": cursor})
+
+    def book(self, body: dict[str, Any]) -> httpx.Response:
+        booking_id = self.next_booking_id
+        self.next_booking_id += 1
+        self.bookings[booking_id] = {
+            "bookingId": booking_id,
+            "customerId": body["customerId"],
+            "bookingStatus": self.booking_status,
+            "startDateTime": body["startDateTime"],
+            "endDateTime": body["endDateTime"],
+            "title": f"Appointment {body['bookableAppointmentId']}",
+            "appointmentStatus": "PLANNED",
+            "participantStatus": "UNSET",
+            "instructors": [],
+        }
+        if self.drop_after_commit:
+            self.drop_after_commit -= 1
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return httpx.Response(200, json=self.public(self.bookings[booking_id]))
+
+    def live_bookings(self, customer_id: int) -> list[dict[str, Any]]:
+        return [
+            b
+            for b in self.bookings.values()
+            if b["customerId"] == customer_id and b["bookingStatus"] != "CANCELED"
+        ]
+
+    @staticmethod
+    def public(booking: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in booking.items() if k != "customerId"}
+
+    @staticmethod
+    def not_found() -> httpx.Response:
+        return httpx.Response(
+            404, json={"errorMessage": "not found", "errorCode": "NOT_FOUND", "traceId": "t-404"}
+        )
+
+
+def status_once(
+    status: int, method: str, path: str, headers: dict[str, str] | None = None
+) -> Callable[[httpx.Request], httpx.Response | None]:
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        if request.method == method and request.url.path == path:
+            return httpx.Response(
+                status, json={"errorMessage": f"fault {status}", "errorCode": "FAULT"}, headers=headers
+            )
+        return None
+
+    return fault
+
+
+def raise_once(exc: Exception, method: str, path: str) -> Callable[[httpx.Request], httpx.Response | None]:
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        if request.method == method and request.url.path == path:
+            raise exc
+        return None
+
+    return fault
