@@ -43,6 +43,16 @@ logger.addHandler(logging.NullHandler())
 USER_AGENT = f"perfectgym-appointments-client/{__version__} (PerfectGym Next API {API_VERSION}; httpx/{httpx.__version__})"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _FIELD_IN_MESSAGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): ")
+_OPERATION_ROUTES = {
+    "getBookableAppointments": ("GET", "/v1/appointments/bookable"),
+    "getBookableAppointment": ("GET", "/v1/appointments/bookable/{bookableAppointmentId}"),
+    "getBookableAppointmentSlots": ("GET", "/v1/appointments/bookable/{bookableAppointmentId}/slots"),
+    "validateBookableAppointment": ("POST", "/v1/appointments/bookable/validate"),
+    "bookAppointment": ("POST", "/v1/appointments/booking/book"),
+    "getAppointmentBooking": ("GET", "/v1/appointments/booking/{bookingId}"),
+    "cancelAppointmentBooking": ("DELETE", "/v1/appointments/booking/{bookingId}"),
+    "getAppointmentBookings": ("GET", "/v1/appointments/booking"),
+}
 
 
 class _APIKeyAuth(httpx.Auth):
@@ -140,6 +150,11 @@ class BaseClient:
             raise self._connection_error(APITimeoutError, operation, method, path, exc) from exc
         except httpx.TransportError as exc:
             raise self._connection_error(APIConnectionError, operation, method, path, exc) from exc
+        finally:
+            # Errors keep the request (exc.response.request, exc.__cause__.request); once sent,
+            # its copy of the key is only a way to leak it.
+            if "X-API-KEY" in request.headers:
+                request.headers["X-API-KEY"] = "***"
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s %s -> %s in %.1f ms (attempt %d)",
@@ -176,10 +191,11 @@ class BaseClient:
         """Narrow a parsed answer to the type the spec promises (the generated parser may pass through
         unexpected shapes unchanged)."""
         if not isinstance(value, kind):
+            method, path = _OPERATION_ROUTES.get(operation, ("", ""))
             raise ResponseValidationError(
                 operation=operation,
-                method="",
-                path="",
+                method=method,
+                path=path,
                 field=response_field,
                 detail=f"expected {kind.__name__}, got {type(value).__name__}",
                 status_code=200,

@@ -139,7 +139,10 @@ class AppointmentsClient:
         try:
             if task_group is not None:
                 task_group.cancel_scope.cancel()  # abandon page prefetches nobody will read
-                await task_group.__aexit__(exc_type, exc, tb)
+                # The body's own exception is not handed to the task group: it would come back
+                # wrapped in an ExceptionGroup and `except NotFoundError` would stop matching.
+                # Python re-raises it as is once we return.
+                await task_group.__aexit__(None, None, None)
         finally:
             await self._api.aclose()
 
