@@ -425,11 +425,6 @@ async def test_malformed_answer_names_operation_and_field(
     assert len(fake.requests) == 1  # a malformed answer is not retried
 
 
-@pytest.mark.xfail(
-    reason="BUG: BookableAppointment.from_dict does dict(body) and never checks types, so a list of "
-    "objects becomes BookableAppointment(id='title') and a string id passes through",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "body", [[{"id": 1, "title": "Yoga"}], {"id": "not-a-number"}], ids=["list-of-objects", "string-id"]
 )

@@ -299,3 +299,39 @@ def test_authenticated_client_repr_hides_the_key() -> None:
     client.get_async_httpx_client()  # copies the key into the headers it keeps
     assert KEY not in repr(client)
     assert KEY not in str(client)
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "message"),
+    [
+        (
+            BookableAppointment,
+            [{"id": 1, "title": "Yoga"}],
+            "expected a JSON object for BookableAppointment, got list",
+        ),
+        (BookableAppointment, {"id": "12"}, "id: expected int, got str"),
+        (BookableAppointment, {"id": True}, "id: expected int, got bool"),
+        (
+            BookableAppointmentSlice,
+            {"result": [], "hasNext": "no", "offset": "0"},
+            "hasNext: expected bool, got str",
+        ),
+        (
+            BookableAppointmentSlice,
+            {"result": [], "hasNext": False, "offset": 5},
+            "offset: expected str, got int",
+        ),
+        (AppointmentBooking, {**BOOKING, "bookingId": None}, "bookingId: expected int, got NoneType"),
+        (Slot, "2022-06-22T08:00Z", "expected a JSON object for Slot, got str"),
+    ],
+)
+def test_generated_models_refuse_wrong_types_naming_the_field(model: Any, data: Any, message: str) -> None:
+    with pytest.raises(TypeError) as info:
+        model.from_dict(data)
+    assert str(info.value) == message
+
+
+def test_optional_fields_stay_tolerant() -> None:
+    # Optional fields are passed through as sent (the API's nullable extras); only required ones are checked.
+    appointment = BookableAppointment.from_dict({"id": 1, "duration": "60", "title": None})
+    assert (appointment.duration, appointment.title) == ("60", None)

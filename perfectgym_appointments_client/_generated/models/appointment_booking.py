@@ -160,8 +160,14 @@ class AppointmentBooking:
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.instructor import Instructor
 
+        if not isinstance(src_dict, Mapping):
+            raise TypeError(
+                f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+            )
         d = dict(src_dict)
         booking_id = d.pop("bookingId")
+        if not isinstance(booking_id, int) or isinstance(booking_id, bool):
+            raise TypeError(f"bookingId: expected int, got {type(booking_id).__name__}")
 
         booking_status = BookingStatus(d.pop("bookingStatus"))
 

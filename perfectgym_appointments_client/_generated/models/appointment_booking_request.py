@@ -72,10 +72,24 @@ class AppointmentBookingRequest:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        if not isinstance(src_dict, Mapping):
+            raise TypeError(
+                f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+            )
         d = dict(src_dict)
         customer_id = d.pop("customerId")
+        if not isinstance(customer_id, int) or isinstance(customer_id, bool):
+            raise TypeError(
+                f"customerId: expected int, got {type(customer_id).__name__}"
+            )
 
         bookable_appointment_id = d.pop("bookableAppointmentId")
+        if not isinstance(bookable_appointment_id, int) or isinstance(
+            bookable_appointment_id, bool
+        ):
+            raise TypeError(
+                f"bookableAppointmentId: expected int, got {type(bookable_appointment_id).__name__}"
+            )
 
         start_date_time = parse_zoned_datetime(d.pop("startDateTime"), "startDateTime")
 

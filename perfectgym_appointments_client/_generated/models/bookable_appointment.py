@@ -86,8 +86,14 @@ class BookableAppointment:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        if not isinstance(src_dict, Mapping):
+            raise TypeError(
+                f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+            )
         d = dict(src_dict)
         id = d.pop("id")
+        if not isinstance(id, int) or isinstance(id, bool):
+            raise TypeError(f"id: expected int, got {type(id).__name__}")
 
         def _parse_title(data: object) -> None | str | Unset:
             if data is None:

@@ -52,6 +52,10 @@ class BookableAppointmentSlice:
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.bookable_appointment import BookableAppointment
 
+        if not isinstance(src_dict, Mapping):
+            raise TypeError(
+                f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+            )
         d = dict(src_dict)
         result = []
         _result = d.pop("result")
@@ -61,8 +65,12 @@ class BookableAppointmentSlice:
             result.append(result_item)
 
         has_next = d.pop("hasNext")
+        if not isinstance(has_next, bool):
+            raise TypeError(f"hasNext: expected bool, got {type(has_next).__name__}")
 
         offset = d.pop("offset")
+        if not isinstance(offset, str):
+            raise TypeError(f"offset: expected str, got {type(offset).__name__}")
 
         bookable_appointment_slice = cls(
             result=result,

@@ -32,8 +32,14 @@ class CancelResult:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        if not isinstance(src_dict, Mapping):
+            raise TypeError(
+                f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+            )
         d = dict(src_dict)
         success = d.pop("success")
+        if not isinstance(success, str):
+            raise TypeError(f"success: expected str, got {type(success).__name__}")
 
         cancel_result = cls(
             success=success,

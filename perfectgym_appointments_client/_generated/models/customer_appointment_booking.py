@@ -164,8 +164,14 @@ class CustomerAppointmentBooking:
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.instructor import Instructor
 
+        if not isinstance(src_dict, Mapping):
+            raise TypeError(
+                f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+            )
         d = dict(src_dict)
         booking_id = d.pop("bookingId")
+        if not isinstance(booking_id, int) or isinstance(booking_id, bool):
+            raise TypeError(f"bookingId: expected int, got {type(booking_id).__name__}")
 
         booking_status = BookingStatus(d.pop("bookingStatus"))
 
@@ -178,6 +184,10 @@ class CustomerAppointmentBooking:
         participant_status = ParticipantStatus(d.pop("participantStatus"))
 
         customer_id = d.pop("customerId")
+        if not isinstance(customer_id, int) or isinstance(customer_id, bool):
+            raise TypeError(
+                f"customerId: expected int, got {type(customer_id).__name__}"
+            )
 
         def _parse_title(data: object) -> None | str | Unset:
             if data is None:

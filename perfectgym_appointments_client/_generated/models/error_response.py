@@ -99,8 +99,16 @@ class ErrorResponse:
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.typed_arg import TypedArg
 
+        if not isinstance(src_dict, Mapping):
+            raise TypeError(
+                f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+            )
         d = dict(src_dict)
         error_message = d.pop("errorMessage")
+        if not isinstance(error_message, str):
+            raise TypeError(
+                f"errorMessage: expected str, got {type(error_message).__name__}"
+            )
 
         def _parse_error_code(data: object) -> None | str | Unset:
             if data is None:

@@ -53,12 +53,22 @@ class Instructor:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        if not isinstance(src_dict, Mapping):
+            raise TypeError(
+                f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+            )
         d = dict(src_dict)
         id = d.pop("id")
+        if not isinstance(id, int) or isinstance(id, bool):
+            raise TypeError(f"id: expected int, got {type(id).__name__}")
 
         first_name = d.pop("firstName")
+        if not isinstance(first_name, str):
+            raise TypeError(f"firstName: expected str, got {type(first_name).__name__}")
 
         last_name = d.pop("lastName")
+        if not isinstance(last_name, str):
+            raise TypeError(f"lastName: expected str, got {type(last_name).__name__}")
 
         def _parse_public_name(data: object) -> None | str | Unset:
             if data is None:

@@ -78,6 +78,10 @@ class Slot:
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.instructor import Instructor
 
+        if not isinstance(src_dict, Mapping):
+            raise TypeError(
+                f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+            )
         d = dict(src_dict)
         start_date_time = parse_zoned_datetime(d.pop("startDateTime"), "startDateTime")
 

@@ -48,6 +48,10 @@ class ValidationResult:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        if not isinstance(src_dict, Mapping):
+            raise TypeError(
+                f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+            )
         d = dict(src_dict)
         validation_status = ValidationStatus(d.pop("validationStatus"))
 
