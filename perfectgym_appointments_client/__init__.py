@@ -9,6 +9,7 @@ endpoint functions made by openapi-python-client from openapi.yaml) is ``_genera
 """
 
 from ._client import AppointmentsClient
+from ._display import Rows, slots_per_day_and_instructor, to_rows
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -80,6 +81,7 @@ __all__ = [
     "RescheduleError",
     "ResponseValidationError",
     "RetryPolicy",
+    "Rows",
     "ServiceUnavailableError",
     "Slot",
     "SlotLike",
@@ -89,4 +91,6 @@ __all__ = [
     "__version__",
     "format_zoned_datetime",
     "parse_zoned_datetime",
+    "slots_per_day_and_instructor",
+    "to_rows",
 ]

@@ -1,0 +1,143 @@
+"""Fault injection: the outermost ASGI layer, so faults hit before (or after) the API's own code.
+
+Off by default. ``Faults`` is a frozen value; ``FaultInjector.faults`` can be swapped while the
+server runs (``Sandbox.faults = Faults(...)``), and the next request sees the new setting.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections import Counter
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import attrs
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["FaultInjector", "Faults"]
+
+BOOK_PATH = "/v1/appointments/booking/book"
+
+
+def _rate(instance: Any, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name} must be between 0 and 1, got {value}")
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+@attrs.frozen
+class Faults:
+    """What goes wrong, per request. Rates are probabilities (0 to 1) drawn from ``seed``.
+
+    * ``latency`` (+ up to ``latency_jitter``) seconds before every answer;
+    * ``rate_429`` / ``rate_503``: answered 429 / 503 with ``Retry-After: retry_after``;
+    * ``rate_reset``: the connection is cut before the request is handled;
+    * ``rate_commit_then_drop``: a booking is made, then the connection is cut before the answer.
+    """
+
+    latency: float = attrs.field(default=0.0, validator=_non_negative)
+    latency_jitter: float = attrs.field(default=0.0, validator=_non_negative)
+    rate_429: float = attrs.field(default=0.0, validator=_rate)
+    rate_503: float = attrs.field(default=0.0, validator=_rate)
+    rate_reset: float = attrs.field(default=0.0, validator=_rate)
+    rate_commit_then_drop: float = attrs.field(default=0.0, validator=_rate)
+    retry_after: int = attrs.field(default=1, validator=_non_negative)
+    seed: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if self.rate_429 + self.rate_503 + self.rate_reset > 1.0:
+            raise ValueError("rate_429 + rate_503 + rate_reset must not exceed 1")
+
+    @property
+    def active(self) -> bool:
+        return any((self.latency, self.latency_jitter, self.rate_429, self.rate_503, self.rate_reset,
+                    self.rate_commit_then_drop))  # fmt: skip
+
+
+class FaultInjector:
+    """ASGI middleware applying :class:`Faults`; ``counts`` tells how many of each it injected."""
+
+    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+        self.app = app
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self.faults = faults
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        with self._lock:
+            self._faults = faults
+            self._random = random.Random(faults.seed)  # noqa: S311 - reproducible faults, not secrets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        faults = self._faults
+        if scope["type"] != "http" or not faults.active:
+            await self.app(scope, receive, send)
+            return
+        with self._lock:
+            roll, drop_roll, jitter = self._random.random(), self._random.random(), self._random.random()
+        delay = faults.latency + jitter * faults.latency_jitter
+        if delay:
+            await anyio.sleep(delay)
+        if roll < faults.rate_reset:
+            self.counts["reset"] += 1
+            await _cut(send)
+            return
+        roll -= faults.rate_reset
+        for status, rate, code in ((429, faults.rate_429, "TOO_MANY_REQUESTS"), (503, faults.rate_503, "SERVICE_UNAVAILABLE")):  # fmt: skip
+            if roll < rate:
+                self.counts[str(status)] += 1
+                await _answer(send, status, code, faults.retry_after)
+                return
+            roll -= rate
+        is_book = scope["method"] == "POST" and scope["path"] == BOOK_PATH
+        if is_book and drop_roll < faults.rate_commit_then_drop:
+            statuses: list[int] = []
+
+            async def swallow(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            await self.app(scope, receive, swallow)
+            self.counts["commit_then_drop" if statuses == [200] else "drop_after_refusal"] += 1
+            await _cut(send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _answer(send: Send, status: int, code: str, retry_after: int) -> None:
+    message = "Too many requests" if status == 429 else "Service temporarily unavailable"
+    body = json.dumps({"errorMessage": message, "errorCode": code, "traceId": "fault-injected"}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(retry_after).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _cut(send: Send) -> None:
+    """Reset the connection with no answer, the way a crashed proxy or a dropped link does."""
+    # uvicorn's ``send`` is a method of its request cycle, which holds the asyncio transport.
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:  # pragma: no cover - another server: fail loudly, not silently succeed
+        raise RuntimeError("the sandbox's fault injection needs uvicorn to cut connections")
+    transport.abort()
+    # Let uvicorn see the connection is gone, so it does not try to write a 500 into it.
+    for _ in range(5):
+        if getattr(cycle, "disconnected", True):
+            break
+        await anyio.lowlevel.checkpoint()

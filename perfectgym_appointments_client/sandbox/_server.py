@@ -1,0 +1,183 @@
+"""Running the sandbox: uvicorn on 127.0.0.1, in a background thread or in the foreground."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+import anyio.to_thread
+import uvicorn
+
+from ._app import create_app
+from ._faults import FaultInjector, Faults
+from ._store import Store
+
+__all__ = ["Sandbox", "serve"]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling a waiting thread once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+class Sandbox:
+    """A local, stateful stand-in for the API, served over real sockets.
+
+    ``async with Sandbox() as sb:`` (or ``with``) binds a free port on 127.0.0.1, serves from a
+    background thread (its own event loop, so the caller's loop stays free), and gives
+    ``sb.base_url`` and ``sb.api_key`` for a client. ``sb.store`` is the live state, ``sb.faults``
+    the fault injection (settable while running), ``sb.fault_counts`` what was injected.
+    """
+
+    def __init__(
+        self,
+        seed: int = 42,
+        *,
+        api_key: str = "sandbox-key",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | None = None,
+        appointments: int = 132,
+        customers: int = 60,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("the sandbox needs a non-empty api_key")
+        self.store = Store(seed, appointments=appointments, customers=customers, clock=clock)
+        self.api_key = api_key
+        self.host = host
+        self._port = port
+        self._injector = FaultInjector(create_app(self.store, api_key), faults or Faults())
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    def __repr__(self) -> str:
+        return f"Sandbox(base_url={self.base_url!r}, seed={self.store.seed}, api_key='***')"
+
+    @property
+    def port(self) -> int:
+        return self._socket.getsockname()[1] if self._socket is not None else self._port
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def faults(self) -> Faults:
+        return self._injector.faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        self._injector.faults = faults
+
+    @property
+    def fault_counts(self) -> Counter[str]:
+        return self._injector.counts
+
+    @property
+    def demo_customer_id(self) -> int:
+        """A customer who may book anything: plenty of credits, premium, never idle."""
+        return self.store.customer_with("demo").id
+
+    def _config(self, *, quiet: bool) -> uvicorn.Config:
+        return uvicorn.Config(
+            self._injector,
+            http="h11",  # fault injection cuts connections through h11's transport
+            lifespan="off",
+            proxy_headers=False,
+            server_header=False,
+            access_log=not quiet,
+            log_level="warning" if quiet else "info",
+            # Leave the host program's logging alone when embedded (tests, notebooks).
+            log_config=None if quiet else uvicorn.config.LOGGING_CONFIG,
+            timeout_graceful_shutdown=2,
+        )
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self._port))
+        except OSError:
+            sock.close()
+            raise
+        sock.set_inheritable(True)
+        return sock
+
+    # -- background thread -------------------------------------------------------------------
+    def start(self) -> Self:
+        """Serve from a background thread; returns once connections are accepted."""
+        if self._thread is not None:
+            raise RuntimeError("this sandbox is running already")
+        self._socket = self._bind()
+        self._server = server = _Server(self._config(quiet=True))
+        sock = self._socket
+        self._thread = threading.Thread(
+            target=lambda: server.run(sockets=[sock]), name=f"sandbox:{self.port}", daemon=True
+        )
+        self._thread.start()
+        while not server.ready.wait(0.05):
+            if not self._thread.is_alive():
+                self._thread = None
+                raise RuntimeError("the sandbox server failed to start (see the log above)")
+        return self
+
+    def stop(self) -> None:
+        server, thread, sock = self._server, self._thread, self._socket
+        self._server = self._thread = None
+        if server is not None:
+            server.should_exit = True
+        if thread is not None:
+            thread.join()
+        if sock is not None:
+            sock.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        # Binding and waiting for the thread block; keep them off the caller's event loop.
+        return await anyio.to_thread.run_sync(self.start)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await anyio.to_thread.run_sync(self.stop)
+
+    # -- foreground --------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        """Serve in this thread until Ctrl-C (the ``perfectgym-appointments sandbox`` command)."""
+        self._socket = self._bind()
+        try:
+            uvicorn.Server(self._config(quiet=False)).run(sockets=[self._socket])
+        finally:
+            self._socket.close()
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    seed: int = 42,
+    api_key: str = "sandbox-key",
+    faults: Faults | None = None,
+) -> None:
+    """Run a sandbox in the foreground until interrupted."""
+    Sandbox(seed, api_key=api_key, host=host, port=port, faults=faults).run_forever()
