@@ -67,8 +67,15 @@ def _parse_datetime(value: object, field: str) -> dt.datetime:
         parsed = dt.datetime.fromisoformat(local + ("+00:00" if offset == "Z" else offset))
         if match["zone"]:
             ZoneInfo(match["zone"])
-    except (ValueError, ZoneInfoNotFoundError):
+    # OSError: a key naming a folder of the zone database ("Europe") is not a zone either.
+    except (ValueError, ZoneInfoNotFoundError, OSError):
         raise _BadRequest(field, f"{field} is not a valid date-time or zone: {value!r}") from None
+    try:
+        # The rules compare instants in UTC and the studio's zone; 0001-01-01T00:00+14:00 or
+        # 9999-12-31T23:00-14:00 fall outside Python's years in one of them.
+        parsed.astimezone(dt.UTC).astimezone(ZONE)
+    except OverflowError:
+        raise _BadRequest(field, f"{field} is out of range: {value!r}") from None
     return parsed
 
 
@@ -143,6 +150,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
         body = json.loads(raw)
     except ValueError:
         raise _BadRequest("body", "The request body is not JSON") from None
+    except RecursionError:  # thousands of nested arrays or objects
+        raise _BadRequest("body", "The request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise _BadRequest("body", "The request body must be a JSON object")
     return body
@@ -191,7 +200,8 @@ def create_app(store: Store, api_key: str) -> Starlette:
         query = request.query_params
         size = _int_param(query.get("sliceSize"), "sliceSize", low=1, high=100, default=50)
         offset = query.get("offset", "0")
-        if not offset.isdigit() or len(offset) > 19:
+        # ASCII digits only: str.isdigit() also accepts "³", which int() then refuses.
+        if not (offset.isascii() and offset.isdigit()) or len(offset) > 19:
             raise _BadRequest("offset", "offset must be the id of the previous page's last item")
         items, has_next = store.appointment_page(int(offset), size)
         next_offset = str(items[-1].id) if items else offset
@@ -214,6 +224,8 @@ def create_app(store: Store, api_key: str) -> Starlette:
             raise _BadRequest(
                 "slotWindowStartDate", "slotWindowStartDate must be a date like 2022-06-22"
             ) from None
+        if (dt.date.max - first_day).days < days - 1:
+            raise _BadRequest("daysAhead", "The slot window must end by 9999-12-31")
         slots = store.slots(appointment_id, first_day, days, customer_id)
         return [
             {
