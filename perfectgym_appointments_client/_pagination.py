@@ -18,6 +18,7 @@ from ._models import Page
 __all__ = ["AsyncPaginator"]
 
 T = TypeVar("T")
+MAX_REMEMBERED_CURSORS = 1024
 FetchPage = Callable[[str, int], Awaitable[Page[T]]]
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
 
@@ -80,7 +81,12 @@ class AsyncPaginator(Generic[T]):
         return _PageIterator(self._fetch, self._operation, self._limit, self._spawn)
 
     async def to_list(self) -> list[T]:
-        return [item async for item in self]
+        """Every item (up to ``limit``) in one list."""
+        # Page by page: stepping an async generator once per item costs more than parsing it.
+        items: list[T] = []
+        async for page in self.pages():
+            items.extend(page.items)
+        return items if self._limit is None else items[: self._limit]
 
 
 class _PageIterator(AsyncIterator[Page[T]]):
@@ -92,7 +98,8 @@ class _PageIterator(AsyncIterator[Page[T]]):
         self._offset = "0"
         self._number = 0
         self._items_seen = 0
-        self._cursors_seen: set[str] = set()
+        # The latest cursors, to stop a server that loops; bounded so a long walk stays flat.
+        self._cursors_seen: dict[str, None] = {}
         self._pending: _Prefetch[T] | None = None
         self._finished = False
 
@@ -117,7 +124,9 @@ class _PageIterator(AsyncIterator[Page[T]]):
                 method="GET",
                 path="",
             )
-        self._cursors_seen.add(self._offset)
+        self._cursors_seen[self._offset] = None
+        if len(self._cursors_seen) > MAX_REMEMBERED_CURSORS:
+            del self._cursors_seen[next(iter(self._cursors_seen))]
         self._offset = page.offset
         if self._spawn is not None:
             self._pending = _Prefetch(self._fetch, self._offset, self._number + 1)

@@ -12,13 +12,16 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC
+from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 import httpx
-from tenacity import RetryCallState
 
 from ._exceptions import APIConnectionError, APIStatusError, RateLimitError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = ["RETRY_STATUSES", "RetryPolicy", "parse_retry_after"]
 
@@ -94,11 +97,12 @@ class RetryPolicy:
         return isinstance(exc, APIConnectionError)
 
     # tenacity hooks ---------------------------------------------------------------------
-    def tenacity_wait(self, state: RetryCallState) -> float:
+    def tenacity_wait(self, state: RetryCallState, *, already_made: int = 0) -> float:
+        """The wait after tenacity's attempt; ``already_made`` attempts ran before tenacity's first."""
         assert state.outcome is not None
         exc = state.outcome.exception()
         assert exc is not None
-        return self.delay(exc, state.attempt_number - 1)
+        return self.delay(exc, state.attempt_number - 1 + already_made)
 
 
 def is_connect_failure(exc: BaseException) -> bool:

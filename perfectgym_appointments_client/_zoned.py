@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Any, Self
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["ZonedDateTime", "format_zoned_datetime", "parse_zoned_datetime", "require_aware"]
@@ -24,6 +24,10 @@ _PATTERN = re.compile(
     r"(?P<offset>Z|[+-]\d{2}:\d{2}(?::\d{2})?)"
     r"(?:\[(?P<zone>[^\[\]]+)\])?"
 )
+# The common case, read by datetime.fromisoformat: seconds optional, at most six fraction
+# digits, offset Z or +HH:MM. Anything else the pattern allows goes the slow way.
+_FAST = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})")
+_ZONE_ID = re.compile(r"[^\[\]]+")
 # Java prints fixed-offset regions as ``UTC+01:00`` / ``GMT`` / ``UT``; zoneinfo knows none of them.
 _FIXED_REGION = re.compile(r"(?:UTC|GMT|UT)(?P<offset>[+-]\d{2}:\d{2}(?::\d{2})?)?")
 
@@ -36,13 +40,11 @@ class ZonedDateTime(datetime):
     (``replace``, arithmetic, ``astimezone``) is a new value with no wire form.
     """
 
+    # No __new__ of our own: a Python-level constructor would triple the cost of every parse.
+    # The slot stays unset until parse_zoned_datetime fills it, and ``wire`` reads it with a
+    # default.
     __slots__ = ("_wire",)
     _wire: str | None
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        self = super().__new__(cls, *args, **kwargs)
-        self._wire = None
-        return self
 
     @property
     def wire(self) -> str | None:
@@ -79,7 +81,7 @@ def _offset(text: str) -> timedelta:
 def _zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder: IsADirectoryError
         fixed = _FIXED_REGION.fullmatch(name)
         if fixed is None:
             raise
@@ -97,9 +99,62 @@ def parse_zoned_datetime(value: object, field: str = "date-time") -> ZonedDateTi
     """
     if not isinstance(value, str):
         raise TypeError(f"{field}: expected a date-time string, got {type(value).__name__}")
+    try:
+        return _parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
+
+
+# Answers repeat the same date-times over and over (every appointment's slots sit on the same
+# grid; a booking echoes its slot), and parsing is most of the cost of reading a slot list.
+# Values are immutable, so equal strings can share one parsed value.
+@lru_cache(maxsize=4096)
+def _parse(value: str) -> ZonedDateTime:
+    base, bracket, rest = value.partition("[")
+    zone_name = rest[:-1] if bracket else None
+    if _FAST.fullmatch(base) and (
+        zone_name is None or (rest.endswith("]") and _ZONE_ID.fullmatch(zone_name))
+    ):
+        # What Java writes (up to microseconds, offset in hours and minutes) is exactly what
+        # fromisoformat reads, in C.
+        try:
+            with_offset = datetime.fromisoformat(base)
+        except ValueError as exc:
+            raise ValueError(f"not a date-time: {value!r} ({exc})") from None
+        aware = with_offset
+        if zone_name is not None:
+            zone = _named_zone(zone_name, value)
+            offset = with_offset.utcoffset()
+            # Keep the wall time as written when the zone agrees with the offset (either side of
+            # a fold, or a time in a spring gap written with its pre-gap offset, as Java does)...
+            aware = with_offset.replace(tzinfo=zone)
+            if aware.utcoffset() != offset:
+                aware = aware.replace(fold=1)
+                if aware.utcoffset() != offset:
+                    # ...otherwise trust the instant the offset gives.
+                    aware = with_offset.astimezone(zone)
+        result = ZonedDateTime(
+            aware.year, aware.month, aware.day, aware.hour, aware.minute, aware.second, aware.microsecond,
+            tzinfo=aware.tzinfo, fold=aware.fold,
+        )  # fmt: skip
+    else:
+        result = _parse_any(value)
+    result._wire = value
+    return result
+
+
+def _named_zone(name: str, value: str) -> tzinfo:
+    try:
+        return _zone(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {name!r} in {value!r}") from None
+
+
+def _parse_any(value: str) -> ZonedDateTime:
+    """Every form the API's pattern allows: nine fraction digits, offsets with seconds..."""
     match = _PATTERN.fullmatch(value)
     if match is None:
-        raise ValueError(f"{field}: not a date-time: {value!r}")
+        raise ValueError(f"not a date-time: {value!r}")
     fraction = match["fraction"] or ""
     year, month, day = match["date"].split("-")
     try:
@@ -113,37 +168,24 @@ def parse_zoned_datetime(value: object, field: str = "date-time") -> ZonedDateTi
             int(fraction[:6].ljust(6, "0")) if fraction else 0,
         )
     except ValueError as exc:
-        raise ValueError(f"{field}: not a date-time: {value!r} ({exc})") from None
+        raise ValueError(f"not a date-time: {value!r} ({exc})") from None
     offset = _offset(match["offset"])
     if abs(offset) >= timedelta(hours=24):
-        raise ValueError(f"{field}: offset out of range: {value!r}")
+        raise ValueError(f"offset out of range: {value!r}")
     zone_name = match["zone"]
-    if zone_name is None:
-        zone: tzinfo = UTC if not offset else timezone(offset)
-    else:
-        try:
-            zone = _zone(zone_name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{field}: unknown time zone {zone_name!r} in {value!r}") from None
+    zone: tzinfo = (
+        (UTC if not offset else timezone(offset)) if zone_name is None else _named_zone(zone_name, value)
+    )
     aware = naive.replace(tzinfo=zone)
     if aware.utcoffset() != offset:
         aware = aware.replace(fold=1)
         if aware.utcoffset() != offset:
             # Not a local time of that zone with that offset: trust the instant the offset gives.
             aware = (naive - offset).replace(tzinfo=UTC).astimezone(zone)
-    result = ZonedDateTime(
-        aware.year,
-        aware.month,
-        aware.day,
-        aware.hour,
-        aware.minute,
-        aware.second,
-        aware.microsecond,
-        tzinfo=zone,
-        fold=aware.fold,
-    )
-    result._wire = value
-    return result
+    return ZonedDateTime(
+        aware.year, aware.month, aware.day, aware.hour, aware.minute, aware.second, aware.microsecond,
+        tzinfo=zone, fold=aware.fold,
+    )  # fmt: skip
 
 
 def require_aware(value: datetime, name: str = "date-time") -> datetime:

@@ -241,24 +241,45 @@ def sandbox(
     ] = "127.0.0.1",
     seed: Annotated[int, typer.Option(help="Data seed.")] = 42,
     api_key: Annotated[str, typer.Option(help="The X-API-KEY clients must send.")] = "sandbox-key",
-    latency: Annotated[float, typer.Option(help="Added latency per request, seconds.")] = 0.0,
-    rate_429: Annotated[float, typer.Option(help="Share of requests answered 429.")] = 0.0,
-    rate_503: Annotated[float, typer.Option(help="Share of requests answered 503.")] = 0.0,
-    rate_reset: Annotated[float, typer.Option(help="Share of connections reset.")] = 0.0,
-    rate_commit_then_drop: Annotated[
-        float, typer.Option(help="Share of bookings made, then the connection cut.")
+    appointments: Annotated[int, typer.Option(help="Number of bookable appointments.", min=1)] = 132,
+    latency: Annotated[float, typer.Option(help="Added latency per request, seconds.", min=0)] = 0.0,
+    latency_jitter: Annotated[
+        float, typer.Option(help="Extra random latency, up to this many seconds.", min=0)
     ] = 0.0,
+    rate_429: Annotated[float, typer.Option(help="Share of requests answered 429.", min=0, max=1)] = 0.0,
+    rate_503: Annotated[float, typer.Option(help="Share of requests answered 503.", min=0, max=1)] = 0.0,
+    rate_reset: Annotated[float, typer.Option(help="Share of connections reset.", min=0, max=1)] = 0.0,
+    rate_commit_then_drop: Annotated[
+        float, typer.Option(help="Share of bookings made, then the connection cut.", min=0, max=1)
+    ] = 0.0,
+    retry_after: Annotated[int, typer.Option(help="Retry-After seconds on 429/503.", min=0)] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No access log.")] = False,
 ) -> None:
     """Run the sandbox API server in the foreground (Ctrl-C stops it)."""
-    err.print(
-        f"sandbox on http://{host}:{port} -- export PERFECTGYM_BASE_URL=http://{host}:{port} "
-        "PERFECTGYM_API_KEY=<the --api-key you chose>"
+    if not quiet:
+        err.print(
+            f"sandbox on http://{host}:{port} -- export PERFECTGYM_BASE_URL=http://{host}:{port} "
+            "PERFECTGYM_API_KEY=<the --api-key you chose>",
+            soft_wrap=True,
+        )
+    try:
+        faults = Faults(
+            latency=latency, latency_jitter=latency_jitter, rate_429=rate_429, rate_503=rate_503,
+            rate_reset=rate_reset, rate_commit_then_drop=rate_commit_then_drop, retry_after=retry_after,
+            seed=seed,
+        )  # fmt: skip
+    except ValueError as exc:
+        err.print(f"[red]error[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    serve(
+        host=host,
+        port=port,
+        seed=seed,
+        api_key=api_key,
+        faults=faults,
+        appointments=appointments,
+        quiet=quiet,
     )
-    faults = Faults(
-        latency=latency, rate_429=rate_429, rate_503=rate_503, rate_reset=rate_reset,
-        rate_commit_then_drop=rate_commit_then_drop, seed=seed,
-    )  # fmt: skip
-    serve(host=host, port=port, seed=seed, api_key=api_key, faults=faults)
 
 
 @app.command()

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from perfectgym_appointments_client._zoned import (
     ZonedDateTime,
+    _parse,
+    _parse_any,
     format_zoned_datetime,
     parse_zoned_datetime,
     require_aware,
@@ -103,6 +105,10 @@ def test_offset_wins_when_it_disagrees_with_the_zone() -> None:
         "2022-06-22T25:00:00+02:00",
         "2022-06-22T08:00:00+25:00",
         "2022-06-22T08:00:00+02:00[Not/AZone]",
+        "2022-06-22T08:00:00+02:00[Europe]",  # a folder of the tz database, not a zone
+        "2022-06-22T08:00:00+02:00[../../etc/passwd]",
+        "2022-06-22T08:00:00+02:00[Europe/Berlin]]",
+        "2022-06-22T08:00:00+02:00[]",
         "",
     ],
 )
@@ -206,3 +212,26 @@ def test_wire_strings_round_trip_byte_for_byte(value: datetime, digits: int) -> 
     assert parsed.timestamp() == value.timestamp()
     assert parsed.tzinfo == value.tzinfo
     assert format_zoned_datetime(parsed) == text
+
+
+@given(aware, st.sampled_from([0, 3, 6, 9]))
+@example(datetime(2022, 3, 27, 2, 30, tzinfo=ZoneInfo("Europe/Berlin")), 3)  # spring gap
+@example(datetime(2022, 10, 30, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Berlin")), 3)  # fold
+def test_fast_path_agrees_with_the_general_parser(value: datetime, digits: int) -> None:
+    # parse_zoned_datetime reads the common form with datetime.fromisoformat (and caches it);
+    # _parse_any reads every form the spec allows. Both must give the same value.
+    text = _java_style(value, digits)
+    _parse.cache_clear()
+    fast, general = parse_zoned_datetime(text), _parse_any(text)
+    assert (fast.replace(tzinfo=None), fast.fold, fast.tzinfo) == (
+        general.replace(tzinfo=None),
+        general.fold,
+        general.tzinfo,
+    )
+    assert fast.utcoffset() == general.utcoffset()
+
+
+def test_equal_strings_share_one_parsed_value() -> None:
+    text = "2022-06-22T08:00:00.000+02:00[Europe/Berlin]"
+    assert parse_zoned_datetime(text) is parse_zoned_datetime(text)
+    assert parse_zoned_datetime(text).wire == text

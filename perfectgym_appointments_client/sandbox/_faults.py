@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 __all__ = ["FaultInjector", "Faults"]
 
 BOOK_PATH = "/v1/appointments/booking/book"
+STATS_PATH = "/_sandbox/stats"
 
 
 def _rate(instance: Any, attribute: attrs.Attribute[float], value: float) -> None:
@@ -36,7 +37,7 @@ def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float) 
 class Faults:
     """What goes wrong, per request. Rates are probabilities (0 to 1) drawn from ``seed``.
 
-    * ``latency`` (+ up to ``latency_jitter``) seconds before every answer;
+    * ``latency`` (+ up to ``latency_jitter``) seconds from each request to its answer;
     * ``rate_429`` / ``rate_503``: answered 429 / 503 with ``Retry-After: retry_after``;
     * ``rate_reset``: the connection is cut before the request is handled;
     * ``rate_commit_then_drop``: a booking is made, then the connection is cut before the answer.
@@ -62,11 +63,17 @@ class Faults:
 
 
 class FaultInjector:
-    """ASGI middleware applying :class:`Faults`; ``counts`` tells how many of each it injected."""
+    """ASGI middleware applying :class:`Faults`; ``counts`` tells how many of each it injected.
+
+    It also counts requests and client connections (distinct client ports), which benchmarks
+    read from another process at ``GET /_sandbox/stats`` (not part of the API).
+    """
 
     def __init__(self, app: ASGIApp, faults: Faults) -> None:
         self.app = app
         self.counts: Counter[str] = Counter()
+        self.requests = 0
+        self.clients: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
         self.faults = faults
 
@@ -81,23 +88,34 @@ class FaultInjector:
             self._random = random.Random(faults.seed)  # noqa: S311 - reproducible faults, not secrets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.requests += 1
+        if scope.get("client"):
+            self.clients.add(tuple(scope["client"]))
+        if scope["path"] == STATS_PATH:
+            await self._stats(send)
+            return
         faults = self._faults
-        if scope["type"] != "http" or not faults.active:
+        if not faults.active:
             await self.app(scope, receive, send)
             return
         with self._lock:
             roll, drop_roll, jitter = self._random.random(), self._random.random(), self._random.random()
-        delay = faults.latency + jitter * faults.latency_jitter
-        if delay:
-            await anyio.sleep(delay)
+        # Latency is the server's response time: its own work counts toward it, as a real
+        # server's database time would, rather than being added on top.
+        deadline = anyio.current_time() + faults.latency + jitter * faults.latency_jitter
         if roll < faults.rate_reset:
             self.counts["reset"] += 1
+            await _wait_until(deadline)
             await _cut(send)
             return
         roll -= faults.rate_reset
         for status, rate, code in ((429, faults.rate_429, "TOO_MANY_REQUESTS"), (503, faults.rate_503, "SERVICE_UNAVAILABLE")):  # fmt: skip
             if roll < rate:
                 self.counts[str(status)] += 1
+                await _wait_until(deadline)
                 await _answer(send, status, code, faults.retry_after)
                 return
             roll -= rate
@@ -111,9 +129,30 @@ class FaultInjector:
 
             await self.app(scope, receive, swallow)
             self.counts["commit_then_drop" if statuses == [200] else "drop_after_refusal"] += 1
+            await _wait_until(deadline)
             await _cut(send)
             return
-        await self.app(scope, receive, send)
+
+        async def send_late(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                await _wait_until(deadline)
+            await send(message)
+
+        await self.app(scope, receive, send_late)
+
+    async def _stats(self, send: Send) -> None:
+        body = json.dumps(
+            {"requests": self.requests, "connections": len(self.clients), "faults": dict(self.counts)}
+        ).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _wait_until(deadline: float) -> None:
+    remaining = deadline - anyio.current_time()
+    if remaining > 0:
+        await anyio.sleep(remaining)
 
 
 async def _answer(send: Send, status: int, code: str, retry_after: int) -> None:

@@ -165,11 +165,11 @@ class Sandbox:
         await anyio.to_thread.run_sync(self.stop)
 
     # -- foreground --------------------------------------------------------------------------
-    def run_forever(self) -> None:
+    def run_forever(self, *, quiet: bool = False) -> None:
         """Serve in this thread until Ctrl-C (the ``perfectgym-appointments sandbox`` command)."""
         self._socket = self._bind()
         try:
-            uvicorn.Server(self._config(quiet=False)).run(sockets=[self._socket])
+            uvicorn.Server(self._config(quiet=quiet)).run(sockets=[self._socket])
         finally:
             self._socket.close()
 
@@ -180,6 +180,10 @@ def serve(
     seed: int = 42,
     api_key: str = "sandbox-key",
     faults: Faults | None = None,
+    *,
+    appointments: int = 132,
+    quiet: bool = False,
 ) -> None:
     """Run a sandbox in the foreground until interrupted."""
-    Sandbox(seed, api_key=api_key, host=host, port=port, faults=faults).run_forever()
+    sandbox = Sandbox(seed, api_key=api_key, host=host, port=port, faults=faults, appointments=appointments)
+    sandbox.run_forever(quiet=quiet)

@@ -8,6 +8,7 @@ sees a booking half made.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import random
 import threading
@@ -168,6 +169,7 @@ class Store:
         self._next_booking_id = 1_300_000_000 + rng.randrange(1_000) * 1_000
         self._make_instructors(rng)
         self._make_appointments(rng, appointments)
+        self._appointment_ids = sorted(self.appointments)
         self._make_customers(rng, customers)
         self._make_history(rng)
 
@@ -328,9 +330,9 @@ class Store:
             ) from None
 
     def appointment_page(self, after: int, size: int) -> tuple[list[Appointment], bool]:
-        with self.lock:
-            ids = [i for i in self.appointments if i > after]  # dict order is id order
-        return [self.appointments[i] for i in ids[:size]], len(ids) > size
+        ids = self._appointment_ids  # ascending, fixed once seeded
+        first = bisect.bisect_right(ids, after)
+        return [self.appointments[i] for i in ids[first : first + size]], first + size < len(ids)
 
     def customer_bookings(self, customer_id: int) -> list[BookingRecord]:
         with self.lock:

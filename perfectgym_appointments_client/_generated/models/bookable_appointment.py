@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Self, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -86,7 +86,8 @@ class BookableAppointment:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
-        if not isinstance(src_dict, Mapping):
+        # The dict test first: JSON objects are dicts, and an ABC isinstance costs four times more.
+        if not isinstance(src_dict, dict) and not isinstance(src_dict, Mapping):
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
@@ -95,50 +96,15 @@ class BookableAppointment:
         if not isinstance(id, int) or isinstance(id, bool):
             raise TypeError(f"id: expected int, got {type(id).__name__}")
 
-        def _parse_title(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
+        title: None | str | Unset = d.pop("title", UNSET)
 
-        title = _parse_title(d.pop("title", UNSET))
+        duration: int | None | Unset = d.pop("duration", UNSET)
 
-        def _parse_duration(data: object) -> int | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(int | None | Unset, data)
+        category: None | str | Unset = d.pop("category", UNSET)
 
-        duration = _parse_duration(d.pop("duration", UNSET))
+        description: None | str | Unset = d.pop("description", UNSET)
 
-        def _parse_category(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        category = _parse_category(d.pop("category", UNSET))
-
-        def _parse_description(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        description = _parse_description(d.pop("description", UNSET))
-
-        def _parse_img_url(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        img_url = _parse_img_url(d.pop("imgUrl", UNSET))
+        img_url: None | str | Unset = d.pop("imgUrl", UNSET)
 
         bookable_appointment = cls(
             id=id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Self, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -53,7 +53,8 @@ class Instructor:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
-        if not isinstance(src_dict, Mapping):
+        # The dict test first: JSON objects are dicts, and an ABC isinstance costs four times more.
+        if not isinstance(src_dict, dict) and not isinstance(src_dict, Mapping):
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
@@ -70,14 +71,7 @@ class Instructor:
         if not isinstance(last_name, str):
             raise TypeError(f"lastName: expected str, got {type(last_name).__name__}")
 
-        def _parse_public_name(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        public_name = _parse_public_name(d.pop("publicName", UNSET))
+        public_name: None | str | Unset = d.pop("publicName", UNSET)
 
         instructor = cls(
             id=id,

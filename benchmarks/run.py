@@ -1,0 +1,582 @@
+"""Benchmarks: ``python -m benchmarks.run`` (or ``scripts/bench``) measures and writes RESULTS.md.
+
+Every figure is a ratio of things measured side by side in the same run (these machines are
+noisy), as the median over interleaved rounds. Loopback figures use a sandbox in a separate
+process, so the client and the server do not share one GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import gc
+import json
+import math
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable, Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from perfectgym_appointments_client import AppointmentsClient
+from perfectgym_appointments_client._generated.api.appointments import (
+    get_bookable_appointment_slots,
+    get_bookable_appointments,
+)
+from perfectgym_appointments_client._generated.client import Client as GeneratedClient
+from perfectgym_appointments_client._zoned import _parse
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+KEY = "bench-key"
+BASE = "http://api.test"
+APPOINTMENT = 1229489023
+
+
+# -- canned answers for the in-process transport -----------------------------------------------------
+
+
+def page_payload(count: int = 50) -> bytes:
+    items = [
+        {
+            "id": 1229489000 + i,
+            "title": f"Personal Training {i}",
+            "duration": 60,
+            "category": "Training",
+            "description": "One hour of personal training with a coach of your choice.",
+            "imgUrl": f"https://example.com/img/{i}.png",
+        }
+        for i in range(count)
+    ]
+    return json.dumps({"result": items, "hasNext": False, "offset": str(items[-1]["id"])}).encode()
+
+
+def slots_payload(count: int = 30) -> bytes:
+    start = dt.datetime(2026, 3, 23, 6, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    slots = []
+    for i in range(count):
+        begin = start + dt.timedelta(hours=i)
+        end = begin + dt.timedelta(hours=1)
+        slots.append(
+            {
+                "startDateTime": begin.strftime("%Y-%m-%dT%H:%M:%S.000+01:00[Europe/Berlin]"),
+                "endDateTime": end.strftime("%Y-%m-%dT%H:%M:%S.000+01:00[Europe/Berlin]"),
+                "instructors": [
+                    {
+                        "id": 1210000080,
+                        "firstName": "Anna",
+                        "lastName": "Schmidt",
+                        "publicName": "Coach Anna",
+                    },
+                    {"id": 1210000081, "firstName": "Ben", "lastName": "Meyer", "publicName": None},
+                ],
+            }
+        )
+    return json.dumps(slots).encode()
+
+
+def canned_transport(latency: float = 0.0) -> httpx.AsyncBaseTransport:
+    page, slots = page_payload(), slots_payload()
+    headers = {"content-type": "application/json"}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if latency:
+            await anyio.sleep(latency)
+        body = slots if request.url.path.endswith("/slots") else page
+        return httpx.Response(200, content=body, headers=headers)
+
+    return httpx.MockTransport(handler)
+
+
+# -- a sandbox in its own process -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def sandbox_process(*args: str) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "perfectgym_appointments_client.cli", "sandbox", "--port", str(port),
+               "--api-key", KEY, "--quiet", *args]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base_url}/_sandbox/stats", headers={"X-API-KEY": KEY}).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    detail = process.stderr.read() if process.stderr else ""
+                    raise RuntimeError(f"sandbox did not start: {detail!r}") from None
+                time.sleep(0.05)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def stats(base_url: str) -> dict[str, Any]:
+    answer = httpx.get(f"{base_url}/_sandbox/stats", headers={"X-API-KEY": KEY})
+    return dict(answer.json())
+
+
+# -- measuring ---------------------------------------------------------------------------------------
+
+
+async def per_call(call: Callable[[], Awaitable[object]], calls: int) -> float:
+    """Mean seconds per call over ``calls`` sequential calls (after one warm-up call)."""
+    await call()
+    started = time.perf_counter()
+    for _ in range(calls):
+        await call()
+    return (time.perf_counter() - started) / calls
+
+
+async def overhead(rounds: int, calls: int, base_url: str | None) -> dict[str, dict[str, float]]:
+    """Seconds per call of raw httpx + json.loads, the generated function and the facade."""
+    transport = None if base_url else canned_transport()
+    url = base_url or BASE
+    headers = {"X-API-KEY": KEY}
+    raw_http = (
+        httpx.AsyncClient(transport=transport, base_url=url, headers=headers)
+        if transport
+        else httpx.AsyncClient(base_url=url, headers=headers)
+    )
+    generated = GeneratedClient(base_url=url, headers=headers)
+    gen_http = (
+        httpx.AsyncClient(transport=transport, base_url=url, headers=headers)
+        if transport
+        else httpx.AsyncClient(base_url=url, headers=headers)
+    )
+    generated.set_async_httpx_client(gen_http)
+    facade_http = httpx.AsyncClient(transport=transport, base_url=url) if transport else None
+    facade = AppointmentsClient(api_key=KEY, base_url=url, http_client=facade_http)  # default retries on
+    appointment = APPOINTMENT
+    days = 7
+    if base_url:
+        # a 90-minute appointment: about 30 free slots in three days
+        first = (await raw_http.get("/v1/appointments/bookable", params={"sliceSize": 100})).json()["result"]
+        appointment = next(a["id"] for a in first if a["duration"] == 90)
+        days = 3
+
+    async def raw_page() -> object:
+        answer = await raw_http.get("/v1/appointments/bookable", params={"offset": "0", "sliceSize": 50})
+        return json.loads(answer.content)
+
+    async def raw_slots() -> object:
+        answer = await raw_http.get(
+            f"/v1/appointments/bookable/{appointment}/slots", params={"daysAhead": days}
+        )
+        return json.loads(answer.content)
+
+    async def gen_page() -> object:
+        return await get_bookable_appointments.asyncio(client=generated, offset="0", slice_size=50)
+
+    async def gen_slots() -> object:
+        return await get_bookable_appointment_slots.asyncio(appointment, client=generated, days_ahead=days)
+
+    async def facade_page() -> object:
+        return await facade.bookable_appointments(slice_size=50, limit=50).to_list()
+
+    async def facade_slots() -> object:
+        return await facade.get_slots(appointment, days_ahead=days)
+
+    async def facade_slots_cold() -> object:
+        _parse.cache_clear()  # as if every date-time were new to this process
+        return await facade.get_slots(appointment, days_ahead=days)
+
+    variants = {
+        "page": {"raw": raw_page, "generated": gen_page, "facade": facade_page},
+        "slots": {
+            "raw": raw_slots,
+            "generated": gen_slots,
+            "facade": facade_slots,
+            "facade_cold": facade_slots_cold,
+        },
+    }
+    samples: dict[str, dict[str, list[float]]] = {op: {v: [] for v in vs} for op, vs in variants.items()}
+    async with facade:
+        for _ in range(rounds):
+            for op, vs in variants.items():
+                for name, call in vs.items():
+                    samples[op][name].append(await per_call(call, calls))
+    await raw_http.aclose()
+    await gen_http.aclose()
+    result: dict[str, dict[str, float]] = {}
+    for op, by_variant in samples.items():
+        result[op] = {name: statistics.median(values) for name, values in by_variant.items()}
+        result[op]["facade/raw"] = statistics.median(
+            f / r for f, r in zip(by_variant["facade"], by_variant["raw"], strict=True)
+        )
+        result[op]["facade/generated"] = statistics.median(
+            f / g for f, g in zip(by_variant["facade"], by_variant["generated"], strict=True)
+        )
+        result[op]["generated/raw"] = statistics.median(
+            g / r for g, r in zip(by_variant["generated"], by_variant["raw"], strict=True)
+        )
+        if "facade_cold" in by_variant:
+            result[op]["facade_cold/raw"] = statistics.median(
+                f / r for f, r in zip(by_variant["facade_cold"], by_variant["raw"], strict=True)
+            )
+    return result
+
+
+def paged_transport(total: int, latency: float) -> httpx.AsyncBaseTransport:
+    """``total`` bookable appointments in cursor pages of 100, answered ``latency`` s after the request.
+
+    Answers are built up front, so the "server" spends its whole response time waiting, and
+    the memory they take is not counted against the client.
+    """
+    ids = [1229489000 + 7 * i for i in range(total)]
+    item = {"title": "Personal Training", "duration": 60, "category": "Training",
+            "description": "One hour of personal training.", "imgUrl": "https://example.com/img.png"}  # fmt: skip
+    bodies: dict[str, bytes] = {}
+    for first in range(0, total, 100):
+        chunk = ids[first : first + 100]
+        after = str(ids[first - 1]) if first else "0"
+        body = {
+            "result": [{"id": i, **item} for i in chunk],
+            "hasNext": first + 100 < total,
+            "offset": str(chunk[-1]),
+        }
+        bodies[after] = json.dumps(body).encode()
+    headers = {"content-type": "application/json"}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if latency:
+            await anyio.sleep(latency)
+        return httpx.Response(200, content=bodies[request.url.params.get("offset", "0")], headers=headers)
+
+    return httpx.MockTransport(handler)
+
+
+async def walk(client: AppointmentsClient, consumer: float) -> tuple[int, float]:
+    pages = 0
+    started = time.perf_counter()
+    async for _page in client.bookable_appointments(slice_size=100).pages():
+        pages += 1
+        if consumer:
+            await anyio.sleep(consumer)
+    return pages, time.perf_counter() - started
+
+
+async def pagination(repeats: int, base_url: str | None = None) -> dict[str, float]:
+    """10,000 items in pages of 100, 20 ms server latency, a consumer spending 10 ms per page.
+
+    With prefetch (inside ``async with client``) against the same walk without it, and against
+    the bare chain of fetches with no consumer at all (the floor prefetch can reach).
+    """
+
+    def make() -> AppointmentsClient:
+        http = (
+            None if base_url else httpx.AsyncClient(transport=paged_transport(10_000, 0.020), base_url=BASE)
+        )
+        return AppointmentsClient(api_key=KEY, base_url=base_url or BASE, http_client=http)
+
+    walls: dict[str, list[float]] = {"prefetch": [], "sequential": [], "floor": []}
+    pages = 0
+    for _ in range(repeats):
+        async with make() as client:
+            pages, wall = await walk(client, 0.010)
+            walls["prefetch"].append(wall)
+            walls["floor"].append((await walk(client, 0.0))[1])
+        plain = make()  # no `async with`: no task group, so no prefetch
+        walls["sequential"].append((await walk(plain, 0.010))[1])
+        await plain.aclose()
+    result = {name: statistics.median(values) for name, values in walls.items()}
+    ideal = pages * 0.020
+    return {"pages": pages, "wall_s": result["prefetch"], "sequential_s": result["sequential"],
+            "floor_s": result["floor"], "ideal_s": ideal, "ratio": result["prefetch"] / ideal,
+            "ratio_floor": result["prefetch"] / result["floor"]}  # fmt: skip
+
+
+async def pagination_memory() -> dict[str, float]:
+    """Peak traced memory of iterating 1,000, 10,000 and 100,000 items (items dropped as they come)."""
+    peaks = {}
+    for count in (1_000, 10_000, 100_000):
+        http = httpx.AsyncClient(transport=paged_transport(count, 0.0), base_url=BASE)
+        async with AppointmentsClient(api_key=KEY, base_url=BASE, http_client=http) as client:
+            await client.bookable_appointments(slice_size=100, limit=100).to_list()  # warm up
+            gc.collect()
+            tracemalloc.start()
+            seen = 0
+            async for _item in client.bookable_appointments(slice_size=100):
+                seen += 1
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            assert seen == count
+            peaks[count] = peak
+        await http.aclose()
+    return {"peak_1k_kib": peaks[1_000] / 1024, "peak_10k_kib": peaks[10_000] / 1024,
+            "peak_100k_kib": peaks[100_000] / 1024, "ratio": peaks[10_000] / peaks[1_000]}  # fmt: skip
+
+
+async def fan_out(repeats: int, base_url: str | None = None) -> dict[str, float]:
+    """search_slots over 200 appointments, concurrency 16, 20 ms latency per request."""
+    ids = list(range(APPOINTMENT, APPOINTMENT + 200))
+    http = (
+        httpx.AsyncClient(transport=canned_transport(latency=0.020), base_url=BASE)
+        if base_url is None
+        else None
+    )
+    url = base_url or BASE
+    async with AppointmentsClient(api_key=KEY, base_url=url, http_client=http) as client:
+        if base_url is not None:
+            ids = [a.id async for a in client.bookable_appointments(slice_size=100, limit=200)]
+        await client.search_slots(ids[:16], days_ahead=1, concurrency=16)  # warm the pool
+        walls = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            found = await client.search_slots(ids, days_ahead=1, concurrency=16)
+            walls.append(time.perf_counter() - started)
+            assert len(found) == 200
+    if http is not None:
+        await http.aclose()
+    wall = statistics.median(walls)
+    ideal = math.ceil(200 / 16) * 0.020
+    return {"wall_s": wall, "ideal_s": ideal, "ratio": wall / ideal}
+
+
+async def concurrency(base_url: str, requests: int = 5_000, tasks: int = 100) -> dict[str, float]:
+    """``requests`` GETs from ``tasks`` tasks sharing one client: the facade vs raw httpx."""
+    ids: list[int] = []
+    async with AppointmentsClient(api_key=KEY, base_url=base_url) as lister:
+        ids = [a.id async for a in lister.bookable_appointments(slice_size=100)]
+
+    async def drive(call: Callable[[int], Awaitable[object]]) -> tuple[float, int]:
+        errors = 0
+        per_task = requests // tasks
+
+        async def worker(offset: int) -> None:
+            nonlocal errors
+            for n in range(per_task):
+                try:
+                    await call(ids[(offset + n) % len(ids)])
+                except Exception:  # noqa: BLE001 - counted and reported
+                    errors += 1
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for t in range(tasks):
+                tg.start_soon(worker, t)
+        return time.perf_counter() - started, errors
+
+    result: dict[str, float] = {}
+    for name in ("raw", "facade", "raw", "facade"):
+        before = stats(base_url)["connections"]
+        if name == "raw":
+            async with httpx.AsyncClient(base_url=base_url, headers={"X-API-KEY": KEY}) as http:
+
+                async def raw_call(appointment_id: int) -> object:
+                    answer = await http.get(f"/v1/appointments/bookable/{appointment_id}")
+                    answer.raise_for_status()
+                    return json.loads(answer.content)
+
+                wall, errors = await drive(raw_call)
+        else:
+            async with AppointmentsClient(api_key=KEY, base_url=base_url) as client:
+                wall, errors = await drive(client.get_bookable_appointment)
+        connections = stats(base_url)["connections"] - before
+        # the second round of each wins: the first one warms up both sides
+        result[f"{name}_rps"] = requests / wall
+        result[f"{name}_errors"] = errors
+        result[f"{name}_connections"] = connections
+    result["facade/raw"] = result["facade_rps"] / result["raw_rps"]
+    return result
+
+
+def import_time(repeats: int) -> dict[str, float]:
+    def run(code: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return time.perf_counter() - started
+
+    samples: dict[str, list[float]] = {"base": [], "httpx": [], "package": []}
+    for _ in range(repeats):
+        samples["base"].append(run("pass"))
+        samples["httpx"].append(run("import httpx"))
+        samples["package"].append(run("import perfectgym_appointments_client"))
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    return {
+        "httpx_ms": (med["httpx"] - med["base"]) * 1000,
+        "package_ms": (med["package"] - med["base"]) * 1000,
+        "ratio": (med["package"] - med["base"]) / (med["httpx"] - med["base"]),
+    }
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+
+def versions() -> str:
+    names = ["perfectgym-appointments-client", "httpx", "httpcore", "attrs", "anyio", "uvicorn", "starlette"]
+    found = ", ".join(f"{n} {metadata.version(n)}" for n in names)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    return (
+        f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()} "
+        f"({platform.python_implementation()}); {found}; commit {commit or '?'}"
+    )
+
+
+def verdict(value: float, goal: float) -> str:
+    return (
+        f"**met** (goal <= {goal})"
+        if value <= goal
+        else f"**missed** by {value / goal - 1:.0%} (goal <= {goal})"
+    )
+
+
+def report(results: dict[str, Any], command: str) -> str:
+    o_in, o_lo = results["overhead_inprocess"], results["overhead_loopback"]
+    pag, mem, fan, fan_lo = (
+        results["pagination"],
+        results["memory"],
+        results["fan_out"],
+        results["fan_out_loopback"],
+    )
+    con, imp = results["concurrency"], results["import"]
+    us = 1e6
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Made by `{command}` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.",
+        "",
+        f"Machine: {versions()}.",
+        "",
+        "Each ratio is measured side by side in one run, median over interleaved rounds.",
+        "",
+        "## 1. Per-call overhead",
+        "",
+        "Sequential calls; `raw` is httpx + `json.loads`, `generated` the generated async function",
+        "(models built), `facade` `AppointmentsClient` (retry wrapper, typed errors, checks).",
+        "",
+        "| transport | call | raw µs | generated µs | facade µs | generated/raw | facade/raw | facade/generated |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, o in (("in-process", o_in), ("loopback sandbox", o_lo)):
+        for op, name in (("page", "50-item bookable page"), ("slots", "30 slots")):
+            r = o[op]
+            lines.append(
+                f"| {label} | {name} | {r['raw'] * us:.0f} | {r['generated'] * us:.0f} | {r['facade'] * us:.0f} "
+                f"| {r['generated/raw']:.2f} | {r['facade/raw']:.2f} | {r['facade/generated']:.2f} |"
+            )
+    lines += [
+        "",
+        f"Date-times are parsed once per distinct string (a bounded cache: slot lists repeat the same grid); "
+        f"with that cache emptied before every call, in-process slots cost {o_in['slots']['facade_cold'] * us:.0f} µs "
+        f"(facade/raw {o_in['slots']['facade_cold/raw']:.2f}).",
+        "",
+        f"Goals (in-process): facade/raw <= 1.4: page {verdict(o_in['page']['facade/raw'], 1.4)}, "
+        f"slots {verdict(o_in['slots']['facade/raw'], 1.4)}; facade/generated <= 1.05: "
+        f"page {verdict(o_in['page']['facade/generated'], 1.05)}, slots {verdict(o_in['slots']['facade/generated'], 1.05)}.",
+        "",
+        "## 2. Pagination with prefetch",
+        "",
+        "10,000 items in pages of 100, 20 ms server latency, a consumer spending 10 ms per page.",
+        "",
+        "| server | with prefetch | without prefetch | fetches alone (no consumer) | pages x latency | prefetch / (pages x latency) | prefetch / fetches alone |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, p in (
+        ("in-process, 20 ms", pag),
+        ("loopback sandbox, --latency 0.02", results["pagination_loopback"]),
+    ):
+        lines.append(
+            f"| {label} | {p['wall_s']:.2f} s | {p['sequential_s']:.2f} s | {p['floor_s']:.2f} s | {p['ideal_s']:.2f} s "
+            f"| **{p['ratio']:.2f}** | {p['ratio_floor']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Goal wall <= 1.1 x pages x latency (in-process): {verdict(pag['ratio'], 1.1)}. The consumer's 10 ms per page "
+        "is hidden: with prefetch the walk takes as long as the fetches alone. Over loopback, every answer of a 20 ms "
+        "server arrives about 2 ms late on this VM (a bare request to `--latency 0.02` takes ~22 ms: waking both "
+        "processes from idle), so the chain of fetches alone is already above 1.1 x; prefetch adds nothing to it.",
+        "",
+        f"Peak traced memory (client, in-process, `tracemalloc`) while iterating 1,000 / 10,000 / 100,000 items: "
+        f"{mem['peak_1k_kib']:.0f} / {mem['peak_10k_kib']:.0f} / {mem['peak_100k_kib']:.0f} KiB "
+        f"(10k/1k ratio {mem['ratio']:.2f}). A hundred times the items costs a few hundred KiB, not a hundred "
+        "times the memory: two pages are alive at a time (the one you read and the one prefetched). What still "
+        "grows is bounded: stdlib and httpx caches (URL quoting, cookie extraction: 128-256 entries each) fill "
+        "with each page's distinct URL, and the pager remembers at most 1,024 cursors to detect a looping server.",
+        "",
+        "## 3. Fan-out",
+        "",
+        f"`search_slots` over 200 appointments, concurrency 16, 20 ms latency per request (in-process transport): "
+        f"{fan['wall_s'] * 1000:.0f} ms against ceil(200/16) x 20 ms = {fan['ideal_s'] * 1000:.0f} ms, "
+        f"ratio **{fan['ratio']:.2f}**, {verdict(fan['ratio'], 1.25)}.",
+        "",
+        f"Same over the loopback sandbox with `--latency 0.02` (the server also computes the slots): "
+        f"{fan_lo['wall_s'] * 1000:.0f} ms, ratio {fan_lo['ratio']:.2f}.",
+        "",
+        "## 4. Concurrency",
+        "",
+        "5,000 GETs of one bookable appointment from 100 tasks sharing one client, loopback sandbox",
+        "(second of two interleaved rounds each):",
+        "",
+        "| client | requests/s | errors | connections opened |",
+        "|---|---|---|---|",
+        f"| raw httpx | {con['raw_rps']:.0f} | {con['raw_errors']:.0f} | {con['raw_connections']:.0f} |",
+        f"| facade | {con['facade_rps']:.0f} | {con['facade_errors']:.0f} | {con['facade_connections']:.0f} |",
+        "",
+        f"facade/raw throughput: **{con['facade/raw']:.2f}**.",
+        "",
+        "## 5. Import time",
+        "",
+        f"`import perfectgym_appointments_client`: {imp['package_ms']:.0f} ms; `import httpx`: {imp['httpx_ms']:.0f} ms "
+        f"(each minus a bare interpreter start); ratio **{imp['ratio']:.2f}**.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def main(quick: bool) -> dict[str, Any]:
+    rounds, calls = (3, 100) if quick else (7, 300)
+    results: dict[str, Any] = {}
+    print("1. per-call overhead, in-process ...", flush=True)
+    results["overhead_inprocess"] = await overhead(rounds, calls, None)
+    with sandbox_process() as url:
+        print("1. per-call overhead, loopback ...", flush=True)
+        results["overhead_loopback"] = await overhead(rounds, calls // 3, url)
+        print("4. concurrency ...", flush=True)
+        results["concurrency"] = await concurrency(url)
+    print("2. pagination ...", flush=True)
+    results["pagination"] = await pagination(1 if quick else 3)
+    results["memory"] = await pagination_memory()
+    with sandbox_process("--appointments", "10000", "--latency", "0.02") as url:
+        print("2. pagination, loopback ...", flush=True)
+        results["pagination_loopback"] = await pagination(1, url)
+        print("3. fan-out, loopback ...", flush=True)
+        results["fan_out_loopback"] = await fan_out(1 if quick else 3, url)
+    print("3. fan-out ...", flush=True)
+    results["fan_out"] = await fan_out(3 if quick else 7)
+    print("5. import time ...", flush=True)
+    results["import"] = import_time(5 if quick else 15)
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repeats (a smoke run; does not write RESULTS.md)"
+    )
+    args = parser.parse_args()
+    outcome = anyio.run(main, args.quick)
+    text = report(outcome, "scripts/bench" + (" --quick" if args.quick else ""))
+    print(text)
+    if not args.quick:
+        RESULTS.write_text(text, encoding="utf-8")
+        print(f"wrote {RESULTS.relative_to(ROOT)}")
