@@ -173,7 +173,10 @@ class BaseClient:
             response = await self.http.send(request)
         except httpx.TimeoutException as exc:
             raise self._connection_error(APITimeoutError, operation, method, path, exc) from exc
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
+            # TransportError, and what httpx raises past it while reading the answer: a body that
+            # its Content-Encoding cannot decode (DecodingError), a redirect loop of a client that
+            # follows redirects. No usable answer either way.
             raise self._connection_error(APIConnectionError, operation, method, path, exc) from exc
         finally:
             # Errors keep the request (exc.response.request, exc.__cause__.request); once sent,
@@ -198,6 +201,10 @@ class BaseClient:
             raise self._invalid(operation, method, path, response, "<body>", f"not JSON ({exc.msg})") from exc
         except UnicodeDecodeError as exc:
             raise self._invalid(operation, method, path, response, "<body>", "not UTF-8 text") from exc
+        except RecursionError as exc:  # json's C decoder gives up on [[[[...: no answer nests that deep
+            raise self._invalid(
+                operation, method, path, response, "<body>", "JSON nested too deeply"
+            ) from exc
         except KeyError as exc:
             raise self._invalid(
                 operation, method, path, response, str(exc.args[0]), "required field missing"
@@ -230,7 +237,7 @@ class BaseClient:
     # -- errors ---------------------------------------------------------------------------------
     @staticmethod
     def _connection_error(
-        cls: type[APIConnectionError], operation: str, method: str, path: str, exc: httpx.TransportError
+        cls: type[APIConnectionError], operation: str, method: str, path: str, exc: httpx.RequestError
     ) -> APIConnectionError:
         what = "timed out" if cls is APITimeoutError else "failed"
         error = cls(
@@ -250,7 +257,7 @@ class BaseClient:
             data = response.json()
             if isinstance(data, dict) and isinstance(data.get("errorMessage"), str):
                 body = ErrorResponse.from_dict(data)
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             body = None  # an HTML page from a proxy, a truncated body...: the status still decides
         if body is not None:
             fields: dict[str, Any] = {

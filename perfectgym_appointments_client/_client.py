@@ -33,6 +33,7 @@ from ._exceptions import (
     PerfectGymError,
     RateLimitError,
     RescheduleError,
+    ResponseValidationError,
     SlotNotBookableError,
 )
 from ._generated.api.appointments import (
@@ -299,6 +300,17 @@ class AppointmentsClient:
                 result = await self._api.call(book_appointment, body=body, retry=False)
                 raw = self._api.expect(result, AppointmentBooking, "bookAppointment")
                 return Booking.from_api(raw, customer_id=body.customer_id)
+            except ResponseValidationError as exc:
+                # A success status whose body we cannot read: the booking was most likely made.
+                # Return it if the customer's bookings show it; never book again.
+                made = await self._find_booking(body, exc)
+                if made is None:
+                    raise
+                logger.warning(
+                    "bookAppointment answered malformed (%s); the server made booking %s, returning it",
+                    exc, made.booking_id,
+                )  # fmt: skip
+                return made
             except (RateLimitError, APIConnectionError, InternalServerError) as exc:
                 if _surely_not_booked(exc):
                     if last_try or not policy.is_retryable(exc):
@@ -514,6 +526,11 @@ class AppointmentsClient:
             try:
                 result = await self._api.call(cancel_appointment_booking, booking_id, retry=False)
                 return self._api.expect(result, CancelResult, "cancelAppointmentBooking").success
+            except ResponseValidationError as exc:
+                # A success status with an unreadable body: believe it only once the booking reads back canceled.
+                if (await self.get_booking(booking_id)).is_canceled:
+                    return f"Booking {booking_id} was canceled."
+                raise exc from None
             except (RateLimitError, APIConnectionError, InternalServerError) as exc:
                 if not _surely_not_booked(exc):
                     try:

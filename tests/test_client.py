@@ -27,6 +27,7 @@ from perfectgym_appointments_client import (
     ParticipantStatus,
     PerfectGymError,
     RescheduleError,
+    ResponseValidationError,
     RetryPolicy,
     Slot,
     SlotNotBookableError,
@@ -366,6 +367,56 @@ async def test_no_retry_budget_means_no_second_booking_request() -> None:
             await client.book(5, 1, await first_slot(client), validate=False)
     assert api.count("POST", BOOK) == 1
     assert api.live_bookings(5) == []
+
+
+def commit_then_garble(api: FakeAPI, method: str) -> Any:
+    """The server carries the request out, then answers 200 with a body nobody can read."""
+
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        if request.method != method or not request.url.path.startswith(BOOKINGS):
+            return None
+        api.route(request)
+        return httpx.Response(200, content=b"<html>proxy error</html>", headers={"Content-Type": "text/html"})
+
+    return fault
+
+
+async def test_malformed_success_on_book_returns_the_booking_the_server_made() -> None:
+    api = FakeAPI()
+    async with make(api) as client:
+        slot = await first_slot(client)
+        api.faults.append(commit_then_garble(api, "POST"))
+        booking = await client.book(5, 1, slot, validate=False)
+    assert api.count("POST", BOOK) == 1  # not booked again
+    assert [b["bookingId"] for b in api.live_bookings(5)] == [booking.booking_id]
+    assert booking.start_date_time == slot.start_date_time
+
+
+async def test_malformed_success_on_book_that_made_nothing_is_raised_not_retried() -> None:
+    api = FakeAPI()
+    api.faults.append(lambda r: httpx.Response(200, content=b"{}") if r.url.path == BOOK else None)
+    async with make(api) as client:
+        with pytest.raises(ResponseValidationError) as info:
+            await client.book(5, 1, await first_slot(client), validate=False)
+    assert info.value.operation == "bookAppointment"
+    assert api.count("POST", BOOK) == 1
+    assert api.count("GET", BOOKINGS) == 1  # it looked before giving up
+    assert api.live_bookings(5) == []
+
+
+async def test_malformed_success_on_cancel_counts_once_the_booking_reads_canceled() -> None:
+    api = FakeAPI()
+    async with make(api) as client:
+        made = await client.book(5, 1, await first_slot(client))
+        api.faults.append(commit_then_garble(api, "DELETE"))
+        await client.cancel_booking(made.booking_id)
+        assert api.live_bookings(5) == []
+        # A garbled answer to a cancel the server did not carry out is an error.
+        again = await client.book(5, 1, await first_slot(client))
+        api.faults.append(lambda r: httpx.Response(200, content=b"") if r.method == "DELETE" else None)
+        with pytest.raises(ResponseValidationError):
+            await client.cancel_booking(again.booking_id)
+    assert [b["bookingId"] for b in api.live_bookings(5)] == [again.booking_id]
 
 
 async def test_get_list_and_cancel_bookings() -> None:

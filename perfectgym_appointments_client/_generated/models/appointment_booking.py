@@ -168,15 +168,21 @@ class AppointmentBooking:
         if not isinstance(booking_id, int) or isinstance(booking_id, bool):
             raise TypeError(f"bookingId: expected int, got {type(booking_id).__name__}")
 
-        booking_status = BookingStatus(d.pop("bookingStatus"))
+        booking_status = BookingStatus.from_json(
+            d.pop("bookingStatus"), "bookingStatus"
+        )
 
         start_date_time = parse_zoned_datetime(d.pop("startDateTime"), "startDateTime")
 
         end_date_time = parse_zoned_datetime(d.pop("endDateTime"), "endDateTime")
 
-        appointment_status = AppointmentStatus(d.pop("appointmentStatus"))
+        appointment_status = AppointmentStatus.from_json(
+            d.pop("appointmentStatus"), "appointmentStatus"
+        )
 
-        participant_status = ParticipantStatus(d.pop("participantStatus"))
+        participant_status = ParticipantStatus.from_json(
+            d.pop("participantStatus"), "participantStatus"
+        )
 
         title: None | str | Unset = d.pop("title", UNSET)
 
@@ -198,6 +204,10 @@ class AppointmentBooking:
                     raise TypeError()
                 instructors_type_0 = []
                 _instructors_type_0 = data
+                if not isinstance(_instructors_type_0, list):
+                    raise TypeError(
+                        f"instructors_type_0: expected a JSON array, got {type(_instructors_type_0).__name__}"
+                    )
                 for instructors_type_0_item_data in _instructors_type_0:
                     instructors_type_0_item = Instructor.from_dict(
                         instructors_type_0_item_data

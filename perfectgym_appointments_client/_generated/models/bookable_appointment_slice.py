@@ -58,6 +58,10 @@ class BookableAppointmentSlice:
         d = dict(src_dict)
         result = []
         _result = d.pop("result")
+        if not isinstance(_result, list):
+            raise TypeError(
+                f"result: expected a JSON array, got {type(_result).__name__}"
+            )
         for result_item_data in _result:
             result_item = BookableAppointment.from_dict(result_item_data)
 

@@ -18,6 +18,13 @@ class BookingStatus(StrEnum):
         return self._name_ in type(self).__members__
 
     @classmethod
+    def from_json(cls, value: object, field: str) -> Self:
+        """Read ``field``'s JSON value: any string (unknown ones too), never a non-string."""
+        if not isinstance(value, str):
+            raise TypeError(f"{field}: expected str, got {type(value).__name__}")
+        return cls(value)
+
+    @classmethod
     def _missing_(cls, value: object) -> Self | None:
         if not isinstance(value, str):
             return None

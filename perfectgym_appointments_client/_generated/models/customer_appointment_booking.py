@@ -172,15 +172,21 @@ class CustomerAppointmentBooking:
         if not isinstance(booking_id, int) or isinstance(booking_id, bool):
             raise TypeError(f"bookingId: expected int, got {type(booking_id).__name__}")
 
-        booking_status = BookingStatus(d.pop("bookingStatus"))
+        booking_status = BookingStatus.from_json(
+            d.pop("bookingStatus"), "bookingStatus"
+        )
 
         start_date_time = parse_zoned_datetime(d.pop("startDateTime"), "startDateTime")
 
         end_date_time = parse_zoned_datetime(d.pop("endDateTime"), "endDateTime")
 
-        appointment_status = AppointmentStatus(d.pop("appointmentStatus"))
+        appointment_status = AppointmentStatus.from_json(
+            d.pop("appointmentStatus"), "appointmentStatus"
+        )
 
-        participant_status = ParticipantStatus(d.pop("participantStatus"))
+        participant_status = ParticipantStatus.from_json(
+            d.pop("participantStatus"), "participantStatus"
+        )
 
         customer_id = d.pop("customerId")
         if not isinstance(customer_id, int) or isinstance(customer_id, bool):
@@ -208,6 +214,10 @@ class CustomerAppointmentBooking:
                     raise TypeError()
                 instructors_type_0 = []
                 _instructors_type_0 = data
+                if not isinstance(_instructors_type_0, list):
+                    raise TypeError(
+                        f"instructors_type_0: expected a JSON array, got {type(_instructors_type_0).__name__}"
+                    )
                 for instructors_type_0_item_data in _instructors_type_0:
                     instructors_type_0_item = Instructor.from_dict(
                         instructors_type_0_item_data

@@ -142,6 +142,10 @@ class ErrorResponse:
                     raise TypeError()
                 typed_args_type_0 = []
                 _typed_args_type_0 = data
+                if not isinstance(_typed_args_type_0, list):
+                    raise TypeError(
+                        f"typedArgs_type_0: expected a JSON array, got {type(_typed_args_type_0).__name__}"
+                    )
                 for typed_args_type_0_item_data in _typed_args_type_0:
                     typed_args_type_0_item = TypedArg.from_dict(
                         typed_args_type_0_item_data

@@ -54,7 +54,9 @@ class ValidationResult:
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
         d = dict(src_dict)
-        validation_status = ValidationStatus(d.pop("validationStatus"))
+        validation_status = ValidationStatus.from_json(
+            d.pop("validationStatus"), "validationStatus"
+        )
 
         validation_result = cls(
             validation_status=validation_status,

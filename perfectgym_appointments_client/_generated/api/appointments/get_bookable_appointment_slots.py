@@ -52,6 +52,10 @@ def _parse_response(
     if response.status_code == 200:
         response_200 = []
         _response_200 = response.json()
+        if not isinstance(_response_200, list):
+            raise TypeError(
+                f"expected a JSON array, got {type(_response_200).__name__}"
+            )
         for response_200_item_data in _response_200:
             response_200_item = Slot.from_dict(response_200_item_data)
 

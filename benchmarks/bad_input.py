@@ -1,0 +1,494 @@
+"""The bad-input sweep: malformed answers against every operation.
+
+Each answer shape (truncated JSON, HTML, an empty body, wrong types, missing required fields, null
+lists, unknown enums, extra fields, bad date-times, huge pages, broken encodings, odd statuses...)
+is served to each of the eight operations in place of its real answer, through
+``httpx.MockTransport``: these are shapes a real server makes only by accident. Every other
+request (the reads a booking flow makes to check what happened) gets a valid answer.
+
+Every shape says what the client must do with it: raise a typed error (and which one, naming the
+operation and field), or parse tolerantly. Nothing may escape as a bare exception.
+``tests/test_bad_input_sweep.py`` runs every case; ``scripts/soak`` prints the counts.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import attrs
+import httpx
+
+from perfectgym_appointments_client import (
+    APIConnectionError,
+    APIStatusError,
+    AppointmentsClient,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    NotFoundError,
+    PerfectGymError,
+    RateLimitError,
+    ResponseValidationError,
+    RetryPolicy,
+    ServiceUnavailableError,
+    Slot,
+)
+
+KEY = "sweep-key"
+BASE = "https://tenant.example"
+CUSTOMER = 5
+APPOINTMENT = 1
+BOOKING_ID = 100
+HUGE = 20_000
+
+APPOINTMENT_JSON = {"id": APPOINTMENT, "title": "Yoga", "duration": 60, "category": "Fitness"}
+INSTRUCTOR_JSON = {"id": 7, "firstName": "Anna", "lastName": "Schmidt", "publicName": "Coach Anna"}
+SLOT_JSON = {
+    "startDateTime": "2026-03-23T08:00:00.000+01:00[Europe/Berlin]",
+    "endDateTime": "2026-03-23T09:00:00.000+01:00[Europe/Berlin]",
+    "instructors": [INSTRUCTOR_JSON],
+}
+# Another hour than the slot we book: a booking-flow check finds no booking of ours in it.
+BOOKING_JSON = {
+    "bookingId": BOOKING_ID,
+    "bookingStatus": "BOOKED",
+    "startDateTime": "2026-03-23T10:00:00.000+01:00[Europe/Berlin]",
+    "endDateTime": "2026-03-23T11:00:00.000+01:00[Europe/Berlin]",
+    "title": "Yoga",
+    "duration": 60,
+    "appointmentStatus": "PLANNED",
+    "participantStatus": "UNSET",
+    "instructors": [],
+}
+
+Path = tuple[str | int, ...]
+
+
+@attrs.frozen
+class Operation:
+    """One API operation, with a valid answer to spoil and where its parts sit in that answer."""
+
+    name: str
+    method: str
+    path: str
+    answer: Any
+    call: Callable[[AppointmentsClient], Awaitable[Any]]
+    target: Path  # the main object inside the answer
+    required: tuple[str, ...]  # its required fields
+    int_field: str | None = None
+    datetime_field: str | None = None
+    enum_field: str | None = None
+    optional_str: str | None = None
+    items: Path | None = None  # where the answer's list of items is, if it has one
+    wraps: bool = False  # the facade returns its own Booking, not the generated model
+
+
+async def _pages(client: AppointmentsClient) -> Any:
+    return [page async for page in client.bookable_appointments(slice_size=50).pages()]
+
+
+def _slot() -> Slot:
+    return Slot.from_dict(SLOT_JSON)
+
+
+OPERATIONS = (
+    Operation(
+        "getBookableAppointments", "GET", "/v1/appointments/bookable",
+        {"result": [APPOINTMENT_JSON], "hasNext": False, "offset": "1"}, _pages,
+        target=(), required=("result", "hasNext", "offset"), items=("result",), wraps=True,
+    ),
+    Operation(
+        "getBookableAppointment", "GET", f"/v1/appointments/bookable/{APPOINTMENT}", APPOINTMENT_JSON,
+        lambda c: c.get_bookable_appointment(APPOINTMENT),
+        target=(), required=("id",), int_field="id", optional_str="title",
+    ),
+    Operation(
+        "getBookableAppointmentSlots", "GET", f"/v1/appointments/bookable/{APPOINTMENT}/slots", [SLOT_JSON],
+        lambda c: c.get_slots(APPOINTMENT, customer_id=CUSTOMER, days_ahead=7),
+        target=(0,), required=("startDateTime", "endDateTime"), datetime_field="startDateTime", items=(),
+    ),
+    Operation(
+        "validateBookableAppointment", "POST", "/v1/appointments/bookable/validate",
+        {"validationStatus": "AVAILABLE"}, lambda c: c.validate_slot(CUSTOMER, APPOINTMENT, _slot()),
+        target=(), required=("validationStatus",), enum_field="validationStatus", wraps=True,
+    ),
+    Operation(
+        "bookAppointment", "POST", "/v1/appointments/booking/book",
+        {**BOOKING_JSON, "bookingId": 101, "startDateTime": SLOT_JSON["startDateTime"],
+         "endDateTime": SLOT_JSON["endDateTime"]},
+        lambda c: c.book(CUSTOMER, APPOINTMENT, _slot(), validate=False),
+        target=(), required=("bookingId", "bookingStatus", "startDateTime", "endDateTime",
+                             "appointmentStatus", "participantStatus"),
+        int_field="bookingId", datetime_field="startDateTime", enum_field="bookingStatus",
+        optional_str="title", wraps=True,
+    ),
+    Operation(
+        "getAppointmentBooking", "GET", f"/v1/appointments/booking/{BOOKING_ID}",
+        {**BOOKING_JSON, "customerId": CUSTOMER}, lambda c: c.get_booking(BOOKING_ID),
+        target=(), required=("bookingId", "customerId", "bookingStatus", "startDateTime", "endDateTime",
+                             "appointmentStatus", "participantStatus"),
+        int_field="bookingId", datetime_field="endDateTime", enum_field="participantStatus",
+        optional_str="title", wraps=True,
+    ),
+    Operation(
+        "cancelAppointmentBooking", "DELETE", f"/v1/appointments/booking/{BOOKING_ID}",
+        {"success": f"Booking {BOOKING_ID} was canceled."}, lambda c: c.cancel_booking(BOOKING_ID),
+        target=(), required=("success",), wraps=True,
+    ),
+    Operation(
+        "getAppointmentBookings", "GET", "/v1/appointments/booking", [BOOKING_JSON],
+        lambda c: c.list_bookings(CUSTOMER),
+        target=(0,), required=("bookingId", "bookingStatus", "startDateTime", "endDateTime",
+                               "appointmentStatus", "participantStatus"),
+        int_field="bookingId", datetime_field="startDateTime", enum_field="appointmentStatus",
+        optional_str="title", items=(), wraps=True,
+    ),
+)  # fmt: skip
+VALID = {(op.method, op.path): op.answer for op in OPERATIONS}
+
+
+# -- what a case serves, and what it expects ----------------------------------------------------------
+
+
+@attrs.frozen
+class Bad:
+    """A malformed answer and the client's duty: ``error`` of that type, or a tolerant parse."""
+
+    status: int
+    content: bytes
+    headers: dict[str, str] = attrs.field(factory=lambda: {"Content-Type": "application/json"})
+    error: type[PerfectGymError] | None = ResponseValidationError  # None: must parse
+    field: str | None = None  # the field a ResponseValidationError must name
+    check: Callable[[Any], bool] | None = None  # for a tolerant parse: is the value right?
+
+
+def _json(value: Any, status: int = 200, **kwargs: Any) -> Bad:
+    return Bad(status, json.dumps(value).encode(), **kwargs)
+
+
+def _raw(content: bytes, content_type: str = "application/json", status: int = 200, **kwargs: Any) -> Bad:
+    return Bad(status, content, {"Content-Type": content_type}, **kwargs)
+
+
+def _copy(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _at(document: Any, path: Path) -> Any:
+    for step in path:
+        document = document[step]
+    return document
+
+
+def _with(op: Operation, field: str, value: Any) -> Any:
+    """The valid answer with the main object's ``field`` set to ``value``."""
+    answer = _copy(op.answer)
+    _at(answer, op.target)[field] = value
+    return answer
+
+
+def _without(op: Operation, field: str) -> Any:
+    answer = _copy(op.answer)
+    del _at(answer, op.target)[field]
+    return answer
+
+
+def _with_items(op: Operation, items: Any) -> Any:
+    if op.items == ():
+        return items
+    answer = _copy(op.answer)
+    assert op.items is not None
+    _at(answer, op.items[:-1])[op.items[-1]] = items
+    return answer
+
+
+def _is_list_answer(op: Operation) -> bool:
+    return isinstance(op.answer, list)
+
+
+def _first(result: Any) -> Any:
+    """The parsed main object, whatever the operation returns."""
+    if isinstance(result, list):
+        first = result[0]
+        return first.items[0] if hasattr(first, "items") and hasattr(first, "has_next") else first
+    return result
+
+
+def _field_value(op: Operation, result: Any, field: str) -> Any:
+    snake = "".join("_" + c.lower() if c.isupper() else c for c in field)
+    return getattr(_first(result), snake)
+
+
+def _datetime_case(
+    value: Any, parse: bool, check: Callable[[Any], bool] | None = None
+) -> Callable[[Operation], Iterator[Bad]]:
+    def make(op: Operation) -> Iterator[Bad]:
+        if op.datetime_field is None:
+            return
+        field = op.datetime_field
+        if parse:
+            yield _json(
+                _with(op, field, value),
+                error=None,
+                check=check and (lambda r: check(_field_value(op, r, field))),
+            )
+        else:
+            yield _json(_with(op, field, value), field=field)
+
+    return make
+
+
+def _body_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
+    """Answers that are wrong as a whole."""
+    good = json.dumps(op.answer).encode()
+    yield "empty-body", _raw(b"", field="<body>")
+    yield "truncated-json", _raw(good[: len(good) // 2], field="<body>")
+    yield (
+        "html-page",
+        _raw(b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html", field="<body>"),
+    )
+    yield "plain-text", _raw(b"OK", "text/plain", field="<body>")
+    yield "json-null", _raw(b"null")
+    yield "json-number", _raw(b"42")
+    yield "json-string", _raw(b'"booked"')
+    yield "json-true", _raw(b"true")
+    yield "empty-object", _json({})
+    if _is_list_answer(op):
+        yield "empty-list", _json([], error=None, check=lambda r: r == [])
+    else:
+        yield "empty-list", _json([])
+    yield "wrapped-in-a-list", _json([op.answer])
+    yield "invalid-utf8", _raw(b'{"id": "\xff\xfe\xfa"}', field="<body>")
+    yield "utf8-bom", _raw(codecs.BOM_UTF8 + good, error=None)
+    yield "deeply-nested", _raw(b"[" * 100_000 + b"]" * 100_000, field="<body>")
+    yield "error-body-with-200", _json({"errorMessage": "Database timeout", "errorCode": "INTERNAL"})
+    yield "json-as-text-plain", _raw(good, "text/plain", error=None)
+    yield "status-201", _raw(good, field="<status>", status=201)
+    yield "status-204-no-body", _raw(b"", field="<status>", status=204)
+    # Content-Encoding says gzip, the body is not: httpx cannot decode it, so there is no answer.
+    yield (
+        "bad-gzip",
+        Bad(
+            200,
+            good,
+            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            error=APIConnectionError,
+        ),
+    )
+
+
+def _field_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
+    """The main object with one field spoiled."""
+    for field in op.required:
+        yield f"missing-{field}", _json(_without(op, field), field=field)
+        yield f"null-{field}", _json(_with(op, field, None), field=field)
+        current = _at(op.answer, op.target)[field]
+        wrong: Any = "a string" if isinstance(current, list) else [1, 2]
+        yield f"wrong-type-{field}", _json(_with(op, field, wrong), field=field)
+    first = op.required[0]
+    yield "object-for-a-value", _json(_with(op, first, {"value": 1}), field=first)
+    yield "extra-fields", _json(
+        _with(op, "addedInApi2", {"nested": [1, None]}), error=None,
+        check=lambda r: op.wraps or _first(r)["addedInApi2"] == {"nested": [1, None]},
+    )  # fmt: skip
+    if op.int_field is not None:
+        i = op.int_field
+        yield "int-as-string", _json(_with(op, i, "123"), field=i)
+        yield "int-as-bool", _json(_with(op, i, True), field=i)
+        yield "int-as-float", _json(_with(op, i, 1.5), field=i)
+        # Python's json reads NaN and 1e400 (infinity): neither is an id.
+        yield "int-nan", _raw(json.dumps(_with(op, i, float("nan"))).encode(), field=i)
+        yield (
+            "int-overflow",
+            _raw(json.dumps(_with(op, i, 10)).replace(": 10", ": 1e400", 1).encode(), field=i),
+        )
+        yield (
+            "int-huge",
+            _json(_with(op, i, 10**30), error=None, check=lambda r: _field_value(op, r, i) == 10**30),
+        )
+    if op.enum_field is not None:
+        e = op.enum_field
+
+        def unknown(raw: str) -> Callable[[Any], bool]:
+            def check(result: Any) -> bool:
+                value = result if op.name == "validateBookableAppointment" else _field_value(op, result, e)
+                return str(value) == raw and not value.is_known
+
+            return check
+
+        yield (
+            "enum-unknown",
+            _json(
+                _with(op, e, "RESOURCE_NOT_AVAILABLE_V2"),
+                error=None,
+                check=unknown("RESOURCE_NOT_AVAILABLE_V2"),
+            ),
+        )
+        yield "enum-lowercase", _json(_with(op, e, "booked"), error=None, check=unknown("booked"))
+        yield "enum-number", _json(_with(op, e, 3), field=e)
+        yield "enum-empty", _json(_with(op, e, ""), error=None, check=unknown(""))
+    if op.optional_str is not None:
+        o = op.optional_str
+        yield (
+            "optional-null",
+            _json(_with(op, o, None), error=None, check=lambda r: _field_value(op, r, o) is None),
+        )
+        yield (
+            "optional-absent",
+            _json(_without(op, o), error=None, check=lambda r: not isinstance(_field_value(op, r, o), str)),
+        )
+        yield (
+            "long-string",
+            _json(
+                _with(op, o, "x" * 1_000_000),
+                error=None,
+                check=lambda r: len(_field_value(op, r, o)) == 1_000_000,
+            ),
+        )
+    for name, make in (
+        ("datetime-garbage", _datetime_case("not a date", parse=False)),
+        ("datetime-naive", _datetime_case("2026-03-23T08:00:00", parse=False)),
+        ("datetime-unknown-zone", _datetime_case("2026-03-23T08:00:00.000+01:00[Mars/Olympus]", parse=False)),
+        ("datetime-month-13", _datetime_case("2026-13-23T08:00:00.000+01:00[Europe/Berlin]", parse=False)),
+        ("datetime-unclosed-zone", _datetime_case("2026-03-23T08:00:00.000+01:00[Europe/Berlin", parse=False)),
+        ("datetime-epoch-number", _datetime_case(1774249200, parse=False)),
+        ("datetime-offset-only", _datetime_case(
+            "2026-03-23T08:00:00.000+01:00", parse=True, check=lambda v: v.utcoffset().total_seconds() == 3600)),
+        ("datetime-nanoseconds", _datetime_case(
+            "2026-03-23T08:00:00.123456789+01:00[Europe/Berlin]", parse=True,
+            check=lambda v: v.microsecond == 123456 and str(v.tzinfo) == "Europe/Berlin")),
+        ("datetime-zulu", _datetime_case("2026-03-23T07:00:00Z", parse=True, check=lambda v: v.hour == 7)),
+    ):  # fmt: skip
+        for bad in make(op):
+            yield name, bad
+
+
+def _list_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
+    """The answer's list of items spoiled."""
+    if op.items is None:
+        return
+    item = _at(op.answer, op.items)[0]
+    list_field = "<body>" if op.items == () else str(op.items[-1])
+    if op.items != ():
+        yield "null-list", _json(_with_items(op, None), field=list_field)
+    yield "null-item", _json(_with_items(op, [None]))
+    yield "number-item", _json(_with_items(op, [item, 5]))
+    yield "huge-page", _json(_with_items(op, [item] * HUGE), error=None, check=lambda r: _count(r) == HUGE)
+
+
+def _count(result: Any) -> int:
+    if isinstance(result, list) and result and hasattr(result[0], "has_next"):
+        return sum(len(page.items) for page in result)
+    return len(result)
+
+
+def _status_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
+    """Error statuses with bodies a proxy or a struggling server sends."""
+    yield (
+        "500-html",
+        _raw(b"<html><body>Internal Server Error</body></html>", "text/html", 500, error=InternalServerError),
+    )
+    yield "503-garbled-retry-after", Bad(503, b"", {"Retry-After": "soon"}, error=ServiceUnavailableError)
+    yield (
+        "429-error-message-not-text",
+        _json({"errorMessage": 5, "errorCode": ["x"]}, 429, error=RateLimitError),
+    )
+    yield "404-empty-body", _raw(b"", status=404, error=NotFoundError)
+    yield (
+        "400-truncated-error",
+        _raw(b'{"errorMessage": "customerId is req', status=400, error=BadRequestError),
+    )
+    yield "401-error-as-list", _json([{"errorMessage": "no"}], 401, error=AuthenticationError)
+    yield "418-unknown-status", _json({"errorMessage": "teapot"}, 418, error=APIStatusError)
+    yield "302-redirect", Bad(302, b"", {"Location": "https://login.example/"}, error=APIStatusError)
+
+
+def cases() -> list[tuple[Operation, str, Bad]]:
+    """Every (operation, shape, answer): the sweep."""
+    found = []
+    for op in OPERATIONS:
+        for family in (_body_cases, _field_cases, _list_cases, _status_cases):
+            found.extend((op, name, bad) for name, bad in family(op))
+    return found
+
+
+# -- running one ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Outcome:
+    kind: str  # "ok", "typed" (a PerfectGymError) or "bare" (anything else: a bug)
+    value: Any = None
+    error: BaseException | None = None
+    requests: int = 0
+
+
+async def run_case(op: Operation, bad: Bad) -> Outcome:
+    served = False
+    requests = 0
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        nonlocal served, requests
+        requests += 1
+        if not served and request.method == op.method and request.url.path == op.path:
+            served = True
+            return httpx.Response(bad.status, content=bad.content, headers=bad.headers)
+        return httpx.Response(200, json=VALID[(request.method, request.url.path)])
+
+    client = AppointmentsClient(
+        api_key=KEY,
+        base_url=BASE,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handle)),
+        retry_policy=RetryPolicy(max_retries=0),
+    )
+    try:
+        async with client:
+            value = await op.call(client)
+    except PerfectGymError as exc:
+        return Outcome("typed", error=exc, requests=requests)
+    except Exception as exc:  # noqa: BLE001 - what the sweep exists to find
+        return Outcome("bare", error=exc, requests=requests)
+    return Outcome("ok", value=value, requests=requests)
+
+
+def problem(op: Operation, bad: Bad, outcome: Outcome) -> str | None:
+    """What is wrong with the outcome, or None when the client did its duty."""
+    if outcome.kind == "bare":
+        return f"bare {type(outcome.error).__name__}: {outcome.error}"
+    if bad.error is None:
+        if outcome.kind != "ok":
+            return f"expected a tolerant parse, got {type(outcome.error).__name__}: {outcome.error}"
+        try:
+            right = bad.check is None or bad.check(outcome.value)
+        except Exception as exc:  # noqa: BLE001 - a check that trips is a wrong parse
+            right, outcome = False, attrs.evolve(outcome, error=exc)
+        if not right:
+            return f"parsed, but wrongly ({outcome.error!r}): {outcome.value!r}"[:500]
+        return None
+    if outcome.kind != "typed" or not isinstance(outcome.error, bad.error):
+        got = type(outcome.error).__name__ if outcome.error else f"a value {outcome.value!r}"[:300]
+        return f"expected {bad.error.__name__}, got {got}"
+    error = outcome.error
+    if isinstance(error, ResponseValidationError):
+        if error.operation != op.name or op.name not in str(error):
+            return f"error does not name the operation {op.name}: {error}"
+        if bad.field is not None and (error.field != bad.field or bad.field not in str(error)):
+            return f"error names field {error.field!r}, expected {bad.field!r}: {error}"
+    return None
+
+
+async def sweep() -> tuple[Counter[str], list[str]]:
+    """Run every case; the counts by outcome, and a line per case the client got wrong."""
+    counts: Counter[str] = Counter()
+    wrong = []
+    for op, name, bad in cases():
+        outcome = await run_case(op, bad)
+        counts[outcome.kind] += 1
+        issue = problem(op, bad, outcome)
+        if issue is not None:
+            wrong.append(f"{op.name} / {name}: {issue}")
+    return counts, wrong
