@@ -631,5 +631,6 @@ def _surely_not_booked(exc: APIError) -> bool:
 def _expect_list(api: BaseClient, value: Any, item: type[Any], operation: str) -> list[Any]:
     items = api.expect(value, list, operation)
     for index, element in enumerate(items):
-        api.expect(element, item, operation, f"[{index}]")
+        if not isinstance(element, item):  # the field name is formatted only for the error
+            api.expect(element, item, operation, f"[{index}]")
     return items

@@ -36,6 +36,7 @@ from perfectgym_appointments_client._generated.models import (
     CancelResult,
     CustomerAppointmentBooking,
     ErrorResponse,
+    Instructor,
     ParticipantStatus,
     Slot,
     ValidationResult,
@@ -335,3 +336,30 @@ def test_optional_fields_stay_tolerant() -> None:
     # Optional fields are passed through as sent (the API's nullable extras); only required ones are checked.
     appointment = BookableAppointment.from_dict({"id": 1, "duration": "60", "title": None})
     assert (appointment.duration, appointment.title) == ("60", None)
+
+
+@pytest.mark.parametrize(
+    ("data", "extras"),
+    [
+        ({"id": 7, "firstName": "A", "lastName": "B"}, {}),
+        ({"id": 7, "firstName": "A", "lastName": "B", "publicName": None}, {}),
+        # An optional field missing and a new one present: the count alone would match.
+        ({"id": 7, "firstName": "A", "lastName": "B", "pronouns": "she"}, {"pronouns": "she"}),
+        (
+            {"id": 7, "firstName": "A", "lastName": "B", "publicName": "C", "a": 1, "b": [2]},
+            {"a": 1, "b": [2]},
+        ),
+    ],
+)
+def test_from_dict_keeps_exactly_the_unknown_keys_and_leaves_its_input_alone(
+    data: dict[str, Any], extras: dict[str, Any]
+) -> None:
+    before = json.loads(json.dumps(data))
+    instructor = Instructor.from_dict(data)
+    assert instructor.additional_properties == extras
+    assert data == before
+    assert instructor.to_dict() == data  # written back as received
+    # Each object owns its extras: changing one touches neither the input nor another object.
+    instructor["added"] = 1
+    assert "added" not in data
+    assert "added" not in Instructor.from_dict(data).additional_properties

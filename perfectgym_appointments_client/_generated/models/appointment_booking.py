@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -163,47 +163,40 @@ class AppointmentBooking:
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
-        d = dict(src_dict)
-        booking_id = d.pop("bookingId")
+        d = src_dict
+        booking_id = d["bookingId"]
         if not isinstance(booking_id, int) or isinstance(booking_id, bool):
             raise TypeError(f"bookingId: expected int, got {type(booking_id).__name__}")
 
-        booking_status = BookingStatus.from_json(
-            d.pop("bookingStatus"), "bookingStatus"
-        )
+        booking_status = BookingStatus.from_json(d["bookingStatus"], "bookingStatus")
 
-        start_date_time = parse_zoned_datetime(d.pop("startDateTime"), "startDateTime")
+        start_date_time = parse_zoned_datetime(d["startDateTime"], "startDateTime")
 
-        end_date_time = parse_zoned_datetime(d.pop("endDateTime"), "endDateTime")
+        end_date_time = parse_zoned_datetime(d["endDateTime"], "endDateTime")
 
         appointment_status = AppointmentStatus.from_json(
-            d.pop("appointmentStatus"), "appointmentStatus"
+            d["appointmentStatus"], "appointmentStatus"
         )
 
         participant_status = ParticipantStatus.from_json(
-            d.pop("participantStatus"), "participantStatus"
+            d["participantStatus"], "participantStatus"
         )
 
-        title: None | str | Unset = d.pop("title", UNSET)
+        title: None | str | Unset = d.get("title", UNSET)
 
-        duration: int | None | Unset = d.pop("duration", UNSET)
+        duration: int | None | Unset = d.get("duration", UNSET)
 
-        category: None | str | Unset = d.pop("category", UNSET)
+        category: None | str | Unset = d.get("category", UNSET)
 
-        description: None | str | Unset = d.pop("description", UNSET)
+        description: None | str | Unset = d.get("description", UNSET)
 
-        img_url: None | str | Unset = d.pop("imgUrl", UNSET)
+        img_url: None | str | Unset = d.get("imgUrl", UNSET)
 
-        def _parse_instructors(data: object) -> list[Instructor] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        instructors: list[Instructor] | None | Unset = d.get("instructors", UNSET)
+        if isinstance(instructors, list):
             try:
-                if not isinstance(data, list):
-                    raise TypeError()
                 instructors_type_0 = []
-                _instructors_type_0 = data
+                _instructors_type_0 = instructors
                 if not isinstance(_instructors_type_0, list):
                     raise TypeError(
                         f"instructors_type_0: expected a JSON array, got {type(_instructors_type_0).__name__}"
@@ -215,29 +208,51 @@ class AppointmentBooking:
 
                     instructors_type_0.append(instructors_type_0_item)
 
-                return instructors_type_0
+                instructors = instructors_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(list[Instructor] | None | Unset, data)
-
-        instructors = _parse_instructors(d.pop("instructors", UNSET))
 
         appointment_booking = cls(
-            booking_id=booking_id,
-            booking_status=booking_status,
-            start_date_time=start_date_time,
-            end_date_time=end_date_time,
-            appointment_status=appointment_status,
-            participant_status=participant_status,
-            title=title,
-            duration=duration,
-            category=category,
-            description=description,
-            img_url=img_url,
-            instructors=instructors,
+            booking_id,
+            booking_status,
+            start_date_time,
+            end_date_time,
+            appointment_status,
+            participant_status,
+            title,
+            duration,
+            category,
+            description,
+            img_url,
+            instructors,
         )
 
-        appointment_booking.additional_properties = d
+        # Keys the spec does not name (the API added them later) are kept; counting is enough
+        # to know whether there are any, so the usual object costs no copy.
+        if len(d) != 6 + (title is not UNSET) + (duration is not UNSET) + (
+            category is not UNSET
+        ) + (description is not UNSET) + (img_url is not UNSET) + (
+            instructors is not UNSET
+        ):
+            appointment_booking.additional_properties = {
+                k: v
+                for k, v in d.items()
+                if k
+                not in {
+                    "bookingId",
+                    "bookingStatus",
+                    "startDateTime",
+                    "endDateTime",
+                    "appointmentStatus",
+                    "participantStatus",
+                    "title",
+                    "duration",
+                    "category",
+                    "description",
+                    "imgUrl",
+                    "instructors",
+                }
+            }
         return appointment_booking
 
     @property

@@ -77,14 +77,14 @@ class AppointmentBookingRequest:
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
-        d = dict(src_dict)
-        customer_id = d.pop("customerId")
+        d = src_dict
+        customer_id = d["customerId"]
         if not isinstance(customer_id, int) or isinstance(customer_id, bool):
             raise TypeError(
                 f"customerId: expected int, got {type(customer_id).__name__}"
             )
 
-        bookable_appointment_id = d.pop("bookableAppointmentId")
+        bookable_appointment_id = d["bookableAppointmentId"]
         if not isinstance(bookable_appointment_id, int) or isinstance(
             bookable_appointment_id, bool
         ):
@@ -92,21 +92,35 @@ class AppointmentBookingRequest:
                 f"bookableAppointmentId: expected int, got {type(bookable_appointment_id).__name__}"
             )
 
-        start_date_time = parse_zoned_datetime(d.pop("startDateTime"), "startDateTime")
+        start_date_time = parse_zoned_datetime(d["startDateTime"], "startDateTime")
 
-        end_date_time = parse_zoned_datetime(d.pop("endDateTime"), "endDateTime")
+        end_date_time = parse_zoned_datetime(d["endDateTime"], "endDateTime")
 
-        instructor_ids = cast(list[int], d.pop("instructorIds", UNSET))
+        instructor_ids = cast(list[int], d.get("instructorIds", UNSET))
 
         appointment_booking_request = cls(
-            customer_id=customer_id,
-            bookable_appointment_id=bookable_appointment_id,
-            start_date_time=start_date_time,
-            end_date_time=end_date_time,
-            instructor_ids=instructor_ids,
+            customer_id,
+            bookable_appointment_id,
+            start_date_time,
+            end_date_time,
+            instructor_ids,
         )
 
-        appointment_booking_request.additional_properties = d
+        # Keys the spec does not name (the API added them later) are kept; counting is enough
+        # to know whether there are any, so the usual object costs no copy.
+        if len(d) != 4 + (instructor_ids is not UNSET):
+            appointment_booking_request.additional_properties = {
+                k: v
+                for k, v in d.items()
+                if k
+                not in {
+                    "customerId",
+                    "bookableAppointmentId",
+                    "startDateTime",
+                    "endDateTime",
+                    "instructorIds",
+                }
+            }
         return appointment_booking_request
 
     @property

@@ -91,31 +91,41 @@ class BookableAppointment:
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
-        d = dict(src_dict)
-        id = d.pop("id")
+        d = src_dict
+        id = d["id"]
         if not isinstance(id, int) or isinstance(id, bool):
             raise TypeError(f"id: expected int, got {type(id).__name__}")
 
-        title: None | str | Unset = d.pop("title", UNSET)
+        title: None | str | Unset = d.get("title", UNSET)
 
-        duration: int | None | Unset = d.pop("duration", UNSET)
+        duration: int | None | Unset = d.get("duration", UNSET)
 
-        category: None | str | Unset = d.pop("category", UNSET)
+        category: None | str | Unset = d.get("category", UNSET)
 
-        description: None | str | Unset = d.pop("description", UNSET)
+        description: None | str | Unset = d.get("description", UNSET)
 
-        img_url: None | str | Unset = d.pop("imgUrl", UNSET)
+        img_url: None | str | Unset = d.get("imgUrl", UNSET)
 
         bookable_appointment = cls(
-            id=id,
-            title=title,
-            duration=duration,
-            category=category,
-            description=description,
-            img_url=img_url,
+            id,
+            title,
+            duration,
+            category,
+            description,
+            img_url,
         )
 
-        bookable_appointment.additional_properties = d
+        # Keys the spec does not name (the API added them later) are kept; counting is enough
+        # to know whether there are any, so the usual object costs no copy.
+        if len(d) != 1 + (title is not UNSET) + (duration is not UNSET) + (
+            category is not UNSET
+        ) + (description is not UNSET) + (img_url is not UNSET):
+            bookable_appointment.additional_properties = {
+                k: v
+                for k, v in d.items()
+                if k
+                not in {"id", "title", "duration", "category", "description", "imgUrl"}
+            }
         return bookable_appointment
 
     @property

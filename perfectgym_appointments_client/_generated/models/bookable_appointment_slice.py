@@ -55,9 +55,9 @@ class BookableAppointmentSlice:
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
-        d = dict(src_dict)
+        d = src_dict
         result = []
-        _result = d.pop("result")
+        _result = d["result"]
         if not isinstance(_result, list):
             raise TypeError(
                 f"result: expected a JSON array, got {type(_result).__name__}"
@@ -67,21 +67,26 @@ class BookableAppointmentSlice:
 
             result.append(result_item)
 
-        has_next = d.pop("hasNext")
+        has_next = d["hasNext"]
         if not isinstance(has_next, bool):
             raise TypeError(f"hasNext: expected bool, got {type(has_next).__name__}")
 
-        offset = d.pop("offset")
+        offset = d["offset"]
         if not isinstance(offset, str):
             raise TypeError(f"offset: expected str, got {type(offset).__name__}")
 
         bookable_appointment_slice = cls(
-            result=result,
-            has_next=has_next,
-            offset=offset,
+            result,
+            has_next,
+            offset,
         )
 
-        bookable_appointment_slice.additional_properties = d
+        # Keys the spec does not name (the API added them later) are kept; counting is enough
+        # to know whether there are any, so the usual object costs no copy.
+        if len(d) != 3:
+            bookable_appointment_slice.additional_properties = {
+                k: v for k, v in d.items() if k not in {"result", "hasNext", "offset"}
+            }
         return bookable_appointment_slice
 
     @property

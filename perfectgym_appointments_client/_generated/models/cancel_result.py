@@ -37,16 +37,21 @@ class CancelResult:
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
-        d = dict(src_dict)
-        success = d.pop("success")
+        d = src_dict
+        success = d["success"]
         if not isinstance(success, str):
             raise TypeError(f"success: expected str, got {type(success).__name__}")
 
         cancel_result = cls(
-            success=success,
+            success,
         )
 
-        cancel_result.additional_properties = d
+        # Keys the spec does not name (the API added them later) are kept; counting is enough
+        # to know whether there are any, so the usual object costs no copy.
+        if len(d) != 1:
+            cancel_result.additional_properties = {
+                k: v for k, v in d.items() if k not in {"success"}
+            }
         return cancel_result
 
     @property

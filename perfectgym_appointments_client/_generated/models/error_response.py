@@ -102,46 +102,33 @@ class ErrorResponse:
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
-        d = dict(src_dict)
-        error_message = d.pop("errorMessage")
+        d = src_dict
+        error_message = d["errorMessage"]
         if not isinstance(error_message, str):
             raise TypeError(
                 f"errorMessage: expected str, got {type(error_message).__name__}"
             )
 
-        error_code: None | str | Unset = d.pop("errorCode", UNSET)
+        error_code: None | str | Unset = d.get("errorCode", UNSET)
 
-        trace_id: None | str | Unset = d.pop("traceId", UNSET)
+        trace_id: None | str | Unset = d.get("traceId", UNSET)
 
-        reference: None | str | Unset = d.pop("reference", UNSET)
+        reference: None | str | Unset = d.get("reference", UNSET)
 
-        def _parse_args(data: object) -> list[str] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        args: list[str] | None | Unset = d.get("args", UNSET)
+        if isinstance(args, list):
             try:
-                if not isinstance(data, list):
-                    raise TypeError()
-                args_type_0 = cast(list[str], data)
+                args_type_0 = cast(list[str], args)
 
-                return args_type_0
+                args = args_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(list[str] | None | Unset, data)
 
-        args = _parse_args(d.pop("args", UNSET))
-
-        def _parse_typed_args(data: object) -> list[TypedArg] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        typed_args: list[TypedArg] | None | Unset = d.get("typedArgs", UNSET)
+        if isinstance(typed_args, list):
             try:
-                if not isinstance(data, list):
-                    raise TypeError()
                 typed_args_type_0 = []
-                _typed_args_type_0 = data
+                _typed_args_type_0 = typed_args
                 if not isinstance(_typed_args_type_0, list):
                     raise TypeError(
                         f"typedArgs_type_0: expected a JSON array, got {type(_typed_args_type_0).__name__}"
@@ -153,23 +140,37 @@ class ErrorResponse:
 
                     typed_args_type_0.append(typed_args_type_0_item)
 
-                return typed_args_type_0
+                typed_args = typed_args_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(list[TypedArg] | None | Unset, data)
-
-        typed_args = _parse_typed_args(d.pop("typedArgs", UNSET))
 
         error_response = cls(
-            error_message=error_message,
-            error_code=error_code,
-            trace_id=trace_id,
-            reference=reference,
-            args=args,
-            typed_args=typed_args,
+            error_message,
+            error_code,
+            trace_id,
+            reference,
+            args,
+            typed_args,
         )
 
-        error_response.additional_properties = d
+        # Keys the spec does not name (the API added them later) are kept; counting is enough
+        # to know whether there are any, so the usual object costs no copy.
+        if len(d) != 1 + (error_code is not UNSET) + (trace_id is not UNSET) + (
+            reference is not UNSET
+        ) + (args is not UNSET) + (typed_args is not UNSET):
+            error_response.additional_properties = {
+                k: v
+                for k, v in d.items()
+                if k
+                not in {
+                    "errorMessage",
+                    "errorCode",
+                    "traceId",
+                    "reference",
+                    "args",
+                    "typedArgs",
+                }
+            }
         return error_response
 
     @property

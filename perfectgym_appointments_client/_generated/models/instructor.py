@@ -58,29 +58,36 @@ class Instructor:
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
-        d = dict(src_dict)
-        id = d.pop("id")
+        d = src_dict
+        id = d["id"]
         if not isinstance(id, int) or isinstance(id, bool):
             raise TypeError(f"id: expected int, got {type(id).__name__}")
 
-        first_name = d.pop("firstName")
+        first_name = d["firstName"]
         if not isinstance(first_name, str):
             raise TypeError(f"firstName: expected str, got {type(first_name).__name__}")
 
-        last_name = d.pop("lastName")
+        last_name = d["lastName"]
         if not isinstance(last_name, str):
             raise TypeError(f"lastName: expected str, got {type(last_name).__name__}")
 
-        public_name: None | str | Unset = d.pop("publicName", UNSET)
+        public_name: None | str | Unset = d.get("publicName", UNSET)
 
         instructor = cls(
-            id=id,
-            first_name=first_name,
-            last_name=last_name,
-            public_name=public_name,
+            id,
+            first_name,
+            last_name,
+            public_name,
         )
 
-        instructor.additional_properties = d
+        # Keys the spec does not name (the API added them later) are kept; counting is enough
+        # to know whether there are any, so the usual object costs no copy.
+        if len(d) != 3 + (public_name is not UNSET):
+            instructor.additional_properties = {
+                k: v
+                for k, v in d.items()
+                if k not in {"id", "firstName", "lastName", "publicName"}
+            }
         return instructor
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -81,21 +81,16 @@ class Slot:
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
-        d = dict(src_dict)
-        start_date_time = parse_zoned_datetime(d.pop("startDateTime"), "startDateTime")
+        d = src_dict
+        start_date_time = parse_zoned_datetime(d["startDateTime"], "startDateTime")
 
-        end_date_time = parse_zoned_datetime(d.pop("endDateTime"), "endDateTime")
+        end_date_time = parse_zoned_datetime(d["endDateTime"], "endDateTime")
 
-        def _parse_instructors(data: object) -> list[Instructor] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        instructors: list[Instructor] | None | Unset = d.get("instructors", UNSET)
+        if isinstance(instructors, list):
             try:
-                if not isinstance(data, list):
-                    raise TypeError()
                 instructors_type_0 = []
-                _instructors_type_0 = data
+                _instructors_type_0 = instructors
                 if not isinstance(_instructors_type_0, list):
                     raise TypeError(
                         f"instructors_type_0: expected a JSON array, got {type(_instructors_type_0).__name__}"
@@ -107,20 +102,24 @@ class Slot:
 
                     instructors_type_0.append(instructors_type_0_item)
 
-                return instructors_type_0
+                instructors = instructors_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(list[Instructor] | None | Unset, data)
-
-        instructors = _parse_instructors(d.pop("instructors", UNSET))
 
         slot = cls(
-            start_date_time=start_date_time,
-            end_date_time=end_date_time,
-            instructors=instructors,
+            start_date_time,
+            end_date_time,
+            instructors,
         )
 
-        slot.additional_properties = d
+        # Keys the spec does not name (the API added them later) are kept; counting is enough
+        # to know whether there are any, so the usual object costs no copy.
+        if len(d) != 2 + (instructors is not UNSET):
+            slot.additional_properties = {
+                k: v
+                for k, v in d.items()
+                if k not in {"startDateTime", "endDateTime", "instructors"}
+            }
         return slot
 
     @property

@@ -49,17 +49,22 @@ class TypedArg:
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
-        d = dict(src_dict)
-        value: None | str | Unset = d.pop("value", UNSET)
+        d = src_dict
+        value: None | str | Unset = d.get("value", UNSET)
 
-        type_: None | str | Unset = d.pop("type", UNSET)
+        type_: None | str | Unset = d.get("type", UNSET)
 
         typed_arg = cls(
-            value=value,
-            type_=type_,
+            value,
+            type_,
         )
 
-        typed_arg.additional_properties = d
+        # Keys the spec does not name (the API added them later) are kept; counting is enough
+        # to know whether there are any, so the usual object costs no copy.
+        if len(d) != 0 + (value is not UNSET) + (type_ is not UNSET):
+            typed_arg.additional_properties = {
+                k: v for k, v in d.items() if k not in {"value", "type"}
+            }
         return typed_arg
 
     @property

@@ -53,16 +53,21 @@ class ValidationResult:
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
-        d = dict(src_dict)
+        d = src_dict
         validation_status = ValidationStatus.from_json(
-            d.pop("validationStatus"), "validationStatus"
+            d["validationStatus"], "validationStatus"
         )
 
         validation_result = cls(
-            validation_status=validation_status,
+            validation_status,
         )
 
-        validation_result.additional_properties = d
+        # Keys the spec does not name (the API added them later) are kept; counting is enough
+        # to know whether there are any, so the usual object costs no copy.
+        if len(d) != 1:
+            validation_result.additional_properties = {
+                k: v for k, v in d.items() if k not in {"validationStatus"}
+            }
         return validation_result
 
     @property
