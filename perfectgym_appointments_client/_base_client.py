@@ -33,7 +33,7 @@ from ._generated.types import Unset
 from ._retry import RetryPolicy, is_connect_failure, parse_retry_after
 from ._version import API_VERSION, __version__
 
-__all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "BaseClient", "logger"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_TIMEOUT", "USER_AGENT", "BaseClient", "logger"]
 
 T = TypeVar("T")
 
@@ -41,10 +41,15 @@ logger = logging.getLogger("perfectgym_appointments_client")
 logger.addHandler(logging.NullHandler())
 
 USER_AGENT = f"perfectgym-appointments-client/{__version__} (PerfectGym Next API {API_VERSION}; httpx/{httpx.__version__})"
-# httpx keeps only 20 idle connections of its 100; with more concurrent tasks than that, every
-# burst closes and reopens connections (benchmarks/RESULTS.md, concurrency: 1,887 connections
-# for 5,000 requests from 100 tasks). Keeping all 100 reuses them.
-DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0)
+# One number for both limits. Fewer kept-alive connections than allowed ones (httpx's default is
+# 20 of 100) makes httpcore 1.0's pool close an idle connection on nearly every release once
+# more than 20 exist, so 100 busy tasks open a new connection (a TLS handshake) per request.
+# And the pool's bookkeeping on every request walks all its connections, quadratically
+# (encode/httpx#3215): 100 kept-alive connections cost ~3 ms of client CPU per request on
+# loopback, 16 about 1.4 ms (benchmarks/RESULTS.md, concurrency). 16 is also search_slots'
+# default fan-out.
+DEFAULT_MAX_CONNECTIONS = 16
+KEEPALIVE_EXPIRY = 5.0
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _FIELD_IN_MESSAGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): ")
 _OPERATION_ROUTES = {
@@ -92,6 +97,7 @@ class BaseClient:
         timeout: httpx.Timeout | None,
         retry_policy: RetryPolicy,
         http_client: httpx.AsyncClient | None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry_policy = retry_policy
@@ -99,7 +105,12 @@ class BaseClient:
         self._owns_http = http_client is None
         # A user's client keeps its own settings; we only add our timeout if one was asked for.
         self._timeout = timeout if timeout is not None or http_client is not None else DEFAULT_TIMEOUT
-        self.http = http_client or httpx.AsyncClient(timeout=self._timeout, limits=DEFAULT_LIMITS)
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+        )
+        self.http = http_client or httpx.AsyncClient(timeout=self._timeout, limits=limits)
         # _parse_response only reads raise_on_unexpected_status from it; it never sends.
         self.generated = GeneratedClient(base_url=self.base_url, raise_on_unexpected_status=False)
 

@@ -20,7 +20,7 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ._base_client import BaseClient, logger
+from ._base_client import DEFAULT_MAX_CONNECTIONS, BaseClient, logger
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -75,6 +75,8 @@ class AppointmentsClient:
     ``async with AppointmentsClient(...) as client:`` so connections are closed and listings can
     fetch their next page in the background; plain calls also work without ``async with``.
     A custom ``http_client`` (transport, proxies, event hooks) is used as given and not closed.
+    Otherwise at most ``max_connections`` requests (default 16) are in flight at once, each
+    connection kept alive for reuse; more concurrent calls wait for a free connection.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class AppointmentsClient:
         max_retries: int = 2,
         http_client: httpx.AsyncClient | None = None,
         retry_policy: RetryPolicy | None = None,
+        max_connections: int | None = None,
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
         base_url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL)
@@ -97,6 +100,12 @@ class AppointmentsClient:
             raise ConfigurationError(f"no base URL: pass base_url=... or set {ENV_BASE_URL}")
         if not base_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if max_connections is not None:
+            if http_client is not None:
+                raise ConfigurationError(
+                    "pass max_connections or http_client (which has its own limits), not both"
+                )
+            _require_int("max_connections", max_connections, low=1)
         if retry_policy is None:
             retry_policy = RetryPolicy(max_retries=max_retries)
         elif max_retries != 2 and max_retries != retry_policy.max_retries:
@@ -113,6 +122,7 @@ class AppointmentsClient:
             timeout=resolved_timeout,
             retry_policy=retry_policy,
             http_client=http_client,
+            max_connections=DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections,
         )
         self._task_group: TaskGroup | None = None
         self._appointment_titles: dict[int, str | None] = {}
