@@ -84,7 +84,9 @@ class Operation:
     enum_field: str | None = None
     optional_str: str | None = None
     items: Path | None = None  # where the answer's list of items is, if it has one
-    wraps: bool = False  # the facade returns its own Booking, not the generated model
+    # The facade returns its own value (a Booking, a Page, a status, a text), not the generated
+    # model, so the answer's extra fields are not there to check.
+    wraps: bool = False
 
 
 async def _pages(client: AppointmentsClient) -> Any:
@@ -404,6 +406,7 @@ def _status_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
     )
     yield "401-error-as-list", _json([{"errorMessage": "no"}], 401, error=AuthenticationError)
     yield "418-unknown-status", _json({"errorMessage": "teapot"}, 418, error=APIStatusError)
+    yield "500-deeply-nested", _raw(b"[" * 100_000 + b"]" * 100_000, status=500, error=InternalServerError)
     yield "302-redirect", Bad(302, b"", {"Location": "https://login.example/"}, error=APIStatusError)
 
 

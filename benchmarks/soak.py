@@ -1,7 +1,7 @@
 """Soak: many booking flows against a misbehaving sandbox, then the server's state is audited.
 
-``scripts/soak`` runs the full one (1,000 flows from 50 tasks); ``tests/test_soak.py`` a small
-one. Each flow books a free slot, reads the booking back, then reschedules or cancels it, all
+``scripts/soak`` runs the full one (1,000 flows from 50 tasks), then the bad-input sweep
+(benchmarks/bad_input.py); ``tests/test_soak.py`` runs a small one. Each flow books a free slot, reads the booking back, then reschedules or cancels it, all
 through one shared client while the sandbox injects 429/503s, connection resets, "commit then
 drop" on bookings and random latency. Afterwards the client's own record of what it did (only
 what its return values and exceptions told it) is compared with the sandbox's store.
@@ -32,6 +32,8 @@ from perfectgym_appointments_client import (
 )
 from perfectgym_appointments_client.sandbox import Faults, Sandbox, Store
 
+from .bad_input import OPERATIONS, sweep
+
 FULL_FAULTS = Faults(
     rate_429=0.05, rate_503=0.05, rate_reset=0.05, rate_commit_then_drop=0.05, latency_jitter=0.004,
     retry_after=0, seed=1,
@@ -42,6 +44,7 @@ FULL_FAULTS = Faults(
 class SoakReport:
     flows: int
     outcomes: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)  # why a step failed: error class names
     unhandled: list[str] = field(default_factory=list)
     double_bookings: int = 0
     unknown_to_client: int = 0
@@ -64,6 +67,7 @@ class SoakReport:
     def lines(self) -> list[str]:
         return [
             f"flows: {self.flows} in {self.seconds:.1f} s; outcomes: {dict(sorted(self.outcomes.items()))}",
+            f"why steps failed (typed errors the flows handled): {dict(sorted(self.failures.items()))}",
             f"faults injected: {dict(sorted(self.faults.items()))}",
             f"bookings made on the server: {self.server_bookings}",
             f"double bookings: {self.double_bookings}",
@@ -110,7 +114,8 @@ async def run_soak(
                 appointment = rng.choice(appointments)
                 try:
                     slots = await client.get_slots(appointment, customer_id=customer, days_ahead=days_ahead)
-                except PerfectGymError:
+                except PerfectGymError as exc:
+                    report.failures[f"get_slots: {type(exc).__name__}"] += 1
                     return "no-slots-read"
                 if len(slots) < 2:
                     return "no-free-slot"
@@ -119,8 +124,9 @@ async def run_soak(
                     booking = await client.book(customer, appointment, first)
                 except BookingOutcomeUnknownError:
                     return "unknown"
-                except PerfectGymError:
+                except PerfectGymError as exc:
                     # Any other error from book() promises that no booking was made; the audit checks it.
+                    report.failures[f"book: {type(exc).__name__}"] += 1
                     return "book-failed"
                 believed[booking.booking_id] = "active"
                 with contextlib.suppress(PerfectGymError):  # a read; the booking stands either way
@@ -133,6 +139,7 @@ async def run_soak(
                 try:
                     moved = await client.reschedule(booking_id, slot, bookable_appointment_id=appointment)
                 except RescheduleError as exc:
+                    report.failures[f"reschedule: RescheduleError({type(exc.cause).__name__})"] += 1
                     believed[exc.new_booking_id] = "active"
                     if _ambiguous(exc.cause):
                         uncertain.add(booking_id)
@@ -140,7 +147,8 @@ async def run_soak(
                     return "rescheduled-both-kept"
                 except BookingOutcomeUnknownError:
                     return "unknown"
-                except PerfectGymError:
+                except PerfectGymError as exc:
+                    report.failures[f"reschedule: {type(exc).__name__}"] += 1
                     return "reschedule-failed"  # nothing booked, the old booking untouched
                 believed[booking_id] = "canceled"
                 believed[moved.booking_id] = "active"
@@ -150,6 +158,7 @@ async def run_soak(
                 try:
                     await client.cancel_booking(booking_id)
                 except PerfectGymError as exc:
+                    report.failures[f"cancel: {type(exc).__name__}"] += 1
                     if _ambiguous(exc):
                         uncertain.add(booking_id)
                         return "unknown"
@@ -201,8 +210,16 @@ def main() -> int:
     args = parser.parse_args()
     report = anyio.run(run_soak, args.flows, args.tasks)
     print("\n".join(report.lines()))
-    print("CLEAN" if report.clean else "PROBLEMS FOUND")
-    return 0 if report.clean else 1
+    print("soak: " + ("CLEAN" if report.clean else "PROBLEMS FOUND"))
+    counts, wrong = anyio.run(sweep)
+    print(
+        f"bad-input sweep: {sum(counts.values())} malformed answers over {len(OPERATIONS)} operations: "
+        f"{counts['typed']} typed errors, {counts['ok']} tolerant parses, {counts['bare']} bare exceptions; "
+        f"{len(wrong)} cases handled wrongly"
+    )
+    for line in wrong:
+        print("  " + line)
+    return 0 if report.clean and not wrong else 1
 
 
 if __name__ == "__main__":

@@ -252,7 +252,7 @@ class BaseClient:
     ) -> APIConnectionError:
         what = "timed out" if cls is APITimeoutError else "failed"
         error = cls(
-            f"{operation} ({method} {path}) {what}: {type(exc).__name__}: {exc}".rstrip(": "),
+            f"{operation} ({method} {path}) {what}: {_describe(exc)}",
             operation=operation,
             method=method,
             path=path,
@@ -322,3 +322,21 @@ class BaseClient:
 
 def _text_or_none(value: object) -> str | None:
     return None if value is None or isinstance(value, Unset) else str(value)
+
+
+def _describe(exc: BaseException) -> str:
+    """``ConnectError: <why>``, the why taken from the first exception in the chain that gives one.
+
+    Some transports raise with an empty message and keep the reason in the cause (under trio a
+    failed TLS handshake is ``ConnectError()`` from ``BrokenResourceError()`` from the
+    ``SSLCertVerificationError``).
+    """
+    current: BaseException | None = exc
+    for _ in range(8):
+        if current is None:
+            break
+        if str(current):
+            inner = "" if current is exc else f"{type(current).__name__}: "
+            return f"{type(exc).__name__}: {inner}{current}"
+        current = current.__cause__ or current.__context__
+    return type(exc).__name__

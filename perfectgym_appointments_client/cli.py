@@ -254,11 +254,17 @@ def sandbox(
     ] = 0.0,
     retry_after: Annotated[int, typer.Option(help="Retry-After seconds on 429/503.", min=0)] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", help="No access log.")] = False,
+    ssl_certfile: Annotated[str | None, typer.Option(help="Serve HTTPS: the certificate (PEM).")] = None,
+    ssl_keyfile: Annotated[str | None, typer.Option(help="Serve HTTPS: the private key (PEM).")] = None,
 ) -> None:
     """Run the sandbox API server in the foreground (Ctrl-C stops it)."""
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        err.print("[red]error[/red] HTTPS needs both --ssl-certfile and --ssl-keyfile", highlight=False)
+        raise typer.Exit(2)
+    scheme = "https" if ssl_certfile else "http"
     if not quiet:
         err.print(
-            f"sandbox on http://{host}:{port} -- export PERFECTGYM_BASE_URL=http://{host}:{port} "
+            f"sandbox on {scheme}://{host}:{port} -- export PERFECTGYM_BASE_URL={scheme}://{host}:{port} "
             "PERFECTGYM_API_KEY=<the --api-key you chose>",
             soft_wrap=True,
         )
@@ -279,6 +285,8 @@ def sandbox(
         faults=faults,
         appointments=appointments,
         quiet=quiet,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )
 
 

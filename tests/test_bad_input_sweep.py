@@ -17,7 +17,7 @@ CASES = cases()
 
 @pytest.fixture
 def anyio_backend() -> str:
-    return "asyncio"  # parsing is backend-independent; test_sweep_on_trio runs a sample on trio
+    return "asyncio"  # parsing is backend-independent; test_a_sample_on_trio runs some cases on trio
 
 
 @pytest.mark.parametrize(("op", "name", "bad"), CASES, ids=[f"{op.name}-{name}" for op, name, _ in CASES])
@@ -34,3 +34,22 @@ def test_the_sweep_is_wide() -> None:
     # Both duties are exercised: typed errors and tolerant parses.
     assert any(bad.error is None for _, _, bad in CASES)
     assert any(bad.error is not None for _, _, bad in CASES)
+
+
+SAMPLE = (
+    "truncated-json",
+    "deeply-nested",
+    "bad-gzip",
+    "wrong-type-bookingId",
+    "enum-unknown",
+    "huge-page",
+    "500-html",
+)
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_a_sample_on_trio(anyio_backend: str) -> None:
+    sample = [(op, name, bad) for op, name, bad in CASES if name in SAMPLE]
+    assert len(sample) > 20
+    problems = [(op.name, name, problem(op, bad, await run_case(op, bad))) for op, name, bad in sample]
+    assert [p for p in problems if p[2] is not None] == []

@@ -9,14 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+import trustme
 
 from perfectgym_appointments_client import (
+    APIConnectionError,
     AppointmentsClient,
     AuthenticationError,
     BadRequestError,
@@ -521,3 +524,35 @@ async def test_bad_request_through_the_facade_carries_the_reference(sandbox: San
         with pytest.raises(BadRequestError) as caught:
             await client.get_slots(appointment.id, days_ahead=400)
     assert caught.value.reference == "daysAhead"
+
+
+# -- HTTPS ----------------------------------------------------------------------------------------
+
+
+async def test_sandbox_over_https(tmp_path: Any) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    async with Sandbox(
+        seed=7, clock=pinned, ssl_certfile=str(tmp_path / "cert.pem"), ssl_keyfile=str(tmp_path / "key.pem")
+    ) as sb:
+        assert sb.base_url.startswith("https://127.0.0.1:")
+        async with AppointmentsClient(
+            api_key=sb.api_key, base_url=sb.base_url, http_client=httpx.AsyncClient(verify=trusting)
+        ) as client:
+            first = await client.bookable_appointments(slice_size=5, limit=5).to_list()
+            assert len(first) == 5
+        # A client that does not trust the sandbox's CA gets a typed connection error, no answer.
+        async with AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url, max_retries=0) as client:
+            with pytest.raises(APIConnectionError) as info:
+                await client.get_bookable_appointment(first[0].id)
+            assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+            assert sb.api_key not in str(info.value)
+
+
+def test_sandbox_needs_both_tls_files() -> None:
+    with pytest.raises(ValueError, match="both"):
+        Sandbox(ssl_certfile="cert.pem")

@@ -37,7 +37,8 @@ class Sandbox:
 
     ``async with Sandbox() as sb:`` (or ``with``) binds a free port on 127.0.0.1, serves from a
     background thread (its own event loop, so the caller's loop stays free), and gives
-    ``sb.base_url`` and ``sb.api_key`` for a client. ``sb.store`` is the live state, ``sb.faults``
+    ``sb.base_url`` and ``sb.api_key`` for a client (``https://`` with ``ssl_certfile`` and
+    ``ssl_keyfile``: PEM files, e.g. made by trustme, whose CA the client must trust). ``sb.store`` is the live state, ``sb.faults``
     the fault injection (settable while running), ``sb.fault_counts`` what was injected.
     """
 
@@ -52,13 +53,18 @@ class Sandbox:
         appointments: int = 132,
         customers: int = 60,
         clock: Callable[[], dt.datetime] | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("the sandbox needs a non-empty api_key")
+        if (ssl_certfile is None) != (ssl_keyfile is None):
+            raise ValueError("TLS needs both ssl_certfile and ssl_keyfile")
         self.store = Store(seed, appointments=appointments, customers=customers, clock=clock)
         self.api_key = api_key
         self.host = host
         self._port = port
+        self._ssl = (ssl_certfile, ssl_keyfile)
         self._injector = FaultInjector(create_app(self.store, api_key), faults or Faults())
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -74,7 +80,8 @@ class Sandbox:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self._ssl[0] else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def faults(self) -> Faults:
@@ -105,6 +112,8 @@ class Sandbox:
             # Leave the host program's logging alone when embedded (tests, notebooks).
             log_config=None if quiet else uvicorn.config.LOGGING_CONFIG,
             timeout_graceful_shutdown=2,
+            ssl_certfile=self._ssl[0],
+            ssl_keyfile=self._ssl[1],
         )
 
     def _bind(self) -> socket.socket:
@@ -183,7 +192,12 @@ def serve(
     *,
     appointments: int = 132,
     quiet: bool = False,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
 ) -> None:
     """Run a sandbox in the foreground until interrupted."""
-    sandbox = Sandbox(seed, api_key=api_key, host=host, port=port, faults=faults, appointments=appointments)
+    sandbox = Sandbox(
+        seed, api_key=api_key, host=host, port=port, faults=faults, appointments=appointments,
+        ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+    )  # fmt: skip
     sandbox.run_forever(quiet=quiet)
