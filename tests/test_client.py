@@ -95,18 +95,6 @@ async def test_default_timeout_is_set() -> None:
     await client.aclose()
 
 
-async def test_connection_limits() -> None:
-    client = AppointmentsClient(api_key="k", base_url="https://tenant.example")
-    pool = client._api.http._transport._pool  # type: ignore[attr-defined]
-    # As many kept alive as allowed: no connection is closed only to be reopened.
-    assert (pool._max_connections, pool._max_keepalive_connections) == (16, 16)
-    await client.aclose()
-    client = AppointmentsClient(api_key="k", base_url="https://tenant.example", max_connections=4)
-    pool = client._api.http._transport._pool  # type: ignore[attr-defined]
-    assert (pool._max_connections, pool._max_keepalive_connections) == (4, 4)
-    await client.aclose()
-
-
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [

@@ -556,3 +556,23 @@ async def test_sandbox_over_https(tmp_path: Any) -> None:
 def test_sandbox_needs_both_tls_files() -> None:
     with pytest.raises(ValueError, match="both"):
         Sandbox(ssl_certfile="cert.pem")
+
+
+# -- connections ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("max_connections", "expected"), [(None, 16), (3, 3)])
+async def test_many_tasks_share_a_few_kept_alive_connections(
+    max_connections: int | None, expected: int
+) -> None:
+    # 50 ms per answer, so the 48 calls really overlap and the client opens all it may.
+    async with Sandbox(seed=7, clock=pinned, faults=Faults(latency=0.05)) as sb:
+        kwargs = {} if max_connections is None else {"max_connections": max_connections}
+        async with AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url, **kwargs) as client:
+            ids = [a.id for a in await client.bookable_appointments(slice_size=48, limit=48).to_list()]
+            for _ in range(2):  # the second round reuses the first round's connections
+                async with anyio.create_task_group() as tg:
+                    for appointment_id in ids:
+                        tg.start_soon(client.get_bookable_appointment, appointment_id)
+        assert sb.stats["requests"] == 1 + 2 * 48
+        assert sb.stats["connections"] == expected

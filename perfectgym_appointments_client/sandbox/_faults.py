@@ -140,10 +140,12 @@ class FaultInjector:
 
         await self.app(scope, receive, send_late)
 
+    def stats(self) -> dict[str, Any]:
+        """Requests served, client connections seen and faults injected, so far."""
+        return {"requests": self.requests, "connections": len(self.clients), "faults": dict(self.counts)}
+
     async def _stats(self, send: Send) -> None:
-        body = json.dumps(
-            {"requests": self.requests, "connections": len(self.clients), "faults": dict(self.counts)}
-        ).encode()
+        body = json.dumps(self.stats()).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})

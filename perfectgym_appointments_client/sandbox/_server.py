@@ -8,7 +8,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import anyio.to_thread
 import uvicorn
@@ -94,6 +94,11 @@ class Sandbox:
     @property
     def fault_counts(self) -> Counter[str]:
         return self._injector.counts
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """``{"requests", "connections", "faults"}`` so far (also at ``GET /_sandbox/stats``)."""
+        return self._injector.stats()
 
     @property
     def demo_customer_id(self) -> int:
