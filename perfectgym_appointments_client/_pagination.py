@@ -18,7 +18,6 @@ from ._models import Page
 __all__ = ["AsyncPaginator"]
 
 T = TypeVar("T")
-MAX_REMEMBERED_CURSORS = 1024
 FetchPage = Callable[[str, int], Awaitable[Page[T]]]
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
 
@@ -98,13 +97,21 @@ class _PageIterator(AsyncIterator[Page[T]]):
         self._offset = "0"
         self._number = 0
         self._items_seen = 0
-        # The latest cursors, to stop a server that loops; bounded so a long walk stays flat.
-        self._cursors_seen: dict[str, None] = {}
+        # To stop a server that loops, in constant memory (Brent's cycle detection): each new
+        # cursor is compared with one remembered cursor, which moves forward after 1, 2, 4, 8...
+        # pages. Any loop is caught within twice its length plus the pages before it.
+        self._checkpoint = self._offset
+        self._checkpoint_every = 1
+        self._since_checkpoint = 0
         self._pending: _Prefetch[T] | None = None
+        self._loop_error: PaginationError | None = None
         self._finished = False
 
     async def __anext__(self) -> Page[T]:
         if self._finished:
+            if self._loop_error is not None:
+                error, self._loop_error = self._loop_error, None
+                raise error
             raise StopAsyncIteration
         self._number += 1
         if self._pending is not None:
@@ -115,18 +122,24 @@ class _PageIterator(AsyncIterator[Page[T]]):
         if not page.has_next or (self._limit is not None and self._items_seen >= self._limit):
             self._finished = True
             return page
-        if page.offset in self._cursors_seen or page.offset == self._offset:
+        if page.offset == self._checkpoint or page.offset == self._offset:
+            # This page is new; the one it points to is not. Deliver it, then stop.
             self._finished = True
-            raise PaginationError(
+            self._loop_error = PaginationError(
                 f"{self._operation}: the server answered cursor {page.offset!r} again after page "
                 f"{self._number}; stopping instead of looping",
                 operation=self._operation,
                 method="GET",
                 path="",
             )
-        self._cursors_seen[self._offset] = None
-        if len(self._cursors_seen) > MAX_REMEMBERED_CURSORS:
-            del self._cursors_seen[next(iter(self._cursors_seen))]
+            return page
+        self._since_checkpoint += 1
+        if self._since_checkpoint == self._checkpoint_every:
+            self._checkpoint, self._checkpoint_every, self._since_checkpoint = (
+                page.offset,
+                self._checkpoint_every * 2,
+                0,
+            )
         self._offset = page.offset
         if self._spawn is not None:
             self._pending = _Prefetch(self._fetch, self._offset, self._number + 1)

@@ -164,10 +164,53 @@ async def test_without_async_with_pages_are_fetched_one_by_one() -> None:
 async def test_repeated_cursor_stops_with_an_error() -> None:
     api = FakeAPI(appointments=7)
     api.repeat_cursor = True
+    seen: list[int] = []
+
+    async def walk(client: AppointmentsClient) -> None:
+        async for appointment in client.bookable_appointments(slice_size=3):
+            seen.append(appointment.id)
+
     async with make(api) as client:
         with pytest.raises(PaginationError, match="cursor '0' again"):
-            _ = [a async for a in client.bookable_appointments(slice_size=3)]
+            await walk(client)
     assert len(api.requests) == 1
+    assert seen == [1, 2, 3]  # the page that pointed back was new: delivered, then the error
+
+
+@pytest.mark.parametrize(("lead_in", "loop"), [(0, 2), (3, 1), (5, 7), (40, 33)])
+async def test_a_looping_server_is_stopped_whatever_the_loop(lead_in: int, loop: int) -> None:
+    # Cursors 0 -> c1 -> ... -> c<lead_in> -> then around a loop of ``loop`` cursors forever.
+    def next_cursor(cursor: int) -> int:
+        following = cursor + 1
+        return following if following <= lead_in + loop else lead_in + 1
+
+    requests: list[int] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        cursor = int(request.url.params["offset"])
+        requests.append(cursor)
+        nxt = next_cursor(cursor)
+        body = {"result": [{"id": 1000 + cursor}], "hasNext": True, "offset": str(nxt)}
+        return httpx.Response(200, json=body)
+
+    client = AppointmentsClient(
+        api_key=KEY,
+        base_url="https://tenant.example",
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handle)),
+    )
+    seen: list[int] = []
+
+    async def walk() -> None:
+        async for appointment in client.bookable_appointments(slice_size=1):
+            seen.append(appointment.id)
+
+    with pytest.raises(PaginationError, match="again"):
+        await walk()
+    await client.aclose()
+    # Every page fetched was delivered before the error, and the walk stopped within twice the
+    # path's length.
+    assert seen == [1000 + c for c in requests]
+    assert lead_in + loop <= len(requests) <= 2 * (lead_in + loop) + 2
 
 
 async def test_prefetch_errors_reach_the_consumer() -> None:
