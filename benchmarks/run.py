@@ -337,10 +337,9 @@ async def pagination_memory() -> dict[str, float]:
                 gc.collect()
                 tracemalloc.start()
                 seen = 0
-                async for page in client.bookable_appointments(slice_size=100).pages():
-                    seen += len(page.items)
-                    del page
-                    if collect:
+                async for _item in client.bookable_appointments(slice_size=100):
+                    seen += 1
+                    if collect and seen % 100 == 0:  # after each page
                         gc.collect()
                 _, peak = tracemalloc.get_traced_memory()
                 gc.collect()
