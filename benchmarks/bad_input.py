@@ -208,6 +208,12 @@ def _with_items(op: Operation, items: Any) -> Any:
     return answer
 
 
+def _path(op: Operation, field: str) -> str:
+    """How an error names ``field`` of the main object: ``[0].startDateTime`` in a list answer."""
+    steps = "".join(f"[{step}]" if isinstance(step, int) else f"{step}." for step in op.target)
+    return f"{steps}.{field}" if steps.endswith("]") else f"{steps}{field}"
+
+
 def _is_list_answer(op: Operation) -> bool:
     return isinstance(op.answer, list)
 
@@ -239,7 +245,7 @@ def _datetime_case(
                 check=check and (lambda r: check(_field_value(op, r, field))),
             )
         else:
-            yield _json(_with(op, field, value), field=field)
+            yield _json(_with(op, field, value), field=_path(op, field))
 
     return make
 
@@ -286,27 +292,27 @@ def _body_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
 def _field_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
     """The main object with one field spoiled."""
     for field in op.required:
-        yield f"missing-{field}", _json(_without(op, field), field=field)
-        yield f"null-{field}", _json(_with(op, field, None), field=field)
+        yield f"missing-{field}", _json(_without(op, field), field=_path(op, field))
+        yield f"null-{field}", _json(_with(op, field, None), field=_path(op, field))
         current = _at(op.answer, op.target)[field]
         wrong: Any = "a string" if isinstance(current, list) else [1, 2]
-        yield f"wrong-type-{field}", _json(_with(op, field, wrong), field=field)
+        yield f"wrong-type-{field}", _json(_with(op, field, wrong), field=_path(op, field))
     first = op.required[0]
-    yield "object-for-a-value", _json(_with(op, first, {"value": 1}), field=first)
+    yield "object-for-a-value", _json(_with(op, first, {"value": 1}), field=_path(op, first))
     yield "extra-fields", _json(
         _with(op, "addedInApi2", {"nested": [1, None]}), error=None,
         check=lambda r: op.wraps or _first(r)["addedInApi2"] == {"nested": [1, None]},
     )  # fmt: skip
     if op.int_field is not None:
         i = op.int_field
-        yield "int-as-string", _json(_with(op, i, "123"), field=i)
-        yield "int-as-bool", _json(_with(op, i, True), field=i)
-        yield "int-as-float", _json(_with(op, i, 1.5), field=i)
+        yield "int-as-string", _json(_with(op, i, "123"), field=_path(op, i))
+        yield "int-as-bool", _json(_with(op, i, True), field=_path(op, i))
+        yield "int-as-float", _json(_with(op, i, 1.5), field=_path(op, i))
         # Python's json reads NaN and 1e400 (infinity): neither is an id.
-        yield "int-nan", _raw(json.dumps(_with(op, i, float("nan"))).encode(), field=i)
+        yield "int-nan", _raw(json.dumps(_with(op, i, float("nan"))).encode(), field=_path(op, i))
         yield (
             "int-overflow",
-            _raw(json.dumps(_with(op, i, 10)).replace(": 10", ": 1e400", 1).encode(), field=i),
+            _raw(json.dumps(_with(op, i, 10)).replace(": 10", ": 1e400", 1).encode(), field=_path(op, i)),
         )
         yield (
             "int-huge",
@@ -331,7 +337,7 @@ def _field_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
             ),
         )
         yield "enum-lowercase", _json(_with(op, e, "booked"), error=None, check=unknown("booked"))
-        yield "enum-number", _json(_with(op, e, 3), field=e)
+        yield "enum-number", _json(_with(op, e, 3), field=_path(op, e))
         yield "enum-empty", _json(_with(op, e, ""), error=None, check=unknown(""))
     if op.optional_str is not None:
         o = op.optional_str
@@ -377,8 +383,12 @@ def _list_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
     list_field = "<body>" if op.items == () else str(op.items[-1])
     if op.items != ():
         yield "null-list", _json(_with_items(op, None), field=list_field)
-    yield "null-item", _json(_with_items(op, [None]))
-    yield "number-item", _json(_with_items(op, [item, 5]))
+    where = "" if op.items == () else str(op.items[-1])
+    yield "null-item", _json(_with_items(op, [None]), field=f"{where}[0]")
+    yield "number-item", _json(_with_items(op, [item, 5]), field=f"{where}[1]")
+    first_key = next(iter(item))  # a required field in every item shape here
+    broken = {k: v for k, v in item.items() if k != first_key}
+    yield "bad-third-item", _json(_with_items(op, [item, item, broken]), field=f"{where}[2].{first_key}")
     yield "huge-page", _json(_with_items(op, [item] * HUGE), error=None, check=lambda r: _count(r) == HUGE)
 
 

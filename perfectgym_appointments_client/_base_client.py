@@ -27,6 +27,7 @@ from ._exceptions import (
     ServiceUnavailableError,
     status_error_class,
 )
+from ._field_paths import FIELD_PATH
 from ._generated.client import Client as GeneratedClient
 from ._generated.models import ErrorResponse
 from ._generated.types import Unset
@@ -51,7 +52,7 @@ USER_AGENT = f"perfectgym-appointments-client/{__version__} (PerfectGym Next API
 DEFAULT_MAX_CONNECTIONS = 16
 KEEPALIVE_EXPIRY = 5.0
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-_FIELD_IN_MESSAGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): ")
+_FIELD_IN_MESSAGE = re.compile(rf"^({FIELD_PATH.pattern}): ")
 _OPERATION_ROUTES = {
     "getBookableAppointments": ("GET", "/v1/appointments/bookable"),
     "getBookableAppointment": ("GET", "/v1/appointments/bookable/{bookableAppointmentId}"),

@@ -62,9 +62,14 @@ class BookableAppointmentSlice:
             raise TypeError(
                 f"result: expected a JSON array, got {type(_result).__name__}"
             )
-        for result_item_data in _result:
-            result_item = BookableAppointment.from_dict(result_item_data)
+        for result_index, result_item_data in enumerate(_result):
+            try:
+                result_item = BookableAppointment.from_dict(result_item_data)
 
+            except (TypeError, ValueError, KeyError) as exc:
+                from perfectgym_appointments_client._field_paths import at_item
+
+                raise at_item(exc, f"result[{result_index}]") from exc
             result.append(result_item)
 
         has_next = d["hasNext"]

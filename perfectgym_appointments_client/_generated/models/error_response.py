@@ -128,12 +128,7 @@ class ErrorResponse:
         if isinstance(typed_args, list):
             try:
                 typed_args_type_0 = []
-                _typed_args_type_0 = typed_args
-                if not isinstance(_typed_args_type_0, list):
-                    raise TypeError(
-                        f"typedArgs_type_0: expected a JSON array, got {type(_typed_args_type_0).__name__}"
-                    )
-                for typed_args_type_0_item_data in _typed_args_type_0:
+                for typed_args_type_0_item_data in typed_args:
                     typed_args_type_0_item = TypedArg.from_dict(
                         typed_args_type_0_item_data
                     )

@@ -90,12 +90,7 @@ class Slot:
         if isinstance(instructors, list):
             try:
                 instructors_type_0 = []
-                _instructors_type_0 = instructors
-                if not isinstance(_instructors_type_0, list):
-                    raise TypeError(
-                        f"instructors_type_0: expected a JSON array, got {type(_instructors_type_0).__name__}"
-                    )
-                for instructors_type_0_item_data in _instructors_type_0:
+                for instructors_type_0_item_data in instructors:
                     instructors_type_0_item = Instructor.from_dict(
                         instructors_type_0_item_data
                     )

@@ -42,9 +42,14 @@ def _parse_response(
             raise TypeError(
                 f"expected a JSON array, got {type(_response_200).__name__}"
             )
-        for response_200_item_data in _response_200:
-            response_200_item = AppointmentBooking.from_dict(response_200_item_data)
+        for response_200_index, response_200_item_data in enumerate(_response_200):
+            try:
+                response_200_item = AppointmentBooking.from_dict(response_200_item_data)
 
+            except (TypeError, ValueError, KeyError) as exc:
+                from perfectgym_appointments_client._field_paths import at_item
+
+                raise at_item(exc, f"[{response_200_index}]") from exc
             response_200.append(response_200_item)
 
         return response_200

@@ -1,0 +1,30 @@
+"""Where in an answer a parse error happened: ``[3].startDateTime``, ``result[0].id``.
+
+The generated models raise ``KeyError(field)`` for a missing required field and ``TypeError`` or
+``ValueError`` whose message starts with the field (``startDateTime: not a date-time ...``). A
+list that builds its items puts the item's place in front
+(templates/property_templates/list_property.py.jinja), so the facade's ResponseValidationError
+names the whole path, not just a field name that every item has.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["FIELD_PATH", "at_item"]
+
+_STEP = r"(?:[A-Za-z_][A-Za-z0-9_]*|\[\d+\])"
+FIELD_PATH = re.compile(rf"{_STEP}(?:\.?{_STEP})*")
+
+
+def at_item(exc: Exception, where: str) -> Exception:
+    """``exc``, raised while building the list item at ``where``, with its path made whole."""
+    if isinstance(exc, KeyError):
+        return KeyError(_join(where, str(exc.args[0])))
+    head, sep, rest = str(exc).partition(": ")
+    message = f"{_join(where, head)}: {rest}" if sep and FIELD_PATH.fullmatch(head) else f"{where}: {exc}"
+    return ValueError(message) if isinstance(exc, ValueError) else TypeError(message)
+
+
+def _join(where: str, path: str) -> str:
+    return f"{where}{path}" if path.startswith("[") else f"{where}.{path}"
