@@ -218,15 +218,19 @@ def _is_list_answer(op: Operation) -> bool:
     return isinstance(op.answer, list)
 
 
+def _is_pages(result: Any) -> bool:
+    """What the listing operation returns here: a list of Page objects."""
+    return isinstance(result, list) and bool(result) and hasattr(result[0], "has_next")
+
+
 def _first(result: Any) -> Any:
     """The parsed main object, whatever the operation returns."""
-    if isinstance(result, list):
-        first = result[0]
-        return first.items[0] if hasattr(first, "items") and hasattr(first, "has_next") else first
-    return result
+    if _is_pages(result):
+        return result[0].items[0]
+    return result[0] if isinstance(result, list) else result
 
 
-def _field_value(op: Operation, result: Any, field: str) -> Any:
+def _field_value(result: Any, field: str) -> Any:
     snake = "".join("_" + c.lower() if c.isupper() else c for c in field)
     return getattr(_first(result), snake)
 
@@ -242,7 +246,7 @@ def _datetime_case(
             yield _json(
                 _with(op, field, value),
                 error=None,
-                check=check and (lambda r: check(_field_value(op, r, field))),
+                check=check and (lambda r: check(_field_value(r, field))),
             )
         else:
             yield _json(_with(op, field, value), field=_path(op, field))
@@ -316,14 +320,14 @@ def _field_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
         )
         yield (
             "int-huge",
-            _json(_with(op, i, 10**30), error=None, check=lambda r: _field_value(op, r, i) == 10**30),
+            _json(_with(op, i, 10**30), error=None, check=lambda r: _field_value(r, i) == 10**30),
         )
     if op.enum_field is not None:
         e = op.enum_field
 
         def unknown(raw: str) -> Callable[[Any], bool]:
             def check(result: Any) -> bool:
-                value = result if op.name == "validateBookableAppointment" else _field_value(op, result, e)
+                value = result if op.name == "validateBookableAppointment" else _field_value(result, e)
                 return str(value) == raw and not value.is_known
 
             return check
@@ -343,18 +347,18 @@ def _field_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
         o = op.optional_str
         yield (
             "optional-null",
-            _json(_with(op, o, None), error=None, check=lambda r: _field_value(op, r, o) is None),
+            _json(_with(op, o, None), error=None, check=lambda r: _field_value(r, o) is None),
         )
         yield (
             "optional-absent",
-            _json(_without(op, o), error=None, check=lambda r: not isinstance(_field_value(op, r, o), str)),
+            _json(_without(op, o), error=None, check=lambda r: not isinstance(_field_value(r, o), str)),
         )
         yield (
             "long-string",
             _json(
                 _with(op, o, "x" * 1_000_000),
                 error=None,
-                check=lambda r: len(_field_value(op, r, o)) == 1_000_000,
+                check=lambda r: len(_field_value(r, o)) == 1_000_000,
             ),
         )
     for name, make in (
@@ -393,7 +397,7 @@ def _list_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
 
 
 def _count(result: Any) -> int:
-    if isinstance(result, list) and result and hasattr(result[0], "has_next"):
+    if _is_pages(result):
         return sum(len(page.items) for page in result)
     return len(result)
 

@@ -1,8 +1,8 @@
 """Soak: many booking flows against a misbehaving sandbox, then the server's state is audited.
 
 ``scripts/soak`` runs the full one (1,000 flows from 50 tasks), then the bad-input sweep
-(benchmarks/bad_input.py); ``tests/test_soak.py`` runs a small one. Each flow books a free slot, reads the booking back, then reschedules or cancels it, all
-through one shared client while the sandbox injects 429/503s, connection resets, "commit then
+(benchmarks/bad_input.py); ``tests/test_soak.py`` runs a small one. Each flow books a free
+slot, reads the booking back, then reschedules or cancels it, all through one shared client while the sandbox injects 429/503s, connection resets, "commit then
 drop" on bookings and random latency. Afterwards the client's own record of what it did (only
 what its return values and exceptions told it) is compared with the sandbox's store.
 """

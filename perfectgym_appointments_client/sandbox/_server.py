@@ -38,8 +38,9 @@ class Sandbox:
     ``async with Sandbox() as sb:`` (or ``with``) binds a free port on 127.0.0.1, serves from a
     background thread (its own event loop, so the caller's loop stays free), and gives
     ``sb.base_url`` and ``sb.api_key`` for a client (``https://`` with ``ssl_certfile`` and
-    ``ssl_keyfile``: PEM files, e.g. made by trustme, whose CA the client must trust). ``sb.store`` is the live state, ``sb.faults``
-    the fault injection (settable while running), ``sb.fault_counts`` what was injected.
+    ``ssl_keyfile``: PEM files, e.g. made by trustme, whose CA the client must trust).
+    ``sb.store`` is the live state, ``sb.faults`` the fault injection (settable while running),
+    ``sb.fault_counts`` what was injected.
     """
 
     def __init__(
