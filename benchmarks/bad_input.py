@@ -110,16 +110,16 @@ OPERATIONS = (
     ),
     Operation(
         "getBookableAppointmentSlots", "GET", f"/v1/appointments/bookable/{APPOINTMENT}/slots", [SLOT_JSON],
-        lambda c: c.get_slots(APPOINTMENT, customer_id=CUSTOMER, days_ahead=7),
+        lambda c: c.get_slots(APPOINTMENT, customer_id=CUSTOMER, days_ahead=6),
         target=(0,), required=("startDateTime", "endDateTime"), datetime_field="startDateTime", items=(),
     ),
     Operation(
-        "validateBookableAppointment", "POST", "/v1/appointments/bookable/validate",
+        "validateForAppointmentBooking", "POST", "/v1/appointments/bookable/validate",
         {"validationStatus": "AVAILABLE"}, lambda c: c.validate_slot(CUSTOMER, APPOINTMENT, _slot()),
         target=(), required=("validationStatus",), enum_field="validationStatus", wraps=True,
     ),
     Operation(
-        "bookAppointment", "POST", "/v1/appointments/booking/book",
+        "bookAppointmentBooking", "POST", "/v1/appointments/booking/book",
         {**BOOKING_JSON, "bookingId": 101, "startDateTime": SLOT_JSON["startDateTime"],
          "endDateTime": SLOT_JSON["endDateTime"]},
         lambda c: c.book(CUSTOMER, APPOINTMENT, _slot(), validate=False),
@@ -137,7 +137,7 @@ OPERATIONS = (
         optional_str="title", wraps=True,
     ),
     Operation(
-        "cancelAppointmentBooking", "DELETE", f"/v1/appointments/booking/{BOOKING_ID}",
+        "deleteAppointmentBooking", "DELETE", f"/v1/appointments/booking/{BOOKING_ID}",
         {"success": f"Booking {BOOKING_ID} was canceled."}, lambda c: c.cancel_booking(BOOKING_ID),
         target=(), required=("success",), wraps=True,
     ),
@@ -327,7 +327,7 @@ def _field_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
 
         def unknown(raw: str) -> Callable[[Any], bool]:
             def check(result: Any) -> bool:
-                value = result if op.name == "validateBookableAppointment" else _field_value(result, e)
+                value = result if op.name == "validateForAppointmentBooking" else _field_value(result, e)
                 return str(value) == raw and not value.is_known
 
             return check

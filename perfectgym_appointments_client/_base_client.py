@@ -22,6 +22,7 @@ from ._exceptions import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    PermissionDeniedError,
     RateLimitError,
     ResponseValidationError,
     ServiceUnavailableError,
@@ -53,16 +54,25 @@ DEFAULT_MAX_CONNECTIONS = 16
 KEEPALIVE_EXPIRY = 5.0
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _FIELD_IN_MESSAGE = re.compile(rf"^({FIELD_PATH.pattern}): ")
-_OPERATION_ROUTES = {
-    "getBookableAppointments": ("GET", "/v1/appointments/bookable"),
-    "getBookableAppointment": ("GET", "/v1/appointments/bookable/{bookableAppointmentId}"),
-    "getBookableAppointmentSlots": ("GET", "/v1/appointments/bookable/{bookableAppointmentId}/slots"),
-    "validateBookableAppointment": ("POST", "/v1/appointments/bookable/validate"),
-    "bookAppointment": ("POST", "/v1/appointments/booking/book"),
-    "getAppointmentBooking": ("GET", "/v1/appointments/booking/{bookingId}"),
-    "cancelAppointmentBooking": ("DELETE", "/v1/appointments/booking/{bookingId}"),
-    "getAppointmentBookings": ("GET", "/v1/appointments/booking"),
-}
+# Method, path and the scope each operation needs (openapi.yaml's x-required-scope; a test
+# checks this table against the spec).
+_OPERATIONS = {
+    "getBookableAppointments": ("GET", "/v1/appointments/bookable", "BOOKABLE_APPOINTMENTS_READ"),
+    "getBookableAppointment": (
+        "GET", "/v1/appointments/bookable/{bookableAppointmentId}", "BOOKABLE_APPOINTMENTS_READ",
+    ),
+    "getBookableAppointmentSlots": (
+        "GET", "/v1/appointments/bookable/{bookableAppointmentId}/slots", "BOOKABLE_APPOINTMENTS_READ",
+    ),
+    "validateForAppointmentBooking": (
+        "POST", "/v1/appointments/bookable/validate", "BOOKABLE_APPOINTMENTS_READ",
+    ),
+    "bookAppointmentBooking": ("POST", "/v1/appointments/booking/book", "APPOINTMENTS_WRITE"),
+    "getAppointmentBooking": ("GET", "/v1/appointments/booking/{bookingId}", "APPOINTMENTS_READ"),
+    "deleteAppointmentBooking": ("DELETE", "/v1/appointments/booking/{bookingId}", "APPOINTMENTS_WRITE"),
+    "getAppointmentBookings": ("GET", "/v1/appointments/booking", "APPOINTMENTS_READ"),
+    "checkApiKey": ("HEAD", "/v1/appointments/bookable", None),
+}  # fmt: skip
 
 
 class _Secret:
@@ -99,8 +109,10 @@ class BaseClient:
         retry_policy: RetryPolicy,
         http_client: httpx.AsyncClient | None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        accept_language: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.accept_language = accept_language
         self.retry_policy = retry_policy
         self._key = _Secret(api_key)
         self._owns_http = http_client is None
@@ -172,6 +184,8 @@ class BaseClient:
             "X-API-KEY": self._key.reveal(),
             **request_kwargs.get("headers", {}),
         }
+        if self.accept_language is not None:
+            headers["Accept-Language"] = self.accept_language
         request = self.http.build_request(
             method,
             self.base_url + path,
@@ -184,12 +198,12 @@ class BaseClient:
         try:
             response = await self.http.send(request)
         except httpx.TimeoutException as exc:
-            raise self._connection_error(APITimeoutError, operation, method, path, exc) from exc
+            raise self._connection_error(APITimeoutError, operation, method, request.url, exc) from exc
         except httpx.RequestError as exc:
             # TransportError, and what httpx raises past it while reading the answer: a body that
             # its Content-Encoding cannot decode (DecodingError), a redirect loop of a client that
             # follows redirects. No usable answer either way.
-            raise self._connection_error(APIConnectionError, operation, method, path, exc) from exc
+            raise self._connection_error(APIConnectionError, operation, method, request.url, exc) from exc
         finally:
             # Errors keep the request (exc.response.request, exc.__cause__.request); once sent,
             # its copy of the key is only a way to leak it.
@@ -235,7 +249,7 @@ class BaseClient:
         """Narrow a parsed answer to the type the spec promises (the generated parser may pass through
         unexpected shapes unchanged)."""
         if not isinstance(value, kind):
-            method, path = _OPERATION_ROUTES.get(operation, ("", ""))
+            method, path, _ = _OPERATIONS.get(operation, ("", "", None))
             raise ResponseValidationError(
                 operation=operation,
                 method=method,
@@ -249,15 +263,19 @@ class BaseClient:
     # -- errors ---------------------------------------------------------------------------------
     @staticmethod
     def _connection_error(
-        cls: type[APIConnectionError], operation: str, method: str, path: str, exc: httpx.RequestError
+        cls: type[APIConnectionError], operation: str, method: str, url: httpx.URL, exc: httpx.RequestError
     ) -> APIConnectionError:
         what = "timed out" if cls is APITimeoutError else "failed"
+        # The host is named: "connection refused" alone does not say which tenant or port.
+        # The query is left out (it holds customer ids, nothing a log needs).
+        host = f"{url.scheme}://{url.netloc.decode('ascii')}"
         error = cls(
-            f"{operation} ({method} {path}) {what}: {_describe(exc)}",
+            f"{operation} ({method} {host}{url.path}) {what}: {_describe(exc)}",
             operation=operation,
             method=method,
-            path=path,
+            path=url.path,
         )
+        error.host = host
         error.may_have_reached_server = not is_connect_failure(exc)
         return error
 
@@ -277,7 +295,8 @@ class BaseClient:
                 "error_code": _text_or_none(body.error_code),
                 "trace_id": _text_or_none(body.trace_id),
                 "reference": _text_or_none(body.reference),
-                "args": [str(a) for a in body.args] if isinstance(body.args, list) else None,
+                "args": _error_args(data.get("args")),
+                "typed_args": _typed_args(data.get("typedArgs")),
             }
         else:
             snippet = " ".join(re.sub(r"<[^>]+>", " ", response.text[:500]).split())[:200]
@@ -286,6 +305,8 @@ class BaseClient:
         extra: dict[str, Any] = {}
         if cls in (RateLimitError, ServiceUnavailableError):
             extra["retry_after"] = parse_retry_after(response.headers.get("Retry-After"))
+        elif cls is PermissionDeniedError:
+            extra["required_scope"] = _OPERATIONS.get(operation, ("", "", None))[2]
         error = cls(
             status_code=status,
             operation=operation,
@@ -323,6 +344,23 @@ class BaseClient:
 
 def _text_or_none(value: object) -> str | None:
     return None if value is None or isinstance(value, Unset) else str(value)
+
+
+def _error_args(raw: object) -> list[Any]:
+    """``args``: objects since the official spec (a list of strings in older answers); kept as sent."""
+    return list(raw) if isinstance(raw, list) else []
+
+
+def _typed_args(raw: object) -> list[tuple[str, Any]]:
+    """``typedArgs`` as ``(type, value)`` pairs; items that are not ``{type, value}`` objects are skipped
+    (the arguments are deprecated: a malformed one must not hide the error it comes with)."""
+    if not isinstance(raw, list):
+        return []
+    return [
+        (item["type"], item.get("value"))
+        for item in raw
+        if isinstance(item, dict) and isinstance(item.get("type"), str)
+    ]
 
 
 def _describe(exc: BaseException) -> str:

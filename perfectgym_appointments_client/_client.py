@@ -24,6 +24,8 @@ from ._base_client import DEFAULT_MAX_CONNECTIONS, BaseClient, logger
 from ._exceptions import (
     APIConnectionError,
     APIError,
+    AuthenticationError,
+    BadRequestError,
     BookingOutcomeUnknownError,
     ConfigurationError,
     ConflictError,
@@ -37,14 +39,15 @@ from ._exceptions import (
     SlotNotBookableError,
 )
 from ._generated.api.appointments import (
-    book_appointment,
-    cancel_appointment_booking,
+    book_appointment_booking,
+    check_api_key,
+    delete_appointment_booking,
     get_appointment_booking,
     get_appointment_bookings,
     get_bookable_appointment,
     get_bookable_appointment_slots,
     get_bookable_appointments,
-    validate_bookable_appointment,
+    validate_for_appointment_booking,
 )
 from ._generated.models import (
     AppointmentBooking,
@@ -52,6 +55,7 @@ from ._generated.models import (
     BookableAppointmentSlice,
     CancelResult,
     CustomerAppointmentBooking,
+    Language,
     ValidationResult,
 )
 from ._generated.types import UNSET
@@ -64,8 +68,23 @@ __all__ = ["AppointmentsClient"]
 
 ENV_BASE_URL = "PERFECTGYM_BASE_URL"
 ENV_API_KEY = "PERFECTGYM_API_KEY"
+# The API's own bounds (openapi.yaml): outside them a tenant answers 400.
+MIN_SLICE_SIZE = 10
 MAX_SLICE_SIZE = 100
+MAX_DAYS_PER_REQUEST = 6
+# Validation answers about the customer or the appointment, not the slot: once one comes back,
+# no other slot of the same appointment can validate AVAILABLE for this customer.
+# CUSTOMER_IDLE is not one of them: an idle period ends on a date, so a later slot may be fine.
+_CUSTOMER_WIDE_STATUSES = frozenset(
+    {
+        ValidationStatus.NO_CONTINGENT,
+        ValidationStatus.BOOKING_LIMIT_REACHED,
+        ValidationStatus.BOOKABLE_APPOINTMENT_RESTRICTIONS_NOT_FULFILLED,
+        ValidationStatus.NOT_AVAILABLE,
+    }
+)
 _NOT_GIVEN: Any = object()
+_LANGUAGES = frozenset(language.value for language in Language)
 
 
 class AppointmentsClient:
@@ -89,6 +108,7 @@ class AppointmentsClient:
         http_client: httpx.AsyncClient | None = None,
         retry_policy: RetryPolicy | None = None,
         max_connections: int | None = None,
+        accept_language: str | None = None,
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
         base_url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL)
@@ -106,6 +126,11 @@ class AppointmentsClient:
                     "pass max_connections or http_client (which has its own limits), not both"
                 )
             _require_int("max_connections", max_connections, low=1)
+        if accept_language is not None and accept_language not in _LANGUAGES:
+            raise ConfigurationError(
+                f"accept_language must be one the API knows ({', '.join(sorted(_LANGUAGES))}), "
+                f"got {accept_language!r}"
+            )
         if retry_policy is None:
             retry_policy = RetryPolicy(max_retries=max_retries)
         elif max_retries != 2 and max_retries != retry_policy.max_retries:
@@ -123,6 +148,7 @@ class AppointmentsClient:
             retry_policy=retry_policy,
             http_client=http_client,
             max_connections=DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections,
+            accept_language=accept_language,
         )
         self._task_group: TaskGroup | None = None
         self._appointment_titles: dict[int, str | None] = {}
@@ -161,15 +187,26 @@ class AppointmentsClient:
         """Close the connections (only those of an HTTP client we created)."""
         await self._api.aclose()
 
+    async def check_api_key(self) -> bool:
+        """Whether the API accepts the key: ``HEAD`` answered 200 (True) or 401 (False).
+
+        The key alone is checked, not its scopes. Other failures (no connection, 5xx) raise.
+        """
+        try:
+            await self._api.send("checkApiKey", check_api_key._get_kwargs(), retry=True)
+        except AuthenticationError:
+            return False
+        return True
+
     # -- bookable appointments ------------------------------------------------------------------
     def bookable_appointments(
         self, slice_size: int = 50, *, limit: int | None = None
     ) -> AsyncPaginator[BookableAppointment]:
-        """All bookable appointments, ``slice_size`` per request (1 to 100; tenants reject more).
+        """All bookable appointments, ``slice_size`` per request (10 to 100, the API's bounds).
 
         ``async for appt in ...`` item by item, ``async for page in ....pages()`` page by page.
         """
-        _require_int("slice_size", slice_size, low=1, high=MAX_SLICE_SIZE)
+        _require_int("slice_size", slice_size, low=MIN_SLICE_SIZE, high=MAX_SLICE_SIZE)
         if limit is not None:
             _require_int("limit", limit, low=1)
 
@@ -208,7 +245,12 @@ class AppointmentsClient:
         days_ahead: int | None = None,
         start_date: dt.date | None = None,
     ) -> list[Slot]:
-        """Free slots, earliest first. ``start_date`` is the window's first (studio-local) day."""
+        """Free slots, earliest first. ``start_date`` is the window's first (studio-local) day.
+
+        Without ``days_ahead`` the API's default applies (1 day). The API answers at most 6 days
+        per request; a longer window is asked for as consecutive windows of at most 6 days,
+        concurrently, and merged into one list in time order (duplicates at the edges dropped).
+        """
         _require_id("bookable_appointment_id", bookable_appointment_id)
         if customer_id is not None:
             _require_id("customer_id", customer_id)
@@ -219,15 +261,67 @@ class AppointmentsClient:
                 start_date = require_aware(start_date, "start_date").date()
             elif not isinstance(start_date, dt.date):
                 raise TypeError(f"start_date must be a datetime.date, got {type(start_date).__name__}")
+        if days_ahead is None or days_ahead <= MAX_DAYS_PER_REQUEST:
+            return await self._slots_window(bookable_appointment_id, customer_id, days_ahead, start_date)
+        return await self._slots_windows(bookable_appointment_id, customer_id, days_ahead, start_date)
+
+    async def _slots_window(
+        self, appointment_id: int, customer_id: int | None, days: int | None, first_day: dt.date | None
+    ) -> list[Slot]:
         result = await self._api.call(
             get_bookable_appointment_slots,
-            bookable_appointment_id,
+            appointment_id,
             customer_id=UNSET if customer_id is None else customer_id,
-            days_ahead=UNSET if days_ahead is None else days_ahead,
-            slot_window_start_date=UNSET if start_date is None else start_date,
+            days_ahead=UNSET if days is None else days,
+            slot_window_start_date=UNSET if first_day is None else first_day,
             retry=True,
         )
         return _expect_list(self._api, result, Slot, "getBookableAppointmentSlots")
+
+    async def _slots_windows(
+        self, appointment_id: int, customer_id: int | None, days: int, start_date: dt.date | None
+    ) -> list[Slot]:
+        found: list[Slot] = []
+        trim_after: int | None = None
+        if start_date is None:
+            # "Today" is the studio's, and only its answers say which zone that is: the first
+            # window goes without a date, and its slots name the zone for the rest.
+            found = await self._slots_window(appointment_id, customer_id, MAX_DAYS_PER_REQUEST, None)
+            if found:
+                start_date = dt.datetime.now(found[0].start_date_time.tzinfo).date()
+            else:
+                # No slot, no zone. The studio's today is within a day of UTC's: starting a day
+                # early and ending a day late leaves no gap after the first window, and each
+                # slot is then trimmed by its own zone's today.
+                start_date = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+                trim_after, days = days, days + 2
+            windows = range(MAX_DAYS_PER_REQUEST, days, MAX_DAYS_PER_REQUEST)
+        else:
+            windows = range(0, days, MAX_DAYS_PER_REQUEST)
+        answers: dict[int, list[Slot]] = {}
+
+        async def window(offset: int) -> None:
+            assert start_date is not None
+            answers[offset] = await self._slots_window(
+                appointment_id,
+                customer_id,
+                min(MAX_DAYS_PER_REQUEST, days - offset),
+                start_date + dt.timedelta(days=offset),
+            )
+
+        async with anyio.create_task_group() as tg:
+            for offset in windows:
+                tg.start_soon(window, offset)
+        for offset in windows:
+            found.extend(answers[offset])
+        if trim_after is not None:
+            ends: dict[Any, dt.date] = {}
+            for slot in found:
+                zone = slot.start_date_time.tzinfo
+                if zone not in ends:
+                    ends[zone] = dt.datetime.now(zone).date() + dt.timedelta(days=trim_after)
+            found = [s for s in found if s.start_date_time.date() < ends[s.start_date_time.tzinfo]]
+        return _merge_slots(found)
 
     async def search_slots(
         self,
@@ -272,8 +366,8 @@ class AppointmentsClient:
         return await self._validate(body)
 
     async def _validate(self, body: AppointmentBookingRequest) -> ValidationStatus:
-        result = await self._api.call(validate_bookable_appointment, body=body, retry=True)
-        return self._api.expect(result, ValidationResult, "validateBookableAppointment").validation_status
+        result = await self._api.call(validate_for_appointment_booking, body=body, retry=True)
+        return self._api.expect(result, ValidationResult, "validateForAppointmentBooking").validation_status
 
     async def book(
         self,
@@ -307,9 +401,20 @@ class AppointmentsClient:
         for retry_number in range(policy.max_retries + 1):
             last_try = retry_number == policy.max_retries
             try:
-                result = await self._api.call(book_appointment, body=body, retry=False)
-                raw = self._api.expect(result, AppointmentBooking, "bookAppointment")
+                result = await self._api.call(book_appointment_booking, body=body, retry=False)
+                raw = self._api.expect(result, AppointmentBooking, "bookAppointmentBooking")
                 return Booking.from_api(raw, customer_id=body.customer_id)
+            except BadRequestError as exc:
+                # The studio's rules refused the slot (errorCode is the ValidationStatus): nothing
+                # was booked, and the caller gets the same error as from a failed validation.
+                refused = _refusal_status(exc)
+                if refused is None:
+                    raise
+                raise SlotNotBookableError(
+                    refused,
+                    customer_id=body.customer_id,
+                    bookable_appointment_id=body.bookable_appointment_id,
+                ) from exc
             except ResponseValidationError as exc:
                 # A success status whose body we cannot read: the booking was most likely made.
                 # Return it if the customer's bookings show it; never book again.
@@ -321,7 +426,8 @@ class AppointmentsClient:
                     exc, made.booking_id,
                 )  # fmt: skip
                 return made
-            except (RateLimitError, APIConnectionError, InternalServerError) as exc:
+            except (RateLimitError, APIConnectionError, InternalServerError, ConflictError) as exc:
+                # 409 (concurrent modification) is as ambiguous as a 5xx: the booking may exist.
                 if _surely_not_booked(exc):
                     if last_try or not policy.is_retryable(exc):
                         raise
@@ -334,7 +440,7 @@ class AppointmentsClient:
                         )  # fmt: skip
                         return made
                     # Checked: nothing was made, so another attempt cannot double-book.
-                    if last_try or not policy.is_retryable(exc):
+                    if last_try or not (policy.is_retryable(exc) or isinstance(exc, ConflictError)):
                         raise
                 await policy.sleep(policy.delay(exc, retry_number))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -407,28 +513,34 @@ class AppointmentsClient:
         instructor_ids = None if instructor_id is None else [instructor_id]
         statuses: Counter[str] = Counter()
         first_error: BaseException | None = None
+        checked = 0
         async for slot, outcome in self._validate_in_order(
             customer_id, bookable_appointment_id, candidates, instructor_ids, concurrency
         ):
+            checked += 1
             if isinstance(outcome, BaseException):
                 statuses["ERROR"] += 1
                 first_error = first_error or outcome
                 continue
             if outcome is not ValidationStatus.AVAILABLE:
                 statuses[str(outcome)] += 1
+                if outcome in _CUSTOMER_WIDE_STATUSES:
+                    break  # no other slot can answer differently: stop validating
                 continue
             try:
                 return await self.book(
                     customer_id, bookable_appointment_id, slot, validate=False, instructor_ids=instructor_ids
                 )
-            except (ConflictError, SlotNotBookableError) as exc:  # taken meanwhile: try the next one
+            except SlotNotBookableError as exc:  # taken meanwhile: try the next one
                 statuses["TAKEN_MEANWHILE"] += 1
                 first_error = first_error or exc
+                if exc.status in _CUSTOMER_WIDE_STATUSES:
+                    break
         summary = ", ".join(f"{k}={v}" for k, v in sorted(statuses.items())) or "no slots in the window"
         raise NoSlotAvailableError(
             f"no bookable slot for customer {customer_id} on bookable appointment {bookable_appointment_id} "
-            f"({len(candidates)} candidates checked: {summary})",
-            checked=len(candidates),
+            f"({checked} of {len(candidates)} candidates checked: {summary})",
+            checked=checked,
             statuses=statuses,
         ) from first_error
 
@@ -534,21 +646,23 @@ class AppointmentsClient:
         for retry_number in range(policy.max_retries + 1):
             last_try = retry_number == policy.max_retries
             try:
-                result = await self._api.call(cancel_appointment_booking, booking_id, retry=False)
-                return self._api.expect(result, CancelResult, "cancelAppointmentBooking").success
+                result = await self._api.call(delete_appointment_booking, booking_id, retry=False)
+                return self._api.expect(result, CancelResult, "deleteAppointmentBooking").success
             except ResponseValidationError as exc:
                 # A success status with an unreadable body: believe it only once the booking reads back canceled.
                 if (await self.get_booking(booking_id)).is_canceled:
                     return f"Booking {booking_id} was canceled."
                 raise exc from None
-            except (RateLimitError, APIConnectionError, InternalServerError) as exc:
+            except (RateLimitError, APIConnectionError, InternalServerError, ConflictError) as exc:
+                # After a 409 another request changed the booking meanwhile (a racing cancel,
+                # say): canceled by whoever, it is done; otherwise our cancel made no change.
                 if not _surely_not_booked(exc):
                     try:
                         if (await self.get_booking(booking_id)).is_canceled:
                             return f"Booking {booking_id} was canceled."
                     except NotFoundError:
                         raise exc from None
-                if last_try or not policy.is_retryable(exc):
+                if last_try or not (policy.is_retryable(exc) or isinstance(exc, ConflictError)):
                     raise
                 await policy.sleep(policy.delay(exc, retry_number))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -631,11 +745,31 @@ def _start_filter(
     return ok
 
 
+def _refusal_status(exc: BadRequestError) -> ValidationStatus | None:
+    """The ValidationStatus a 400 to a booking request names as its errorCode, if it names one."""
+    code = exc.error_code
+    if code is not None and code in ValidationStatus.__members__:
+        return ValidationStatus(code)
+    for kind, value in exc.typed_args:
+        if kind == "ENUM" and isinstance(value, str) and value in ValidationStatus.__members__:
+            return ValidationStatus(value)
+    return None
+
+
 def _surely_not_booked(exc: APIError) -> bool:
     """A 429, or a request that never left: the server did nothing, so trying again is safe."""
     if isinstance(exc, RateLimitError):
         return True
     return isinstance(exc, APIConnectionError) and not exc.may_have_reached_server
+
+
+def _merge_slots(slots: list[Slot]) -> list[Slot]:
+    """One list in time order (by instant), each slot once: windows may overlap at their edges."""
+    unique: dict[tuple[float, float], Slot] = {}
+    for slot in slots:
+        key = (slot.start_date_time.timestamp(), slot.end_date_time.timestamp())
+        unique.setdefault(key, slot)
+    return [unique[key] for key in sorted(unique)]
 
 
 def _expect_list(api: BaseClient, value: Any, item: type[Any], operation: str) -> list[Any]:

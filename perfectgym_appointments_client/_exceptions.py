@@ -95,7 +95,8 @@ class APIStatusError(APIError):
         error_code: str | None = None,
         trace_id: str | None = None,
         reference: str | None = None,
-        args: list[str] | None = None,
+        args: list[Any] | None = None,
+        typed_args: list[tuple[str, Any]] | None = None,
         response: httpx.Response | None = None,
     ) -> None:
         detail = f"{operation} ({method} {path}) failed: HTTP {status_code}"
@@ -112,7 +113,10 @@ class APIStatusError(APIError):
         self.error_code = error_code
         self.trace_id = trace_id
         self.reference = reference
-        self.error_args = args or []
+        self.error_args: list[Any] = args or []
+        """``args`` as sent (deprecated by the API): a list of objects."""
+        self.typed_args: list[tuple[str, Any]] = typed_args or []
+        """``typedArgs`` as ``(type, value)`` pairs, e.g. ``("INTEGER", 100)`` (deprecated by the API)."""
         self.response = response
 
     def __repr__(self) -> str:
@@ -131,7 +135,16 @@ class AuthenticationError(APIStatusError):
 
 
 class PermissionDeniedError(APIStatusError):
+    """403: the API key lacks the scope the operation needs (``required_scope``)."""
+
     status_code = 403
+
+    def __init__(self, *, required_scope: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.required_scope = required_scope
+        if required_scope:
+            self.message = f"{self.message} (the API key needs the scope {required_scope})"
+            self.args = (self.message,)
 
 
 class NotFoundError(APIStatusError):
@@ -139,6 +152,11 @@ class NotFoundError(APIStatusError):
 
 
 class ConflictError(APIStatusError):
+    """409: concurrent modification, the entity was modified by another request.
+
+    On a booking request it is ambiguous (the booking may exist); the booking flows check.
+    """
+
     status_code = 409
 
 
@@ -192,6 +210,8 @@ class APIConnectionError(APIError):
     """
 
     may_have_reached_server: bool = True
+    host: str | None = None
+    """``scheme://host:port`` the request went to."""
 
 
 class APITimeoutError(APIConnectionError):

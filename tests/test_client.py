@@ -112,69 +112,69 @@ def test_bad_connection_limits_are_refused(kwargs: dict[str, Any], error: type[E
 
 
 async def test_items_follow_the_cursor_across_pages() -> None:
-    api = FakeAPI(appointments=7)
+    api = FakeAPI(appointments=25)
     async with make(api) as client:
-        ids = [a.id async for a in client.bookable_appointments(slice_size=3)]
-    assert ids == [1, 2, 3, 4, 5, 6, 7]
+        ids = [a.id async for a in client.bookable_appointments(slice_size=10)]
+    assert ids == list(range(1, 26))
     offsets = [r.url.params["offset"] for r in api.requests]
-    assert offsets == ["0", "3", "6"]
-    assert {r.url.params["sliceSize"] for r in api.requests} == {"3"}
+    assert offsets == ["0", "10", "20"]
+    assert {r.url.params["sliceSize"] for r in api.requests} == {"10"}
 
 
 async def test_pages_and_limit() -> None:
-    api = FakeAPI(appointments=7)
+    api = FakeAPI(appointments=25)
     async with make(api) as client:
-        pages = [p async for p in client.bookable_appointments(slice_size=3).pages()]
+        pages = [p async for p in client.bookable_appointments(slice_size=10).pages()]
         assert [(p.number, len(p.items), p.has_next) for p in pages] == [
-            (1, 3, True),
-            (2, 3, True),
-            (3, 1, False),
+            (1, 10, True),
+            (2, 10, True),
+            (3, 5, False),
         ]
         assert all(isinstance(a, BookableAppointment) for p in pages for a in p.items)
         api.requests.clear()
-        limited = [a.id async for a in client.bookable_appointments(slice_size=3, limit=4)]
-    assert limited == [1, 2, 3, 4]
+        limited = [a.id async for a in client.bookable_appointments(slice_size=10, limit=14)]
+    assert limited == list(range(1, 15))
     assert len(api.requests) == 2  # no page fetched past the limit
 
 
 async def test_next_page_is_prefetched_while_the_caller_works() -> None:
-    api = FakeAPI(appointments=9)
+    api = FakeAPI(appointments=30)
     async with make(api) as client:
-        pages = client.bookable_appointments(slice_size=3).pages()
+        pages = client.bookable_appointments(slice_size=10).pages()
         first = await pages.__anext__()
-        assert [a.id for a in first.items] == [1, 2, 3]
+        assert [a.id for a in first.items] == list(range(1, 11))
         with anyio.fail_after(5):
-            await api.page_requested.setdefault("3", anyio.Event()).wait()  # fetched without asking
+            await api.page_requested.setdefault("10", anyio.Event()).wait()  # fetched without asking
         await anyio.wait_all_tasks_blocked()
-        assert "6" not in api.page_requested  # at most one page ahead
+        assert "20" not in api.page_requested  # at most one page ahead
         second = await pages.__anext__()
-        assert [a.id for a in second.items] == [4, 5, 6]
+        assert [a.id for a in second.items] == list(range(11, 21))
 
 
 async def test_without_async_with_pages_are_fetched_one_by_one() -> None:
-    api = FakeAPI(appointments=6)
+    api = FakeAPI(appointments=20)
     client = make(api)
-    pages = client.bookable_appointments(slice_size=3).pages()
+    pages = client.bookable_appointments(slice_size=10).pages()
     await pages.__anext__()
-    assert "3" not in api.page_requested
-    assert [a.id async for a in client.bookable_appointments(slice_size=3)] == [1, 2, 3, 4, 5, 6]
+    assert "10" not in api.page_requested
+    assert [a.id async for a in client.bookable_appointments(slice_size=10)] == list(range(1, 21))
     await client.aclose()
 
 
 async def test_repeated_cursor_stops_with_an_error() -> None:
-    api = FakeAPI(appointments=7)
+    api = FakeAPI(appointments=25)
     api.repeat_cursor = True
     seen: list[int] = []
 
     async def walk(client: AppointmentsClient) -> None:
-        async for appointment in client.bookable_appointments(slice_size=3):
+        async for appointment in client.bookable_appointments(slice_size=10):
             seen.append(appointment.id)
 
     async with make(api) as client:
         with pytest.raises(PaginationError, match="cursor '0' again"):
             await walk(client)
     assert len(api.requests) == 1
-    assert seen == [1, 2, 3]  # the page that pointed back was new: delivered, then the error
+    assert seen == list(range(1, 11))  # the page that pointed back was new: delivered, then the error
 
 
 @pytest.mark.parametrize(("lead_in", "loop"), [(0, 2), (3, 1), (5, 7), (40, 33)])
@@ -201,7 +201,7 @@ async def test_a_looping_server_is_stopped_whatever_the_loop(lead_in: int, loop:
     seen: list[int] = []
 
     async def walk() -> None:
-        async for appointment in client.bookable_appointments(slice_size=1):
+        async for appointment in client.bookable_appointments(slice_size=10):
             seen.append(appointment.id)
 
     with pytest.raises(PaginationError, match="again"):
@@ -214,10 +214,10 @@ async def test_a_looping_server_is_stopped_whatever_the_loop(lead_in: int, loop:
 
 
 async def test_prefetch_errors_reach_the_consumer() -> None:
-    api = FakeAPI(appointments=6)
+    api = FakeAPI(appointments=20)
 
     def second_page_fails(request: httpx.Request) -> httpx.Response | None:
-        if request.url.params.get("offset") == "3":
+        if request.url.params.get("offset") == "10":
             return httpx.Response(404, json={"errorMessage": "gone", "errorCode": "NOT_FOUND"})
         return None
 
@@ -225,13 +225,14 @@ async def test_prefetch_errors_reach_the_consumer() -> None:
     seen: list[int] = []
     async with make(api) as client:
         with pytest.raises(NotFoundError, match="gone"):  # noqa: PT012 - the items before the error count
-            async for appointment in client.bookable_appointments(slice_size=3):
+            async for appointment in client.bookable_appointments(slice_size=10):
                 seen.append(appointment.id)
-    assert seen == [1, 2, 3]  # the first page arrived whole; the prefetched page's error came next
+    assert seen == list(range(1, 11))  # the first page arrived whole; the prefetched page's error came next
 
 
 @pytest.mark.parametrize(
-    ("value", "error"), [(0, ValueError), (101, ValueError), ("50", TypeError), (True, TypeError)]
+    ("value", "error"),
+    [(0, ValueError), (9, ValueError), (101, ValueError), ("50", TypeError), (True, TypeError)],
 )
 async def test_slice_size_is_checked_before_any_request(value: Any, error: type[Exception]) -> None:
     api = FakeAPI()
@@ -247,12 +248,10 @@ async def test_slice_size_is_checked_before_any_request(value: Any, error: type[
 async def test_get_slots_sends_the_query_and_returns_zoned_slots() -> None:
     api = FakeAPI()
     async with make(api) as client:
-        slots = await client.get_slots(1, customer_id=5, days_ahead=7, start_date=dt.date(2022, 6, 22))
-    assert dict(api.requests[0].url.params) == {
-        "customerId": "5",
-        "daysAhead": "7",
-        "slotWindowStartDate": "2022-06-22",
-    }
+        slots = await client.get_slots(1, customer_id=5, days_ahead=6, start_date=dt.date(2022, 6, 22))
+    assert [dict(r.url.params) for r in api.requests] == [
+        {"customerId": "5", "daysAhead": "6", "slotWindowStartDate": "2022-06-22"}
+    ]
     assert [s.start_date_time.hour for s in slots] == [8, 9, 10, 11]
     assert all(s.start_date_time.tzinfo == BERLIN for s in slots)
 
@@ -454,7 +453,7 @@ async def test_malformed_success_on_book_that_made_nothing_is_raised_not_retried
     async with make(api) as client:
         with pytest.raises(ResponseValidationError) as info:
             await client.book(5, 1, await first_slot(client), validate=False)
-    assert info.value.operation == "bookAppointment"
+    assert info.value.operation == "bookAppointmentBooking"
     assert api.count("POST", BOOK) == 1
     assert api.count("GET", BOOKINGS) == 1  # it looked before giving up
     assert api.live_bookings(5) == []
@@ -564,7 +563,7 @@ async def test_reschedule_keeps_the_new_booking_when_cancel_fails() -> None:
     async with make(api) as client:
         slots = await client.get_slots(1)
         old = await client.book(5, 1, slots[0])
-        api.faults.append(status_once(409, "DELETE", f"{BOOKINGS}/{old.booking_id}"))
+        api.faults.append(status_once(400, "DELETE", f"{BOOKINGS}/{old.booking_id}"))
         with pytest.raises(RescheduleError) as info:
             await client.reschedule(old.booking_id, slots[1], bookable_appointment_id=1)
     error = info.value
@@ -609,23 +608,59 @@ async def test_no_slot_available_says_why() -> None:
     api = FakeAPI()
     for h in (8, 9, 10, 11):
         api.validation[f"2022-06-22T{h:02d}:00:00.000+02:00[Europe/Berlin]"] = (
-            "NO_CONTINGENT" if h < 10 else "STUDIO_CLOSED"
+            "CUSTOMER_IDLE" if h < 10 else "STUDIO_CLOSED"
         )
     async with make(api) as client:
         with pytest.raises(NoSlotAvailableError) as info:
-            await client.book_first_available(5, 1)
+            await client.book_first_available(5, 1, days_ahead=1)
     assert info.value.checked == 4
-    assert info.value.statuses == {"NO_CONTINGENT": 2, "STUDIO_CLOSED": 2}
+    assert info.value.statuses == {"CUSTOMER_IDLE": 2, "STUDIO_CLOSED": 2}
+    assert api.count("POST", BOOK) == 0
+
+
+@pytest.mark.parametrize(
+    "status", ["NO_CONTINGENT", "BOOKING_LIMIT_REACHED", "BOOKABLE_APPOINTMENT_RESTRICTIONS_NOT_FULFILLED"]
+)
+async def test_book_first_available_stops_at_an_answer_no_other_slot_can_change(status: str) -> None:
+    api = FakeAPI()
+    api.slots[1] = [slot_json(h, [7]) for h in range(8, 20)]
+    api.validation["2022-06-22T09:00:00.000+02:00[Europe/Berlin]"] = "STUDIO_CLOSED"
+    api.validation["2022-06-22T10:00:00.000+02:00[Europe/Berlin]"] = status
+    async with make(api) as client:
+        with pytest.raises(NoSlotAvailableError) as info:
+            await client.book_first_available(5, 1, days_ahead=1, earliest=dt.time(9), concurrency=1)
+    # 09:00 is closed, 10:00 says the customer can book nothing here: the nine later slots are
+    # never asked about.
+    assert info.value.checked == 2
+    assert info.value.statuses == {"STUDIO_CLOSED": 1, status: 1}
+    assert api.count("POST", "/v1/appointments/bookable/validate") == 2
     assert api.count("POST", BOOK) == 0
 
 
 async def test_slot_taken_meanwhile_moves_on_to_the_next() -> None:
     api = FakeAPI()
-    api.faults.append(status_once(409, "POST", BOOK))
+    api.faults.append(refused_once("RESOURCE_NOT_AVAILABLE"))
     async with make(api) as client:
-        booking = await client.book_first_available(5, 1)
+        booking = await client.book_first_available(5, 1, days_ahead=1)
     assert booking.start_date_time.hour == 9
     assert len(api.live_bookings(5)) == 1
+
+
+def refused_once(status: str) -> Any:
+    """The studio refuses one booking request the way the API does: 400, the status as errorCode."""
+
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == BOOK:
+            body = {
+                "errorMessage": f"The slot cannot be booked: {status}",
+                "errorCode": status,
+                "reference": "startDateTime",
+                "typedArgs": [{"value": status, "type": "ENUM"}],
+            }
+            return httpx.Response(400, json=body)
+        return None
+
+    return fault
 
 
 async def test_search_slots_is_bounded_and_keeps_order() -> None:

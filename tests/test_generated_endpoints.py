@@ -17,14 +17,14 @@ import pytest
 
 from perfectgym_appointments_client._generated import AuthenticatedClient
 from perfectgym_appointments_client._generated.api.appointments import (
-    book_appointment,
-    cancel_appointment_booking,
+    book_appointment_booking,
+    delete_appointment_booking,
     get_appointment_booking,
     get_appointment_bookings,
     get_bookable_appointment,
     get_bookable_appointment_slots,
     get_bookable_appointments,
-    validate_bookable_appointment,
+    validate_for_appointment_booking,
 )
 from perfectgym_appointments_client._generated.models import (
     AppointmentBooking,
@@ -183,14 +183,14 @@ async def test_get_bookable_appointment_slots_without_optional_query() -> None:
     rec = Recorder(200, [])
     async with make_client(rec) as client:
         slots = await get_bookable_appointment_slots.asyncio(12, client=client)
-    assert_request(rec.request, "GET", "/v1/appointments/bookable/12/slots", {})
+    assert_request(rec.request, "GET", "/v1/appointments/bookable/12/slots", {"daysAhead": "1"})
     assert slots == []
 
 
 async def test_validate_bookable_appointment() -> None:
     rec = Recorder(200, {"validationStatus": "RESOURCE_NOT_AVAILABLE"})
     async with make_client(rec) as client:
-        result = await validate_bookable_appointment.asyncio(client=client, body=booking_request())
+        result = await validate_for_appointment_booking.asyncio(client=client, body=booking_request())
     assert_request(rec.request, "POST", "/v1/appointments/bookable/validate", {}, BOOKING_BODY)
     assert isinstance(result, ValidationResult)
     assert result.validation_status is ValidationStatus.RESOURCE_NOT_AVAILABLE
@@ -199,7 +199,7 @@ async def test_validate_bookable_appointment() -> None:
 async def test_book_appointment() -> None:
     rec = Recorder(200, BOOKING)
     async with make_client(rec) as client:
-        booking = await book_appointment.asyncio(client=client, body=booking_request())
+        booking = await book_appointment_booking.asyncio(client=client, body=booking_request())
     assert_request(rec.request, "POST", "/v1/appointments/booking/book", {}, BOOKING_BODY)
     assert isinstance(booking, AppointmentBooking)
     assert booking.booking_id == 99
@@ -219,7 +219,7 @@ async def test_book_sends_a_received_slot_back_byte_for_byte() -> None:
         end_date_time=slot.end_date_time,
     )
     async with make_client(rec) as client:
-        await book_appointment.asyncio(client=client, body=body)
+        await book_appointment_booking.asyncio(client=client, body=body)
     sent = json.loads(rec.request.content)
     assert sent["startDateTime"] == "2022-06-22T08:00+02:00[Europe/Berlin]"
     assert sent["endDateTime"] == END
@@ -238,7 +238,7 @@ async def test_get_appointment_booking() -> None:
 async def test_cancel_appointment_booking() -> None:
     rec = Recorder(200, {"success": "Booking 99 was canceled."})
     async with make_client(rec) as client:
-        result = await cancel_appointment_booking.asyncio(99, client=client)
+        result = await delete_appointment_booking.asyncio(99, client=client)
     assert_request(rec.request, "DELETE", "/v1/appointments/booking/99", {})
     assert isinstance(result, CancelResult)
     assert result.success == "Booking 99 was canceled."
@@ -258,12 +258,12 @@ CALLS: dict[str, Callable[[AuthenticatedClient], Any]] = {
     "getBookableAppointments": lambda c: get_bookable_appointments.asyncio_detailed(client=c),
     "getBookableAppointment": lambda c: get_bookable_appointment.asyncio_detailed(1, client=c),
     "getBookableAppointmentSlots": lambda c: get_bookable_appointment_slots.asyncio_detailed(1, client=c),
-    "validateBookableAppointment": lambda c: validate_bookable_appointment.asyncio_detailed(
+    "validateForAppointmentBooking": lambda c: validate_for_appointment_booking.asyncio_detailed(
         client=c, body=booking_request()
     ),
-    "bookAppointment": lambda c: book_appointment.asyncio_detailed(client=c, body=booking_request()),
+    "bookAppointmentBooking": lambda c: book_appointment_booking.asyncio_detailed(client=c, body=booking_request()),
     "getAppointmentBooking": lambda c: get_appointment_booking.asyncio_detailed(1, client=c),
-    "cancelAppointmentBooking": lambda c: cancel_appointment_booking.asyncio_detailed(1, client=c),
+    "deleteAppointmentBooking": lambda c: delete_appointment_booking.asyncio_detailed(1, client=c),
     "getAppointmentBookings": lambda c: get_appointment_bookings.asyncio_detailed(client=c, customer_id=1),
 }
 

@@ -16,10 +16,10 @@ OPERATIONS = {
     ("get", "/v1/appointments/bookable"): "getBookableAppointments",
     ("get", "/v1/appointments/bookable/{bookableAppointmentId}"): "getBookableAppointment",
     ("get", "/v1/appointments/bookable/{bookableAppointmentId}/slots"): "getBookableAppointmentSlots",
-    ("post", "/v1/appointments/bookable/validate"): "validateBookableAppointment",
-    ("post", "/v1/appointments/booking/book"): "bookAppointment",
+    ("post", "/v1/appointments/bookable/validate"): "validateForAppointmentBooking",
+    ("post", "/v1/appointments/booking/book"): "bookAppointmentBooking",
     ("get", "/v1/appointments/booking/{bookingId}"): "getAppointmentBooking",
-    ("delete", "/v1/appointments/booking/{bookingId}"): "cancelAppointmentBooking",
+    ("delete", "/v1/appointments/booking/{bookingId}"): "deleteAppointmentBooking",
     ("get", "/v1/appointments/booking"): "getAppointmentBookings",
 }
 
@@ -87,6 +87,18 @@ def test_error_response_shape(spec: dict[str, Any]) -> None:
     }
     typed = _resolve(spec, schema["properties"]["typedArgs"]["items"])
     assert set(typed["properties"]) == {"value", "type"}
+    assert "type" not in typed["properties"]["value"]  # any JSON value
+    kinds = _resolve(spec, typed["properties"]["type"])["enum"]
+    assert set(kinds) == {
+        "TIMESTAMP", "BOOLEAN", "DATE", "MONTH_DAY", "TIME", "TERM", "TERM_LIST", "INTEGER", "DECIMAL",
+        "STRING", "MONEY", "LIMITABLE_CONFIG_PROPERTY", "I18N_KEY", "I18N_KEY_LIST", "PERMISSION_LIST",
+        "ENUM", "AVAILABILITY_LIST",
+    }  # fmt: skip
+    assert len(kinds) == 17
+    args = schema["properties"]["args"]
+    assert args["type"] == "array"
+    assert args["items"]["type"] == "object"
+    assert "translation key" in schema["properties"]["errorCode"]["description"]
 
 
 def test_every_date_time_references_the_zoned_schema(spec: dict[str, Any]) -> None:
@@ -140,19 +152,29 @@ def test_examples_match_the_zoned_pattern(spec: dict[str, Any]) -> None:
 
 def test_enums_as_documented(spec: dict[str, Any]) -> None:
     schemas = spec["components"]["schemas"]
-    assert schemas["ValidationStatus"]["enum"] == [
+    # The 14 values of the official contract (../shared/api-facts.md), NOT_AVAILABLE since 1.7.0.
+    assert set(schemas["ValidationStatus"]["enum"]) == {
         "AVAILABLE",
-        "NO_CONTINGENT",
-        "CUSTOMER_IDLE",
-        "BOOKABLE_APPOINTMENT_RESTRICTIONS_NOT_FULFILLED",
-        "STUDIO_CLOSED",
         "PAST_START_DATE_TIME",
-        "BOOKING_LIMIT_REACHED",
-        "CUSTOMER_IN_OTHER_BOOKING",
-        "DATE_TIME_BEFORE_EARLIEST_BOOKING_DATE_TIME",
+        "END_DATE_TIME_NOT_AFTER_START_DATE_TIME",
         "PERIOD_DOES_NOT_MATCH",
+        "CUSTOMER_IN_OTHER_BOOKING",
+        "CUSTOMER_IDLE",
+        "NO_CONTINGENT",
+        "BOOKABLE_APPOINTMENT_RESTRICTIONS_NOT_FULFILLED",
+        "BOOKING_LIMIT_REACHED",
+        "DATE_TIME_BEFORE_EARLIEST_BOOKING_DATE_TIME",
+        "DATE_TIME_AFTER_LATEST_BOOKING_DATE_TIME",
+        "STUDIO_CLOSED",
         "RESOURCE_NOT_AVAILABLE",
-    ]
+        "NOT_AVAILABLE",
+    }
+    assert len(schemas["ValidationStatus"]["enum"]) == 14
+    description = schemas["ValidationStatus"]["description"]
+    assert "too soon" in description.split("`DATE_TIME_BEFORE_EARLIEST_BOOKING_DATE_TIME`")[1].split("\n")[0]
+    assert (
+        "too far ahead" in description.split("`DATE_TIME_AFTER_LATEST_BOOKING_DATE_TIME`")[1].split("\n")[0]
+    )
     assert schemas["BookingStatus"]["enum"] == ["BOOKED", "CANCELED", "BOOKED_WITH_CONFIRMATION_REQUIRED"]
     assert schemas["AppointmentStatus"]["enum"] == ["COMPLETED", "CANCELED", "PLANNED"]
     assert schemas["ParticipantStatus"]["enum"] == ["PARTICIPATING", "UNSET", "NOT_PARTICIPATING"]
@@ -185,3 +207,79 @@ def test_required_fields(spec: dict[str, Any]) -> None:
     customer = schemas["CustomerAppointmentBooking"]["allOf"]
     assert customer[0] == {"$ref": "#/components/schemas/AppointmentBooking"}
     assert customer[1]["required"] == ["customerId"]
+
+
+def _parameter(spec: dict[str, Any], key: tuple[str, str], name: str) -> dict[str, Any]:
+    params = [_resolve(spec, p) for p in _operations(spec)[key].get("parameters", [])]
+    return next(p for p in params if p["name"] == name)
+
+
+def test_parameter_bounds_and_defaults(spec: dict[str, Any]) -> None:
+    slice_size = _parameter(spec, ("get", "/v1/appointments/bookable"), "sliceSize")["schema"]
+    assert (slice_size["minimum"], slice_size["maximum"], slice_size["default"]) == (10, 100, 50)
+    offset = _parameter(spec, ("get", "/v1/appointments/bookable"), "offset")["schema"]
+    assert (offset["type"], offset["default"]) == ("string", "0")
+    slots = ("get", "/v1/appointments/bookable/{bookableAppointmentId}/slots")
+    days = _parameter(spec, slots, "daysAhead")["schema"]
+    assert (days["minimum"], days["maximum"], days["default"]) == (1, 6, 1)
+    customer = _parameter(spec, ("get", "/v1/appointments/booking"), "customerId")
+    assert customer["required"] is True
+
+
+def test_bookings_list_window_is_documented(spec: dict[str, Any]) -> None:
+    description = _operations(spec)[("get", "/v1/appointments/booking")]["description"]
+    assert "two weeks" in description
+    assert "canceled bookings stay" in description
+
+
+SCOPES = {
+    "getBookableAppointments": "BOOKABLE_APPOINTMENTS_READ",
+    "getBookableAppointment": "BOOKABLE_APPOINTMENTS_READ",
+    "getBookableAppointmentSlots": "BOOKABLE_APPOINTMENTS_READ",
+    "validateForAppointmentBooking": "BOOKABLE_APPOINTMENTS_READ",
+    "bookAppointmentBooking": "APPOINTMENTS_WRITE",
+    "deleteAppointmentBooking": "APPOINTMENTS_WRITE",
+    "getAppointmentBooking": "APPOINTMENTS_READ",
+    "getAppointmentBookings": "APPOINTMENTS_READ",
+}
+
+
+def test_each_operation_names_its_scope(spec: dict[str, Any]) -> None:
+    for op in _operations(spec).values():
+        scope = SCOPES[op["operationId"]]
+        assert op["x-required-scope"] == scope
+        assert f"`{scope}`" in op["description"]
+
+
+def test_the_client_knows_each_operations_route_and_scope(spec: dict[str, Any]) -> None:
+    from perfectgym_appointments_client._base_client import _OPERATIONS
+
+    from_spec = {
+        op["operationId"]: (method.upper(), path, op.get("x-required-scope"))
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+    }
+    assert _OPERATIONS == from_spec
+
+
+def test_accept_language_and_head(spec: dict[str, Any]) -> None:
+    for key in OPERATIONS:
+        header = _parameter(spec, key, "Accept-Language")
+        assert header["in"] == "header"
+        assert header["required"] is False
+        languages = _resolve(spec, header["schema"])["enum"]
+        assert {"cs", "de", "en", "de-CH", "fr-LU", "tr"} <= set(languages)
+        assert len(languages) == 21
+    head = spec["paths"]["/v1/appointments/bookable"]["head"]
+    assert head["operationId"] == "checkApiKey"
+    assert set(head["responses"]) == {"200", "401"}
+
+
+def test_error_statuses_say_what_they_mean(spec: dict[str, Any]) -> None:
+    responses = spec["components"]["responses"]
+    assert "modified by another request" in responses["Conflict"]["description"]
+    assert "headers" not in responses["TooManyRequests"]  # no Retry-After is documented
+    assert "next minute" in responses["TooManyRequests"]["description"]
+    assert responses["BadRequest"]["content"]["application/json"]["example"]["errorCode"] == (
+        "errormessage.validation.max"
+    )

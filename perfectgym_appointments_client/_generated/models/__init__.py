@@ -11,10 +11,13 @@ from .booking_status import BookingStatus
 from .cancel_result import CancelResult
 from .customer_appointment_booking import CustomerAppointmentBooking
 from .error_response import ErrorResponse
+from .error_response_args_type_0_item import ErrorResponseArgsType0Item
 from .instructor import Instructor
+from .language import Language
 from .participant_status import ParticipantStatus
 from .slot import Slot
 from .typed_arg import TypedArg
+from .typed_arg_type import TypedArgType
 from .validation_result import ValidationResult
 from .validation_status import ValidationStatus
 
@@ -28,10 +31,13 @@ __all__ = (
     "CancelResult",
     "CustomerAppointmentBooking",
     "ErrorResponse",
+    "ErrorResponseArgsType0Item",
     "Instructor",
+    "Language",
     "ParticipantStatus",
     "Slot",
     "TypedArg",
+    "TypedArgType",
     "ValidationResult",
     "ValidationStatus",
 )

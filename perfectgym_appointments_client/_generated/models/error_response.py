@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.error_response_args_type_0_item import ErrorResponseArgsType0Item
     from ..models.typed_arg import TypedArg
 
 
@@ -24,13 +25,15 @@ class ErrorResponse:
     error_message: str
     """ Human-readable message. """
     error_code: None | str | Unset = UNSET
-    """ Machine-readable code. """
+    """ The message's translation key, e.g. `errormessage.validation.max`. """
     trace_id: None | str | Unset = UNSET
-    """ Id to quote to support. """
+    """ The server's trace id; quote it to support. """
     reference: None | str | Unset = UNSET
-    """ The field or entity the error refers to. """
-    args: list[str] | None | Unset = UNSET
+    """ The field the error refers to, e.g. `parent.child`. """
+    args: list[ErrorResponseArgsType0Item] | None | Unset = UNSET
+    """ The message's arguments (deprecated, but sent). """
     typed_args: list[TypedArg] | None | Unset = UNSET
+    """ The message's arguments with their kinds (deprecated, but sent). """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,11 +57,14 @@ class ErrorResponse:
         else:
             reference = self.reference
 
-        args: list[str] | None | Unset
+        args: list[dict[str, Any]] | None | Unset
         if isinstance(self.args, Unset):
             args = UNSET
         elif isinstance(self.args, list):
-            args = self.args
+            args = []
+            for args_type_0_item_data in self.args:
+                args_type_0_item = args_type_0_item_data.to_dict()
+                args.append(args_type_0_item)
 
         else:
             args = self.args
@@ -115,10 +121,16 @@ class ErrorResponse:
 
         reference: None | str | Unset = d.get("reference", UNSET)
 
-        args: list[str] | None | Unset = d.get("args", UNSET)
+        args: list[ErrorResponseArgsType0Item] | None | Unset = d.get("args", UNSET)
         if isinstance(args, list):
             try:
-                args_type_0 = cast(list[str], args)
+                args_type_0 = []
+                for args_type_0_item_data in args:
+                    args_type_0_item = ErrorResponseArgsType0Item.from_dict(
+                        args_type_0_item_data
+                    )
+
+                    args_type_0.append(args_type_0_item)
 
                 args = args_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -187,4 +199,5 @@ class ErrorResponse:
 
 # After the class, so models that refer to each other still load; not in from_dict, which
 # would run the import statement for every object parsed.
+from ..models.error_response_args_type_0_item import ErrorResponseArgsType0Item
 from ..models.typed_arg import TypedArg

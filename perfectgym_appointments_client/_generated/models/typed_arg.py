@@ -8,6 +8,7 @@ from typing import Any, Self, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..models.typed_arg_type import TypedArgType
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="TypedArg")
@@ -15,22 +16,30 @@ T = TypeVar("T", bound="TypedArg")
 
 @_attrs_define
 class TypedArg:
-    value: None | str | Unset = UNSET
-    type_: None | str | Unset = UNSET
+    """One argument of the error message with its kind (deprecated, but sent)."""
+
+    value: Any | Unset = UNSET
+    """ Any JSON value. """
+    type_: TypedArgType | Unset = UNSET
+    """ The kind of a typed error argument. New values appear over time; clients keep unknown ones.
+
+    * `TIMESTAMP`, `DATE`, `MONTH_DAY`, `TIME`: points and parts of time.
+    * `BOOLEAN`, `INTEGER`, `DECIMAL`, `STRING`, `MONEY`: plain values.
+    * `TERM`, `TERM_LIST`: a contract term, or a list of them.
+    * `LIMITABLE_CONFIG_PROPERTY`: a configuration property with a limit.
+    * `I18N_KEY`, `I18N_KEY_LIST`: translation keys.
+    * `PERMISSION_LIST`: permissions (scopes), e.g. the ones a key lacks.
+    * `ENUM`: an enumeration value.
+    * `AVAILABILITY_LIST`: availabilities.
+     """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        value: None | str | Unset
-        if isinstance(self.value, Unset):
-            value = UNSET
-        else:
-            value = self.value
+        value = self.value
 
-        type_: None | str | Unset
-        if isinstance(self.type_, Unset):
-            type_ = UNSET
-        else:
-            type_ = self.type_
+        type_: str | Unset = UNSET
+        if not isinstance(self.type_, Unset):
+            type_ = self.type_.value
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -50,9 +59,14 @@ class TypedArg:
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
         d = src_dict
-        value: None | str | Unset = d.get("value", UNSET)
+        value = d.get("value", UNSET)
 
-        type_: None | str | Unset = d.get("type", UNSET)
+        _type_ = d.get("type", UNSET)
+        type_: TypedArgType | Unset
+        if isinstance(_type_, Unset):
+            type_ = UNSET
+        else:
+            type_ = TypedArgType.from_json(_type_, "type")
 
         typed_arg = cls(
             value,

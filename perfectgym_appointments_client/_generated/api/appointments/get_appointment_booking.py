@@ -10,12 +10,18 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.customer_appointment_booking import CustomerAppointmentBooking
 from ...models.error_response import ErrorResponse
-from ...types import Response
+from ...models.language import Language
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     booking_id: int,
+    *,
+    accept_language: Language | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(accept_language, Unset):
+        headers["Accept-Language"] = str(accept_language)
 
     _kwargs: dict[str, Any] = {
         "method": "get",
@@ -24,6 +30,7 @@ def _get_kwargs(
         ),
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -96,11 +103,16 @@ def sync_detailed(
     booking_id: int,
     *,
     client: AuthenticatedClient | Client,
+    accept_language: Language | Unset = UNSET,
 ) -> Response[CustomerAppointmentBooking | ErrorResponse]:
     """Get one appointment booking
 
+     Needs the scope `APPOINTMENTS_READ`.
+
     Args:
         booking_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -112,6 +124,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         booking_id=booking_id,
+        accept_language=accept_language,
     )
 
     response = client.get_httpx_client().request(
@@ -125,11 +138,16 @@ def sync(
     booking_id: int,
     *,
     client: AuthenticatedClient | Client,
+    accept_language: Language | Unset = UNSET,
 ) -> CustomerAppointmentBooking | ErrorResponse | None:
     """Get one appointment booking
 
+     Needs the scope `APPOINTMENTS_READ`.
+
     Args:
         booking_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -142,6 +160,7 @@ def sync(
     return sync_detailed(
         booking_id=booking_id,
         client=client,
+        accept_language=accept_language,
     ).parsed
 
 
@@ -149,11 +168,16 @@ async def asyncio_detailed(
     booking_id: int,
     *,
     client: AuthenticatedClient | Client,
+    accept_language: Language | Unset = UNSET,
 ) -> Response[CustomerAppointmentBooking | ErrorResponse]:
     """Get one appointment booking
 
+     Needs the scope `APPOINTMENTS_READ`.
+
     Args:
         booking_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -165,6 +189,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         booking_id=booking_id,
+        accept_language=accept_language,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -176,11 +201,16 @@ async def asyncio(
     booking_id: int,
     *,
     client: AuthenticatedClient | Client,
+    accept_language: Language | Unset = UNSET,
 ) -> CustomerAppointmentBooking | ErrorResponse | None:
     """Get one appointment booking
 
+     Needs the scope `APPOINTMENTS_READ`.
+
     Args:
         booking_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -194,5 +224,6 @@ async def asyncio(
         await asyncio_detailed(
             booking_id=booking_id,
             client=client,
+            accept_language=accept_language,
         )
     ).parsed

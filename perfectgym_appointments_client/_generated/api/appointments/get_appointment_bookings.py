@@ -9,13 +9,18 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.appointment_booking import AppointmentBooking
 from ...models.error_response import ErrorResponse
-from ...types import UNSET, Response
+from ...models.language import Language
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     *,
     customer_id: int,
+    accept_language: Language | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(accept_language, Unset):
+        headers["Accept-Language"] = str(accept_language)
 
     params: dict[str, Any] = {}
 
@@ -29,6 +34,7 @@ def _get_kwargs(
         "params": params,
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -115,11 +121,18 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     customer_id: int,
+    accept_language: Language | Unset = UNSET,
 ) -> Response[ErrorResponse | list[AppointmentBooking]]:
     """List a customer's appointment bookings
 
+     Lists only the bookings that start and end within two weeks before or after now;
+    canceled bookings stay in the list with their status. No paging.
+    Needs the scope `APPOINTMENTS_READ`.
+
     Args:
         customer_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -131,6 +144,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         customer_id=customer_id,
+        accept_language=accept_language,
     )
 
     response = client.get_httpx_client().request(
@@ -144,11 +158,18 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     customer_id: int,
+    accept_language: Language | Unset = UNSET,
 ) -> ErrorResponse | list[AppointmentBooking] | None:
     """List a customer's appointment bookings
 
+     Lists only the bookings that start and end within two weeks before or after now;
+    canceled bookings stay in the list with their status. No paging.
+    Needs the scope `APPOINTMENTS_READ`.
+
     Args:
         customer_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -161,6 +182,7 @@ def sync(
     return sync_detailed(
         client=client,
         customer_id=customer_id,
+        accept_language=accept_language,
     ).parsed
 
 
@@ -168,11 +190,18 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     customer_id: int,
+    accept_language: Language | Unset = UNSET,
 ) -> Response[ErrorResponse | list[AppointmentBooking]]:
     """List a customer's appointment bookings
 
+     Lists only the bookings that start and end within two weeks before or after now;
+    canceled bookings stay in the list with their status. No paging.
+    Needs the scope `APPOINTMENTS_READ`.
+
     Args:
         customer_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -184,6 +213,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         customer_id=customer_id,
+        accept_language=accept_language,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -195,11 +225,18 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     customer_id: int,
+    accept_language: Language | Unset = UNSET,
 ) -> ErrorResponse | list[AppointmentBooking] | None:
     """List a customer's appointment bookings
 
+     Lists only the bookings that start and end within two weeks before or after now;
+    canceled bookings stay in the list with their status. No paging.
+    Needs the scope `APPOINTMENTS_READ`.
+
     Args:
         customer_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -213,5 +250,6 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             customer_id=customer_id,
+            accept_language=accept_language,
         )
     ).parsed

@@ -10,6 +10,7 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.error_response import ErrorResponse
+from ...models.language import Language
 from ...models.slot import Slot
 from ...types import UNSET, Response, Unset
 
@@ -18,9 +19,13 @@ def _get_kwargs(
     bookable_appointment_id: int,
     *,
     customer_id: int | Unset = UNSET,
-    days_ahead: int | Unset = UNSET,
+    days_ahead: int | Unset = 1,
     slot_window_start_date: datetime.date | Unset = UNSET,
+    accept_language: Language | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(accept_language, Unset):
+        headers["Accept-Language"] = str(accept_language)
 
     params: dict[str, Any] = {}
 
@@ -43,6 +48,7 @@ def _get_kwargs(
         "params": params,
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -130,19 +136,23 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     customer_id: int | Unset = UNSET,
-    days_ahead: int | Unset = UNSET,
+    days_ahead: int | Unset = 1,
     slot_window_start_date: datetime.date | Unset = UNSET,
+    accept_language: Language | Unset = UNSET,
 ) -> Response[ErrorResponse | list[Slot]]:
     """List the free slots of a bookable appointment
 
      Returns the free slots of a bookable appointment within a window of days. With a
     `customerId`, only slots that customer may book are returned.
+    Needs the scope `BOOKABLE_APPOINTMENTS_READ`.
 
     Args:
         bookable_appointment_id (int):
         customer_id (int | Unset):
-        days_ahead (int | Unset):
+        days_ahead (int | Unset):  Default: 1.
         slot_window_start_date (datetime.date | Unset):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -157,6 +167,7 @@ def sync_detailed(
         customer_id=customer_id,
         days_ahead=days_ahead,
         slot_window_start_date=slot_window_start_date,
+        accept_language=accept_language,
     )
 
     response = client.get_httpx_client().request(
@@ -171,19 +182,23 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     customer_id: int | Unset = UNSET,
-    days_ahead: int | Unset = UNSET,
+    days_ahead: int | Unset = 1,
     slot_window_start_date: datetime.date | Unset = UNSET,
+    accept_language: Language | Unset = UNSET,
 ) -> ErrorResponse | list[Slot] | None:
     """List the free slots of a bookable appointment
 
      Returns the free slots of a bookable appointment within a window of days. With a
     `customerId`, only slots that customer may book are returned.
+    Needs the scope `BOOKABLE_APPOINTMENTS_READ`.
 
     Args:
         bookable_appointment_id (int):
         customer_id (int | Unset):
-        days_ahead (int | Unset):
+        days_ahead (int | Unset):  Default: 1.
         slot_window_start_date (datetime.date | Unset):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -199,6 +214,7 @@ def sync(
         customer_id=customer_id,
         days_ahead=days_ahead,
         slot_window_start_date=slot_window_start_date,
+        accept_language=accept_language,
     ).parsed
 
 
@@ -207,19 +223,23 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     customer_id: int | Unset = UNSET,
-    days_ahead: int | Unset = UNSET,
+    days_ahead: int | Unset = 1,
     slot_window_start_date: datetime.date | Unset = UNSET,
+    accept_language: Language | Unset = UNSET,
 ) -> Response[ErrorResponse | list[Slot]]:
     """List the free slots of a bookable appointment
 
      Returns the free slots of a bookable appointment within a window of days. With a
     `customerId`, only slots that customer may book are returned.
+    Needs the scope `BOOKABLE_APPOINTMENTS_READ`.
 
     Args:
         bookable_appointment_id (int):
         customer_id (int | Unset):
-        days_ahead (int | Unset):
+        days_ahead (int | Unset):  Default: 1.
         slot_window_start_date (datetime.date | Unset):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -234,6 +254,7 @@ async def asyncio_detailed(
         customer_id=customer_id,
         days_ahead=days_ahead,
         slot_window_start_date=slot_window_start_date,
+        accept_language=accept_language,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -246,19 +267,23 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     customer_id: int | Unset = UNSET,
-    days_ahead: int | Unset = UNSET,
+    days_ahead: int | Unset = 1,
     slot_window_start_date: datetime.date | Unset = UNSET,
+    accept_language: Language | Unset = UNSET,
 ) -> ErrorResponse | list[Slot] | None:
     """List the free slots of a bookable appointment
 
      Returns the free slots of a bookable appointment within a window of days. With a
     `customerId`, only slots that customer may book are returned.
+    Needs the scope `BOOKABLE_APPOINTMENTS_READ`.
 
     Args:
         bookable_appointment_id (int):
         customer_id (int | Unset):
-        days_ahead (int | Unset):
+        days_ahead (int | Unset):  Default: 1.
         slot_window_start_date (datetime.date | Unset):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -275,5 +300,6 @@ async def asyncio(
             customer_id=customer_id,
             days_ahead=days_ahead,
             slot_window_start_date=slot_window_start_date,
+            accept_language=accept_language,
         )
     ).parsed

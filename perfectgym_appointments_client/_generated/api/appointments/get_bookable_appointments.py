@@ -9,6 +9,7 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.bookable_appointment_slice import BookableAppointmentSlice
 from ...models.error_response import ErrorResponse
+from ...models.language import Language
 from ...types import UNSET, Response, Unset
 
 
@@ -16,7 +17,11 @@ def _get_kwargs(
     *,
     offset: str | Unset = "0",
     slice_size: int | Unset = 50,
+    accept_language: Language | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(accept_language, Unset):
+        headers["Accept-Language"] = str(accept_language)
 
     params: dict[str, Any] = {}
 
@@ -32,6 +37,7 @@ def _get_kwargs(
         "params": params,
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -105,15 +111,19 @@ def sync_detailed(
     client: AuthenticatedClient | Client,
     offset: str | Unset = "0",
     slice_size: int | Unset = 50,
+    accept_language: Language | Unset = UNSET,
 ) -> Response[BookableAppointmentSlice | ErrorResponse]:
     """List bookable appointments
 
      Returns one slice of the bookable appointments. Pages are cursor based: pass the
     `offset` of the previous answer to get the next slice, until `hasNext` is false.
+    Needs the scope `BOOKABLE_APPOINTMENTS_READ`.
 
     Args:
         offset (str | Unset):  Default: '0'.
         slice_size (int | Unset):  Default: 50.
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -126,6 +136,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         offset=offset,
         slice_size=slice_size,
+        accept_language=accept_language,
     )
 
     response = client.get_httpx_client().request(
@@ -140,15 +151,19 @@ def sync(
     client: AuthenticatedClient | Client,
     offset: str | Unset = "0",
     slice_size: int | Unset = 50,
+    accept_language: Language | Unset = UNSET,
 ) -> BookableAppointmentSlice | ErrorResponse | None:
     """List bookable appointments
 
      Returns one slice of the bookable appointments. Pages are cursor based: pass the
     `offset` of the previous answer to get the next slice, until `hasNext` is false.
+    Needs the scope `BOOKABLE_APPOINTMENTS_READ`.
 
     Args:
         offset (str | Unset):  Default: '0'.
         slice_size (int | Unset):  Default: 50.
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -162,6 +177,7 @@ def sync(
         client=client,
         offset=offset,
         slice_size=slice_size,
+        accept_language=accept_language,
     ).parsed
 
 
@@ -170,15 +186,19 @@ async def asyncio_detailed(
     client: AuthenticatedClient | Client,
     offset: str | Unset = "0",
     slice_size: int | Unset = 50,
+    accept_language: Language | Unset = UNSET,
 ) -> Response[BookableAppointmentSlice | ErrorResponse]:
     """List bookable appointments
 
      Returns one slice of the bookable appointments. Pages are cursor based: pass the
     `offset` of the previous answer to get the next slice, until `hasNext` is false.
+    Needs the scope `BOOKABLE_APPOINTMENTS_READ`.
 
     Args:
         offset (str | Unset):  Default: '0'.
         slice_size (int | Unset):  Default: 50.
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -191,6 +211,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         offset=offset,
         slice_size=slice_size,
+        accept_language=accept_language,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -203,15 +224,19 @@ async def asyncio(
     client: AuthenticatedClient | Client,
     offset: str | Unset = "0",
     slice_size: int | Unset = 50,
+    accept_language: Language | Unset = UNSET,
 ) -> BookableAppointmentSlice | ErrorResponse | None:
     """List bookable appointments
 
      Returns one slice of the bookable appointments. Pages are cursor based: pass the
     `offset` of the previous answer to get the next slice, until `hasNext` is false.
+    Needs the scope `BOOKABLE_APPOINTMENTS_READ`.
 
     Args:
         offset (str | Unset):  Default: '0'.
         slice_size (int | Unset):  Default: 50.
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -226,5 +251,6 @@ async def asyncio(
             client=client,
             offset=offset,
             slice_size=slice_size,
+            accept_language=accept_language,
         )
     ).parsed

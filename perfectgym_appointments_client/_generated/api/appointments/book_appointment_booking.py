@@ -10,14 +10,18 @@ from ...client import AuthenticatedClient, Client
 from ...models.appointment_booking import AppointmentBooking
 from ...models.appointment_booking_request import AppointmentBookingRequest
 from ...models.error_response import ErrorResponse
-from ...types import Response
+from ...models.language import Language
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     *,
     body: AppointmentBookingRequest,
+    accept_language: Language | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(accept_language, Unset):
+        headers["Accept-Language"] = str(accept_language)
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -101,13 +105,17 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: AppointmentBookingRequest,
+    accept_language: Language | Unset = UNSET,
 ) -> Response[AppointmentBooking | ErrorResponse]:
     """Book a slot for a customer
 
      Books a slot for a customer. Not idempotent: repeating the call after an ambiguous
     failure can create a second booking, so check the customer's bookings first.
+    Needs the scope `APPOINTMENTS_WRITE`.
 
     Args:
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
         body (AppointmentBookingRequest): A slot of a bookable appointment for a customer
             (validate and book).
 
@@ -121,6 +129,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         body=body,
+        accept_language=accept_language,
     )
 
     response = client.get_httpx_client().request(
@@ -134,13 +143,17 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     body: AppointmentBookingRequest,
+    accept_language: Language | Unset = UNSET,
 ) -> AppointmentBooking | ErrorResponse | None:
     """Book a slot for a customer
 
      Books a slot for a customer. Not idempotent: repeating the call after an ambiguous
     failure can create a second booking, so check the customer's bookings first.
+    Needs the scope `APPOINTMENTS_WRITE`.
 
     Args:
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
         body (AppointmentBookingRequest): A slot of a bookable appointment for a customer
             (validate and book).
 
@@ -155,6 +168,7 @@ def sync(
     return sync_detailed(
         client=client,
         body=body,
+        accept_language=accept_language,
     ).parsed
 
 
@@ -162,13 +176,17 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: AppointmentBookingRequest,
+    accept_language: Language | Unset = UNSET,
 ) -> Response[AppointmentBooking | ErrorResponse]:
     """Book a slot for a customer
 
      Books a slot for a customer. Not idempotent: repeating the call after an ambiguous
     failure can create a second booking, so check the customer's bookings first.
+    Needs the scope `APPOINTMENTS_WRITE`.
 
     Args:
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
         body (AppointmentBookingRequest): A slot of a bookable appointment for a customer
             (validate and book).
 
@@ -182,6 +200,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         body=body,
+        accept_language=accept_language,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -193,13 +212,17 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     body: AppointmentBookingRequest,
+    accept_language: Language | Unset = UNSET,
 ) -> AppointmentBooking | ErrorResponse | None:
     """Book a slot for a customer
 
      Books a slot for a customer. Not idempotent: repeating the call after an ambiguous
     failure can create a second booking, so check the customer's bookings first.
+    Needs the scope `APPOINTMENTS_WRITE`.
 
     Args:
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
         body (AppointmentBookingRequest): A slot of a bookable appointment for a customer
             (validate and book).
 
@@ -215,5 +238,6 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             body=body,
+            accept_language=accept_language,
         )
     ).parsed

@@ -2,31 +2,33 @@
 # Do not edit: change openapi.yaml, generator-config.yml or templates/, then regenerate.
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.appointment_booking_request import AppointmentBookingRequest
+from ...models.cancel_result import CancelResult
 from ...models.error_response import ErrorResponse
-from ...models.validation_result import ValidationResult
-from ...types import Response
+from ...models.language import Language
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
+    booking_id: int,
     *,
-    body: AppointmentBookingRequest,
+    accept_language: Language | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(accept_language, Unset):
+        headers["Accept-Language"] = str(accept_language)
 
     _kwargs: dict[str, Any] = {
-        "method": "post",
-        "url": "/v1/appointments/bookable/validate",
+        "method": "delete",
+        "url": "/v1/appointments/booking/{booking_id}".format(
+            booking_id=quote(str(booking_id), safe=""),
+        ),
     }
-
-    _kwargs["json"] = body.to_dict()
-
-    headers["Content-Type"] = "application/json"
 
     _kwargs["headers"] = headers
     return _kwargs
@@ -34,9 +36,9 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> ErrorResponse | ValidationResult | None:
+) -> CancelResult | ErrorResponse | None:
     if response.status_code == 200:
-        response_200 = ValidationResult.from_dict(response.json())
+        response_200 = CancelResult.from_dict(response.json())
 
         return response_200
 
@@ -88,7 +90,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[ErrorResponse | ValidationResult]:
+) -> Response[CancelResult | ErrorResponse]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -98,28 +100,32 @@ def _build_response(
 
 
 def sync_detailed(
+    booking_id: int,
     *,
     client: AuthenticatedClient | Client,
-    body: AppointmentBookingRequest,
-) -> Response[ErrorResponse | ValidationResult]:
-    """Check whether a customer may book a slot
+    accept_language: Language | Unset = UNSET,
+) -> Response[CancelResult | ErrorResponse]:
+    """Cancel an appointment booking
 
-     Validates a slot for a customer without booking it. Safe to repeat.
+     Cancels the booking and frees its slot.
+    Needs the scope `APPOINTMENTS_WRITE`.
 
     Args:
-        body (AppointmentBookingRequest): A slot of a bookable appointment for a customer
-            (validate and book).
+        booking_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ErrorResponse | ValidationResult]
+        Response[CancelResult | ErrorResponse]
     """
 
     kwargs = _get_kwargs(
-        body=body,
+        booking_id=booking_id,
+        accept_language=accept_language,
     )
 
     response = client.get_httpx_client().request(
@@ -130,55 +136,63 @@ def sync_detailed(
 
 
 def sync(
+    booking_id: int,
     *,
     client: AuthenticatedClient | Client,
-    body: AppointmentBookingRequest,
-) -> ErrorResponse | ValidationResult | None:
-    """Check whether a customer may book a slot
+    accept_language: Language | Unset = UNSET,
+) -> CancelResult | ErrorResponse | None:
+    """Cancel an appointment booking
 
-     Validates a slot for a customer without booking it. Safe to repeat.
+     Cancels the booking and frees its slot.
+    Needs the scope `APPOINTMENTS_WRITE`.
 
     Args:
-        body (AppointmentBookingRequest): A slot of a bookable appointment for a customer
-            (validate and book).
+        booking_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ErrorResponse | ValidationResult
+        CancelResult | ErrorResponse
     """
 
     return sync_detailed(
+        booking_id=booking_id,
         client=client,
-        body=body,
+        accept_language=accept_language,
     ).parsed
 
 
 async def asyncio_detailed(
+    booking_id: int,
     *,
     client: AuthenticatedClient | Client,
-    body: AppointmentBookingRequest,
-) -> Response[ErrorResponse | ValidationResult]:
-    """Check whether a customer may book a slot
+    accept_language: Language | Unset = UNSET,
+) -> Response[CancelResult | ErrorResponse]:
+    """Cancel an appointment booking
 
-     Validates a slot for a customer without booking it. Safe to repeat.
+     Cancels the booking and frees its slot.
+    Needs the scope `APPOINTMENTS_WRITE`.
 
     Args:
-        body (AppointmentBookingRequest): A slot of a bookable appointment for a customer
-            (validate and book).
+        booking_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ErrorResponse | ValidationResult]
+        Response[CancelResult | ErrorResponse]
     """
 
     kwargs = _get_kwargs(
-        body=body,
+        booking_id=booking_id,
+        accept_language=accept_language,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -187,29 +201,33 @@ async def asyncio_detailed(
 
 
 async def asyncio(
+    booking_id: int,
     *,
     client: AuthenticatedClient | Client,
-    body: AppointmentBookingRequest,
-) -> ErrorResponse | ValidationResult | None:
-    """Check whether a customer may book a slot
+    accept_language: Language | Unset = UNSET,
+) -> CancelResult | ErrorResponse | None:
+    """Cancel an appointment booking
 
-     Validates a slot for a customer without booking it. Safe to repeat.
+     Cancels the booking and frees its slot.
+    Needs the scope `APPOINTMENTS_WRITE`.
 
     Args:
-        body (AppointmentBookingRequest): A slot of a bookable appointment for a customer
-            (validate and book).
+        booking_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ErrorResponse | ValidationResult
+        CancelResult | ErrorResponse
     """
 
     return (
         await asyncio_detailed(
+            booking_id=booking_id,
             client=client,
-            body=body,
+            accept_language=accept_language,
         )
     ).parsed

@@ -2,36 +2,45 @@
 # Do not edit: change openapi.yaml, generator-config.yml or templates/, then regenerate.
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.cancel_result import CancelResult
+from ...models.appointment_booking_request import AppointmentBookingRequest
 from ...models.error_response import ErrorResponse
-from ...types import Response
+from ...models.language import Language
+from ...models.validation_result import ValidationResult
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
-    booking_id: int,
+    *,
+    body: AppointmentBookingRequest,
+    accept_language: Language | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(accept_language, Unset):
+        headers["Accept-Language"] = str(accept_language)
 
     _kwargs: dict[str, Any] = {
-        "method": "delete",
-        "url": "/v1/appointments/booking/{booking_id}".format(
-            booking_id=quote(str(booking_id), safe=""),
-        ),
+        "method": "post",
+        "url": "/v1/appointments/bookable/validate",
     }
 
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
     return _kwargs
 
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> CancelResult | ErrorResponse | None:
+) -> ErrorResponse | ValidationResult | None:
     if response.status_code == 200:
-        response_200 = CancelResult.from_dict(response.json())
+        response_200 = ValidationResult.from_dict(response.json())
 
         return response_200
 
@@ -83,7 +92,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[CancelResult | ErrorResponse]:
+) -> Response[ErrorResponse | ValidationResult]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -93,27 +102,33 @@ def _build_response(
 
 
 def sync_detailed(
-    booking_id: int,
     *,
     client: AuthenticatedClient | Client,
-) -> Response[CancelResult | ErrorResponse]:
-    """Cancel an appointment booking
+    body: AppointmentBookingRequest,
+    accept_language: Language | Unset = UNSET,
+) -> Response[ErrorResponse | ValidationResult]:
+    """Check whether a customer may book a slot
 
-     Cancels the booking and frees its slot.
+     Validates a slot for a customer without booking it. Safe to repeat.
+    Needs the scope `BOOKABLE_APPOINTMENTS_READ`.
 
     Args:
-        booking_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
+        body (AppointmentBookingRequest): A slot of a bookable appointment for a customer
+            (validate and book).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[CancelResult | ErrorResponse]
+        Response[ErrorResponse | ValidationResult]
     """
 
     kwargs = _get_kwargs(
-        booking_id=booking_id,
+        body=body,
+        accept_language=accept_language,
     )
 
     response = client.get_httpx_client().request(
@@ -124,53 +139,65 @@ def sync_detailed(
 
 
 def sync(
-    booking_id: int,
     *,
     client: AuthenticatedClient | Client,
-) -> CancelResult | ErrorResponse | None:
-    """Cancel an appointment booking
+    body: AppointmentBookingRequest,
+    accept_language: Language | Unset = UNSET,
+) -> ErrorResponse | ValidationResult | None:
+    """Check whether a customer may book a slot
 
-     Cancels the booking and frees its slot.
+     Validates a slot for a customer without booking it. Safe to repeat.
+    Needs the scope `BOOKABLE_APPOINTMENTS_READ`.
 
     Args:
-        booking_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
+        body (AppointmentBookingRequest): A slot of a bookable appointment for a customer
+            (validate and book).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        CancelResult | ErrorResponse
+        ErrorResponse | ValidationResult
     """
 
     return sync_detailed(
-        booking_id=booking_id,
         client=client,
+        body=body,
+        accept_language=accept_language,
     ).parsed
 
 
 async def asyncio_detailed(
-    booking_id: int,
     *,
     client: AuthenticatedClient | Client,
-) -> Response[CancelResult | ErrorResponse]:
-    """Cancel an appointment booking
+    body: AppointmentBookingRequest,
+    accept_language: Language | Unset = UNSET,
+) -> Response[ErrorResponse | ValidationResult]:
+    """Check whether a customer may book a slot
 
-     Cancels the booking and frees its slot.
+     Validates a slot for a customer without booking it. Safe to repeat.
+    Needs the scope `BOOKABLE_APPOINTMENTS_READ`.
 
     Args:
-        booking_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
+        body (AppointmentBookingRequest): A slot of a bookable appointment for a customer
+            (validate and book).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[CancelResult | ErrorResponse]
+        Response[ErrorResponse | ValidationResult]
     """
 
     kwargs = _get_kwargs(
-        booking_id=booking_id,
+        body=body,
+        accept_language=accept_language,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -179,28 +206,34 @@ async def asyncio_detailed(
 
 
 async def asyncio(
-    booking_id: int,
     *,
     client: AuthenticatedClient | Client,
-) -> CancelResult | ErrorResponse | None:
-    """Cancel an appointment booking
+    body: AppointmentBookingRequest,
+    accept_language: Language | Unset = UNSET,
+) -> ErrorResponse | ValidationResult | None:
+    """Check whether a customer may book a slot
 
-     Cancels the booking and frees its slot.
+     Validates a slot for a customer without booking it. Safe to repeat.
+    Needs the scope `BOOKABLE_APPOINTMENTS_READ`.
 
     Args:
-        booking_id (int):
+        accept_language (Language | Unset): A language the API writes error messages in (`Accept-
+            Language`).
+        body (AppointmentBookingRequest): A slot of a bookable appointment for a customer
+            (validate and book).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        CancelResult | ErrorResponse
+        ErrorResponse | ValidationResult
     """
 
     return (
         await asyncio_detailed(
-            booking_id=booking_id,
             client=client,
+            body=body,
+            accept_language=accept_language,
         )
     ).parsed
