@@ -83,6 +83,8 @@ class FakeAPI:
     def route(self, request: httpx.Request) -> httpx.Response:
         path, method = request.url.path, request.method
         parts = path.strip("/").split("/")
+        if method == "HEAD":  # the API's key check: the key alone decides (checked above)
+            return httpx.Response(200)
         if path == "/v1/appointments/bookable" and method == "GET":
             return self.page(request)
         if path == "/v1/appointments/bookable/validate":
