@@ -461,6 +461,7 @@ async def run_case(op: Operation, bad: Bad) -> Outcome:
         base_url=BASE,
         http_client=httpx.AsyncClient(transport=httpx.MockTransport(handle)),
         retry_policy=RetryPolicy(max_retries=0),
+        booking_check_settle=0,  # the mock answers at once: nothing is ever still in progress
     )
     try:
         async with client:

@@ -186,7 +186,7 @@ async def overhead(rounds: int, calls: int, base_url: str | None) -> dict[str, d
     facade_http = httpx.AsyncClient(transport=transport, base_url=url) if transport else None
     facade = AppointmentsClient(api_key=KEY, base_url=url, http_client=facade_http)  # default retries on
     appointment = APPOINTMENT
-    days = 7
+    days = 6
     if base_url:
         # a 90-minute appointment: about 30 free slots in three days
         first = (await raw_http.get("/v1/appointments/bookable", params={"sliceSize": 100})).json()["result"]

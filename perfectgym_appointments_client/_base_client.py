@@ -1,4 +1,4 @@
-"""The request path under every facade method: build -> send (with retries) -> map errors -> parse.
+"""The request path under every facade method: build -> send -> map errors -> parse, in one retry loop.
 
 Requests are built and answers parsed by the generated endpoint modules (``_get_kwargs`` and
 ``_parse_response``); this module owns what the generated layer does not: the API key, the
@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ import httpx
 
 from ._exceptions import (
     APIConnectionError,
+    APIError,
     APIStatusError,
     APITimeoutError,
     PermissionDeniedError,
@@ -32,7 +33,7 @@ from ._field_paths import FIELD_PATH
 from ._generated.client import Client as GeneratedClient
 from ._generated.models import ErrorResponse
 from ._generated.types import Unset
-from ._retry import RetryPolicy, is_connect_failure, parse_retry_after
+from ._retry import Decide, Resolved, RetryPolicy, is_connect_failure, parse_retry_after
 from ._version import API_VERSION, __version__
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_TIMEOUT", "USER_AGENT", "BaseClient", "logger"]
@@ -127,50 +128,72 @@ class BaseClient:
         # _parse_response only reads raise_on_unexpected_status from it; it never sends.
         self.generated = GeneratedClient(base_url=self.base_url, raise_on_unexpected_status=False)
 
+    @property
+    def timeout(self) -> httpx.Timeout | None:
+        """The per-request timeout we set (None: a user's http_client decides)."""
+        return self._timeout
+
     async def aclose(self) -> None:
         if self._owns_http:
             await self.http.aclose()
 
     # -- the call path ------------------------------------------------------------------------
-    async def call(self, endpoint: ModuleType, *args: Any, retry: bool, **kwargs: Any) -> Any:
-        """Build with the generated ``_get_kwargs``, send, parse with ``_parse_response``."""
+    async def call(
+        self,
+        endpoint: ModuleType,
+        *args: Any,
+        expect: type[Any],
+        items: type[Any] | None = None,
+        decide: Decide | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Build with the generated ``_get_kwargs``, send, parse with ``_parse_response``, check the
+        answer is an ``expect`` (a list of ``items``), all inside the one retry loop."""
         operation = operation_id(endpoint)
         request_kwargs = endpoint._get_kwargs(*args, **kwargs)
-        response = await self.send(operation, request_kwargs, retry=retry)
-        return self.parse(operation, endpoint, response)
 
-    async def send(self, operation: str, request_kwargs: Mapping[str, Any], *, retry: bool) -> httpx.Response:
-        """One request; with ``retry`` (safe-to-repeat calls only) retried per the policy."""
+        def parse(response: httpx.Response) -> Any:
+            parsed = self.parse(operation, endpoint, response)
+            value = self.expect(parsed, expect, operation)
+            if items is not None:
+                for index, element in enumerate(value):
+                    if not isinstance(element, items):  # the field is formatted only for the error
+                        self.expect(element, items, operation, f"[{index}]")
+            return value
+
+        return await self.request(operation, request_kwargs, parse, decide)
+
+    async def request(
+        self,
+        operation: str,
+        request_kwargs: Mapping[str, Any],
+        parse: Callable[[httpx.Response], T],
+        decide: Decide | None = None,
+    ) -> T | Any:
+        """The one retry loop. After each failure ``decide`` says what happens next: send again
+        (True, if the policy has a retry left), give up and raise (False), or end the call with a
+        value it found (:class:`Resolved`, e.g. the booking a failed request did make). Without
+        ``decide`` a failure is retried when the policy calls it retryable (reads, validate)."""
         policy = self.retry_policy
-        # The first attempt goes straight out: setting up tenacity costs ~40 µs, more than the
-        # rest of the client's work on a call, and almost every call succeeds at once.
-        try:
-            return await self._send_once(operation, request_kwargs, attempt=1)
-        except (APIStatusError, APIConnectionError) as exc:
-            if not retry or policy.max_retries == 0 or not policy.is_retryable(exc):
-                raise
-            first_failure = exc
-        # Imported here: a third of the package's import time, and needed only once a call fails.
-        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+        decide = decide or self._retry_if_retryable
+        retry_number = 0
+        while True:
+            try:
+                return parse(await self._send_once(operation, request_kwargs, attempt=retry_number + 1))
+            except (APIStatusError, APIConnectionError, ResponseValidationError) as exc:
+                can_retry = retry_number < policy.max_retries
+                verdict = await decide(exc, can_retry)
+                if isinstance(verdict, Resolved):
+                    return verdict.value
+                if not (verdict and can_retry):
+                    raise
+                delay = policy.delay(exc, retry_number)
+                self._log_failure(exc, retry_number + 1, delay)
+                await policy.sleep(delay)
+                retry_number += 1
 
-        delay = policy.delay(first_failure, 0)
-        self._log_failure(first_failure, 1, delay)
-        await policy.sleep(delay)
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_retries),
-            # tenacity counts from its own first attempt, which is our second
-            wait=lambda state: policy.tenacity_wait(state, already_made=1),
-            retry=retry_if_exception(policy.is_retryable),
-            sleep=policy.sleep,
-            before_sleep=lambda state: self._log_retry(state, already_made=1),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await self._send_once(
-                    operation, request_kwargs, attempt=attempt.retry_state.attempt_number + 1
-                )
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+    async def _retry_if_retryable(self, exc: APIError, can_retry: bool) -> bool:
+        return self.retry_policy.is_retryable(exc)
 
     async def _send_once(
         self, operation: str, request_kwargs: Mapping[str, Any], *, attempt: int
@@ -335,11 +358,6 @@ class BaseClient:
     @staticmethod
     def _log_failure(exc: BaseException | None, attempt: int, wait: float) -> None:
         logger.warning("retrying after %s (attempt %d failed; waiting %.2f s)", exc, attempt, wait)
-
-    @classmethod
-    def _log_retry(cls, state: Any, *, already_made: int = 0) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        cls._log_failure(exc, state.attempt_number + already_made, state.upcoming_sleep)
 
 
 def _text_or_none(value: object) -> str | None:

@@ -1,17 +1,15 @@
-"""AppointmentsClient: the one object users hold.
+"""AppointmentsClient: the one object users hold, and the list of operations they call.
 
 Each method checks its arguments (before any request), then calls the generated endpoint through
-``BaseClient.call`` (build -> send with retries -> typed errors -> parse). The booking flows
-(``book``, ``reschedule``, ``book_first_available``) are here too, because their safety rules are
-what users need to read: a booking request is never repeated unless we know the first one made
-nothing.
+``BaseClient.call`` (build -> send, in the one retry loop -> typed errors -> parse). The booking
+flows (``book``, ``cancel_booking``, ``reschedule``, ``book_first_available``) hand over to
+``_booking.py``, where their safety rules are written down in one place.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -20,28 +18,12 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ._base_client import DEFAULT_MAX_CONNECTIONS, BaseClient, logger
-from ._exceptions import (
-    APIConnectionError,
-    APIError,
-    AuthenticationError,
-    BadRequestError,
-    BookingOutcomeUnknownError,
-    ConfigurationError,
-    ConflictError,
-    InternalServerError,
-    NoSlotAvailableError,
-    NotFoundError,
-    PerfectGymError,
-    RateLimitError,
-    RescheduleError,
-    ResponseValidationError,
-    SlotNotBookableError,
-)
+from ._arguments import booking_request, check_slot, require_id, require_int
+from ._base_client import DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, BaseClient
+from ._booking import DEFAULT_SETTLE, BookingFlows, OutcomeHook
+from ._exceptions import AuthenticationError, ConfigurationError
 from ._generated.api.appointments import (
-    book_appointment_booking,
     check_api_key,
-    delete_appointment_booking,
     get_appointment_booking,
     get_appointment_bookings,
     get_bookable_appointment,
@@ -53,7 +35,6 @@ from ._generated.models import (
     AppointmentBooking,
     AppointmentBookingRequest,
     BookableAppointmentSlice,
-    CancelResult,
     CustomerAppointmentBooking,
     Language,
     ValidationResult,
@@ -62,7 +43,7 @@ from ._generated.types import UNSET
 from ._models import BookableAppointment, Booking, Page, Slot, SlotLike, ValidationStatus
 from ._pagination import AsyncPaginator
 from ._retry import RetryPolicy
-from ._zoned import require_aware
+from ._zoned import instant, require_aware
 
 __all__ = ["AppointmentsClient"]
 
@@ -72,17 +53,6 @@ ENV_API_KEY = "PERFECTGYM_API_KEY"
 MIN_SLICE_SIZE = 10
 MAX_SLICE_SIZE = 100
 MAX_DAYS_PER_REQUEST = 6
-# Validation answers about the customer or the appointment, not the slot: once one comes back,
-# no other slot of the same appointment can validate AVAILABLE for this customer.
-# CUSTOMER_IDLE is not one of them: an idle period ends on a date, so a later slot may be fine.
-_CUSTOMER_WIDE_STATUSES = frozenset(
-    {
-        ValidationStatus.NO_CONTINGENT,
-        ValidationStatus.BOOKING_LIMIT_REACHED,
-        ValidationStatus.BOOKABLE_APPOINTMENT_RESTRICTIONS_NOT_FULFILLED,
-        ValidationStatus.NOT_AVAILABLE,
-    }
-)
 _NOT_GIVEN: Any = object()
 _LANGUAGES = frozenset(language.value for language in Language)
 
@@ -109,6 +79,8 @@ class AppointmentsClient:
         retry_policy: RetryPolicy | None = None,
         max_connections: int | None = None,
         accept_language: str | None = None,
+        on_booking_outcome: OutcomeHook | None = None,
+        booking_check_settle: float = DEFAULT_SETTLE,
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
         base_url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL)
@@ -125,7 +97,13 @@ class AppointmentsClient:
                 raise ConfigurationError(
                     "pass max_connections or http_client (which has its own limits), not both"
                 )
-            _require_int("max_connections", max_connections, low=1)
+            require_int("max_connections", max_connections, low=1)
+        if (
+            isinstance(booking_check_settle, bool)
+            or not isinstance(booking_check_settle, (int, float))
+            or not (0 <= booking_check_settle <= 60)
+        ):
+            raise ValueError(f"booking_check_settle must be 0 to 60 seconds, got {booking_check_settle!r}")
         if accept_language is not None and accept_language not in _LANGUAGES:
             raise ConfigurationError(
                 f"accept_language must be one the API knows ({', '.join(sorted(_LANGUAGES))}), "
@@ -151,7 +129,13 @@ class AppointmentsClient:
             accept_language=accept_language,
         )
         self._task_group: TaskGroup | None = None
-        self._appointment_titles: dict[int, str | None] = {}
+        self._flows = BookingFlows(
+            self,
+            self._api,
+            settle=booking_check_settle,
+            on_outcome=on_booking_outcome,
+            run_bound=_run_bound(self._api.timeout),
+        )
 
     def __repr__(self) -> str:
         return (
@@ -193,7 +177,7 @@ class AppointmentsClient:
         The key alone is checked, not its scopes. Other failures (no connection, 5xx) raise.
         """
         try:
-            await self._api.send("checkApiKey", check_api_key._get_kwargs(), retry=True)
+            await self._api.request("checkApiKey", check_api_key._get_kwargs(), parse=lambda response: None)
         except AuthenticationError:
             return False
         return True
@@ -206,17 +190,16 @@ class AppointmentsClient:
 
         ``async for appt in ...`` item by item, ``async for page in ....pages()`` page by page.
         """
-        _require_int("slice_size", slice_size, low=MIN_SLICE_SIZE, high=MAX_SLICE_SIZE)
+        require_int("slice_size", slice_size, low=MIN_SLICE_SIZE, high=MAX_SLICE_SIZE)
         if limit is not None:
-            _require_int("limit", limit, low=1)
+            require_int("limit", limit, low=1)
 
         async def fetch(offset: str, number: int) -> Page[BookableAppointment]:
-            page = self._api.expect(
-                await self._api.call(
-                    get_bookable_appointments, offset=offset, slice_size=slice_size, retry=True
-                ),
-                BookableAppointmentSlice,
-                "getBookableAppointments",
+            page = await self._api.call(
+                get_bookable_appointments,
+                offset=offset,
+                slice_size=slice_size,
+                expect=BookableAppointmentSlice,
             )
             return Page(items=page.result, has_next=page.has_next, offset=page.offset, number=number)
 
@@ -234,9 +217,11 @@ class AppointmentsClient:
         return spawn
 
     async def get_bookable_appointment(self, bookable_appointment_id: int) -> BookableAppointment:
-        _require_id("bookable_appointment_id", bookable_appointment_id)
-        result = await self._api.call(get_bookable_appointment, bookable_appointment_id, retry=True)
-        return self._api.expect(result, BookableAppointment, "getBookableAppointment")
+        require_id("bookable_appointment_id", bookable_appointment_id)
+        appointment: BookableAppointment = await self._api.call(
+            get_bookable_appointment, bookable_appointment_id, expect=BookableAppointment
+        )
+        return appointment
 
     async def get_slots(
         self,
@@ -251,11 +236,11 @@ class AppointmentsClient:
         per request; a longer window is asked for as consecutive windows of at most 6 days,
         concurrently, and merged into one list in time order (duplicates at the edges dropped).
         """
-        _require_id("bookable_appointment_id", bookable_appointment_id)
+        require_id("bookable_appointment_id", bookable_appointment_id)
         if customer_id is not None:
-            _require_id("customer_id", customer_id)
+            require_id("customer_id", customer_id)
         if days_ahead is not None:
-            _require_int("days_ahead", days_ahead, low=1)
+            require_int("days_ahead", days_ahead, low=1)
         if start_date is not None:
             if isinstance(start_date, dt.datetime):
                 start_date = require_aware(start_date, "start_date").date()
@@ -274,9 +259,11 @@ class AppointmentsClient:
             customer_id=UNSET if customer_id is None else customer_id,
             days_ahead=UNSET if days is None else days,
             slot_window_start_date=UNSET if first_day is None else first_day,
-            retry=True,
+            expect=list,
+            items=Slot,
         )
-        return _expect_list(self._api, result, Slot, "getBookableAppointmentSlots")
+        slots: list[Slot] = result
+        return slots
 
     async def _slots_windows(
         self, appointment_id: int, customer_id: int | None, days: int, start_date: dt.date | None
@@ -335,8 +322,8 @@ class AppointmentsClient:
         """Slots of many bookable appointments, at most ``concurrency`` requests at a time."""
         ids = list(bookable_appointment_ids)
         for appointment_id in ids:
-            _require_id("bookable_appointment_ids[]", appointment_id)
-        _require_int("concurrency", concurrency, low=1)
+            require_id("bookable_appointment_ids[]", appointment_id)
+        require_int("concurrency", concurrency, low=1)
         unique = list(dict.fromkeys(ids))
         found: dict[int, list[Slot]] = {}
         limiter = anyio.CapacityLimiter(concurrency)
@@ -362,12 +349,14 @@ class AppointmentsClient:
         instructor_ids: Sequence[int] | None = None,
     ) -> ValidationStatus:
         """Whether the customer may book the slot. Safe to repeat, so it is retried like a read."""
-        body = _booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
-        return await self._validate(body)
+        return await self._validate(
+            booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
+        )
 
     async def _validate(self, body: AppointmentBookingRequest) -> ValidationStatus:
-        result = await self._api.call(validate_for_appointment_booking, body=body, retry=True)
-        return self._api.expect(result, ValidationResult, "validateForAppointmentBooking").validation_status
+        result = await self._api.call(validate_for_appointment_booking, body=body, expect=ValidationResult)
+        status: ValidationStatus = result.validation_status
+        return status
 
     async def book(
         self,
@@ -378,101 +367,18 @@ class AppointmentsClient:
         *,
         instructor_ids: Sequence[int] | None = None,
     ) -> Booking:
-        """Book ``slot`` for the customer; at most one booking is ever made by one call.
+        """Book ``slot`` for the customer; at most one booking is ever kept by one call.
 
         With ``validate`` the slot is validated first and :class:`SlotNotBookableError` raised
-        (nothing booked) unless it is AVAILABLE. The booking request itself is repeated only when
-        it surely made nothing: after a 429 or a failure to connect; after an ambiguous failure
-        (timeout, reset, 5xx) the customer's bookings are listed first, and a booking the server
-        did make is returned. If even that cannot be checked, :class:`BookingOutcomeUnknownError`.
-        A ``BOOKED_WITH_CONFIRMATION_REQUIRED`` answer is returned as such (``needs_confirmation``).
+        (nothing booked) unless it is AVAILABLE. The booking request is repeated only on
+        evidence that the first made nothing; a booking a failed request did make is returned.
+        :class:`BookingIdUnknownError`: booked (proven) but its id cannot be read yet;
+        :class:`BookingOutcomeUnknownError`: nothing proves either way. The rules are in
+        ``_booking.py``. A ``BOOKED_WITH_CONFIRMATION_REQUIRED`` answer is returned as such
+        (``needs_confirmation``).
         """
-        body = _booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
-        if validate:
-            status = await self._validate(body)
-            if status is not ValidationStatus.AVAILABLE:
-                raise SlotNotBookableError(
-                    status, customer_id=customer_id, bookable_appointment_id=bookable_appointment_id
-                )
-        return await self._book(body)
-
-    async def _book(self, body: AppointmentBookingRequest) -> Booking:
-        policy = self._api.retry_policy
-        for retry_number in range(policy.max_retries + 1):
-            last_try = retry_number == policy.max_retries
-            try:
-                result = await self._api.call(book_appointment_booking, body=body, retry=False)
-                raw = self._api.expect(result, AppointmentBooking, "bookAppointmentBooking")
-                return Booking.from_api(raw, customer_id=body.customer_id)
-            except BadRequestError as exc:
-                # The studio's rules refused the slot (errorCode is the ValidationStatus): nothing
-                # was booked, and the caller gets the same error as from a failed validation.
-                refused = _refusal_status(exc)
-                if refused is None:
-                    raise
-                raise SlotNotBookableError(
-                    refused,
-                    customer_id=body.customer_id,
-                    bookable_appointment_id=body.bookable_appointment_id,
-                ) from exc
-            except ResponseValidationError as exc:
-                # A success status whose body we cannot read: the booking was most likely made.
-                # Return it if the customer's bookings show it; never book again.
-                made = await self._find_booking(body, exc)
-                if made is None:
-                    raise
-                logger.warning(
-                    "bookAppointment answered malformed (%s); the server made booking %s, returning it",
-                    exc, made.booking_id,
-                )  # fmt: skip
-                return made
-            except (RateLimitError, APIConnectionError, InternalServerError, ConflictError) as exc:
-                # 409 (concurrent modification) is as ambiguous as a 5xx: the booking may exist.
-                if _surely_not_booked(exc):
-                    if last_try or not policy.is_retryable(exc):
-                        raise
-                else:
-                    made = await self._find_booking(body, exc)
-                    if made is not None:
-                        logger.warning(
-                            "bookAppointment failed ambiguously (%s) but the server made booking %s; returning it",
-                            exc, made.booking_id,
-                        )  # fmt: skip
-                        return made
-                    # Checked: nothing was made, so another attempt cannot double-book.
-                    if last_try or not (policy.is_retryable(exc) or isinstance(exc, ConflictError)):
-                        raise
-                await policy.sleep(policy.delay(exc, retry_number))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _find_booking(self, body: AppointmentBookingRequest, cause: APIError) -> Booking | None:
-        """After an ambiguous booking failure: the booking the server made for this request, if any."""
-        try:
-            bookings = await self.list_bookings(body.customer_id)
-            title = await self._appointment_title(body.bookable_appointment_id)
-        except PerfectGymError as exc:
-            raise BookingOutcomeUnknownError(
-                f"booking for customer {body.customer_id} failed ambiguously ({cause}) and checking "
-                f"whether it was made failed too ({exc}); list the customer's bookings before retrying",
-                customer_id=body.customer_id,
-                cause=cause,
-            ) from exc
-        matches = [
-            b
-            for b in bookings
-            if not b.is_canceled
-            and b.start_date_time == body.start_date_time
-            and b.end_date_time == body.end_date_time
-            and (title is None or b.title is None or b.title == title)
-        ]
-        return max(matches, key=lambda b: b.booking_id) if matches else None
-
-    async def _appointment_title(self, bookable_appointment_id: int) -> str | None:
-        if bookable_appointment_id not in self._appointment_titles:
-            appointment = await self.get_bookable_appointment(bookable_appointment_id)
-            title = appointment.title if isinstance(appointment.title, str) else None
-            self._appointment_titles[bookable_appointment_id] = title
-        return self._appointment_titles[bookable_appointment_id]
+        body = booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
+        return await self._flows.book(body, validate=validate)
 
     async def book_first_available(
         self,
@@ -491,89 +397,13 @@ class AppointmentsClient:
         ``earliest``/``latest`` bound the slot's start: an aware datetime, or a time of day in
         the studio's zone. Up to ``concurrency`` candidates are validated at once; candidates
         are decided strictly in time order, and exactly one booking is made (or
-        :class:`NoSlotAvailableError`).
+        :class:`NoSlotAvailableError`). An answer no other slot can change (NO_CONTINGENT,
+        BOOKING_LIMIT_REACHED, ...) ends the search.
         """
-        _require_id("customer_id", customer_id)
-        _require_id("bookable_appointment_id", bookable_appointment_id)
-        _require_int("days_ahead", days_ahead, low=1)
-        _require_int("concurrency", concurrency, low=1)
-        if instructor_id is not None:
-            _require_id("instructor_id", instructor_id)
-        starts_ok = _start_filter(earliest, latest)
-        slots = await self.get_slots(bookable_appointment_id, customer_id, days_ahead, start_date)
-        candidates = sorted(
-            (
-                s
-                for s in slots
-                if starts_ok(s.start_date_time)
-                and (instructor_id is None or any(i.id == instructor_id for i in s.instructors or ()))
-            ),
-            key=lambda s: s.start_date_time,
-        )
-        instructor_ids = None if instructor_id is None else [instructor_id]
-        statuses: Counter[str] = Counter()
-        first_error: BaseException | None = None
-        checked = 0
-        async for slot, outcome in self._validate_in_order(
-            customer_id, bookable_appointment_id, candidates, instructor_ids, concurrency
-        ):
-            checked += 1
-            if isinstance(outcome, BaseException):
-                statuses["ERROR"] += 1
-                first_error = first_error or outcome
-                continue
-            if outcome is not ValidationStatus.AVAILABLE:
-                statuses[str(outcome)] += 1
-                if outcome in _CUSTOMER_WIDE_STATUSES:
-                    break  # no other slot can answer differently: stop validating
-                continue
-            try:
-                return await self.book(
-                    customer_id, bookable_appointment_id, slot, validate=False, instructor_ids=instructor_ids
-                )
-            except SlotNotBookableError as exc:  # taken meanwhile: try the next one
-                statuses["TAKEN_MEANWHILE"] += 1
-                first_error = first_error or exc
-                if exc.status in _CUSTOMER_WIDE_STATUSES:
-                    break
-        summary = ", ".join(f"{k}={v}" for k, v in sorted(statuses.items())) or "no slots in the window"
-        raise NoSlotAvailableError(
-            f"no bookable slot for customer {customer_id} on bookable appointment {bookable_appointment_id} "
-            f"({checked} of {len(candidates)} candidates checked: {summary})",
-            checked=checked,
-            statuses=statuses,
-        ) from first_error
-
-    async def _validate_in_order(
-        self,
-        customer_id: int,
-        bookable_appointment_id: int,
-        candidates: list[Slot],
-        instructor_ids: list[int] | None,
-        concurrency: int,
-    ) -> Any:
-        """Yield (slot, status or error) in candidate order, validating ``concurrency`` ahead.
-
-        Works in windows so that no task group stays open across a ``yield``.
-        """
-        for start in range(0, len(candidates), concurrency):
-            window = candidates[start : start + concurrency]
-            outcomes: list[ValidationStatus | BaseException | None] = [None] * len(window)
-
-            async def check(outcomes: list[Any], index: int, slot: Slot) -> None:
-                try:
-                    outcomes[index] = await self.validate_slot(
-                        customer_id, bookable_appointment_id, slot, instructor_ids=instructor_ids
-                    )
-                except APIError as exc:
-                    outcomes[index] = exc
-
-            async with anyio.create_task_group() as tg:
-                for index, slot in enumerate(window):
-                    tg.start_soon(check, outcomes, index, slot)
-            for slot, outcome in zip(window, outcomes, strict=True):
-                assert outcome is not None
-                yield slot, outcome
+        return await self._flows.book_first_available(
+            customer_id, bookable_appointment_id, start_date, days_ahead, earliest, latest, instructor_id,
+            concurrency,
+        )  # fmt: skip
 
     async def reschedule(
         self,
@@ -585,196 +415,54 @@ class AppointmentsClient:
     ) -> Booking:
         """Move a booking: book ``new_slot`` first, then cancel the old booking.
 
-        If the cancel fails, the new booking stays and :class:`RescheduleError` names both ids.
-        ``bookable_appointment_id`` defaults to the one whose title matches the booking's.
+        It never ends with neither booking. If the cancel fails, or the new booking's outcome is
+        unclear, :class:`RescheduleError` names both ids. ``bookable_appointment_id`` defaults to
+        the one whose title matches the booking's.
         """
-        _require_id("booking_id", booking_id)
-        _check_slot(new_slot)
+        require_id("booking_id", booking_id)
+        check_slot(new_slot)
         if bookable_appointment_id is not None:
-            _require_id("bookable_appointment_id", bookable_appointment_id)
-        old = await self.get_booking(booking_id)
-        if old.customer_id is None:  # pragma: no cover - getAppointmentBooking requires customerId
-            raise ConfigurationError(f"booking {booking_id} has no customer id")
-        if bookable_appointment_id is None:
-            bookable_appointment_id = await self._appointment_id_for(old)
-        new = await self.book(old.customer_id, bookable_appointment_id, new_slot, validate=validate)
-        try:
-            await self.cancel_booking(booking_id)
-        except PerfectGymError as exc:
-            raise RescheduleError(
-                f"booked {new.booking_id} but could not cancel the old booking {booking_id} ({exc}); "
-                "both bookings exist now",
-                old_booking_id=booking_id,
-                new_booking_id=new.booking_id,
-                cause=exc,
-            ) from exc
-        return new
-
-    async def _appointment_id_for(self, booking: Booking) -> int:
-        matches = [
-            a.id
-            async for a in self.bookable_appointments(slice_size=MAX_SLICE_SIZE)
-            if a.title == booking.title
-        ]
-        if len(matches) != 1:
-            raise ConfigurationError(
-                f"cannot tell which bookable appointment booking {booking.booking_id} ({booking.title!r}) "
-                f"belongs to ({len(matches)} match its title): pass bookable_appointment_id=..."
-            )
-        return matches[0]
+            require_id("bookable_appointment_id", bookable_appointment_id)
+        return await self._flows.reschedule(
+            booking_id, new_slot, bookable_appointment_id=bookable_appointment_id, validate=validate
+        )
 
     # -- bookings -------------------------------------------------------------------------------
     async def get_booking(self, booking_id: int) -> Booking:
-        _require_id("booking_id", booking_id)
-        result = await self._api.call(get_appointment_booking, booking_id, retry=True)
-        return Booking.from_api(self._api.expect(result, CustomerAppointmentBooking, "getAppointmentBooking"))
+        require_id("booking_id", booking_id)
+        return Booking.from_api(
+            await self._api.call(get_appointment_booking, booking_id, expect=CustomerAppointmentBooking)
+        )
 
     async def list_bookings(self, customer_id: int) -> list[Booking]:
-        _require_id("customer_id", customer_id)
-        result = await self._api.call(get_appointment_bookings, customer_id=customer_id, retry=True)
-        raw = _expect_list(self._api, result, AppointmentBooking, "getAppointmentBookings")
+        """The customer's bookings that start and end within two weeks before or after now (the
+        API shows no others); canceled ones are listed with their status."""
+        require_id("customer_id", customer_id)
+        raw = await self._api.call(
+            get_appointment_bookings, customer_id=customer_id, expect=list, items=AppointmentBooking
+        )
         return [Booking.from_api(b, customer_id=customer_id) for b in raw]
 
     async def cancel_booking(self, booking_id: int) -> str:
         """Cancel a booking; returns the server's confirmation text.
 
-        Repeated only when the request surely did not arrive; after an ambiguous failure the
-        booking is read back, and a booking that is canceled by then counts as success.
+        Repeated only when the request surely did not arrive; after an ambiguous failure or a
+        409 (another request changed the booking) it is read back, and canceled counts as done.
         """
-        _require_id("booking_id", booking_id)
-        policy = self._api.retry_policy
-        for retry_number in range(policy.max_retries + 1):
-            last_try = retry_number == policy.max_retries
-            try:
-                result = await self._api.call(delete_appointment_booking, booking_id, retry=False)
-                return self._api.expect(result, CancelResult, "deleteAppointmentBooking").success
-            except ResponseValidationError as exc:
-                # A success status with an unreadable body: believe it only once the booking reads back canceled.
-                if (await self.get_booking(booking_id)).is_canceled:
-                    return f"Booking {booking_id} was canceled."
-                raise exc from None
-            except (RateLimitError, APIConnectionError, InternalServerError, ConflictError) as exc:
-                # After a 409 another request changed the booking meanwhile (a racing cancel,
-                # say): canceled by whoever, it is done; otherwise our cancel made no change.
-                if not _surely_not_booked(exc):
-                    try:
-                        if (await self.get_booking(booking_id)).is_canceled:
-                            return f"Booking {booking_id} was canceled."
-                    except NotFoundError:
-                        raise exc from None
-                if last_try or not (policy.is_retryable(exc) or isinstance(exc, ConflictError)):
-                    raise
-                await policy.sleep(policy.delay(exc, retry_number))
-        raise AssertionError("unreachable")  # pragma: no cover
+        require_id("booking_id", booking_id)
+        return await self._flows.cancel(booking_id)
 
 
-# -- argument checks: every one runs before any request -----------------------------------------
-
-
-def _require_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be {bounds}, got {value}")
-    return value
-
-
-def _require_id(name: str, value: object) -> int:
-    return _require_int(name, value, low=1)
-
-
-def _check_slot(slot: object) -> tuple[dt.datetime, dt.datetime]:
-    try:
-        start = slot.start_date_time  # type: ignore[attr-defined]
-        end = slot.end_date_time  # type: ignore[attr-defined]
-    except AttributeError:
-        raise TypeError(
-            f"slot must have start_date_time and end_date_time (a Slot from get_slots), got {type(slot).__name__}"
-        ) from None
-    require_aware(start, "slot.start_date_time")
-    require_aware(end, "slot.end_date_time")
-    if end <= start:
-        raise ValueError(f"slot ends ({end.isoformat()}) before it starts ({start.isoformat()})")
-    return start, end
-
-
-def _booking_request(
-    customer_id: int, bookable_appointment_id: int, slot: SlotLike, instructor_ids: Sequence[int] | None
-) -> AppointmentBookingRequest:
-    _require_id("customer_id", customer_id)
-    _require_id("bookable_appointment_id", bookable_appointment_id)
-    start, end = _check_slot(slot)
-    if instructor_ids is None:
-        instructors = getattr(slot, "instructors", None)
-        ids = (
-            [i if isinstance(i, int) else i.id for i in instructors]
-            if isinstance(instructors, (list, tuple))
-            else []
-        )
-    else:
-        ids = [_require_id("instructor_ids[]", i) for i in instructor_ids]
-    return AppointmentBookingRequest(
-        customer_id=customer_id,
-        bookable_appointment_id=bookable_appointment_id,
-        start_date_time=start,
-        end_date_time=end,
-        instructor_ids=ids if ids else UNSET,
-    )
-
-
-def _start_filter(
-    earliest: dt.datetime | dt.time | None, latest: dt.datetime | dt.time | None
-) -> Callable[[dt.datetime], bool]:
-    for name, bound in (("earliest", earliest), ("latest", latest)):
-        if isinstance(bound, dt.datetime):
-            require_aware(bound, name)
-        elif bound is not None and not isinstance(bound, dt.time):
-            raise TypeError(f"{name} must be an aware datetime or a time of day, got {type(bound).__name__}")
-
-    def ok(start: dt.datetime) -> bool:
-        for bound, after in ((earliest, True), (latest, False)):
-            if bound is None:
-                continue
-            value: Any = start if isinstance(bound, dt.datetime) else start.time()
-            bound_value: Any = bound if isinstance(bound, dt.datetime) else bound.replace(tzinfo=None)
-            if (value < bound_value) if after else (value > bound_value):
-                return False
-        return True
-
-    return ok
-
-
-def _refusal_status(exc: BadRequestError) -> ValidationStatus | None:
-    """The ValidationStatus a 400 to a booking request names as its errorCode, if it names one."""
-    code = exc.error_code
-    if code is not None and code in ValidationStatus.__members__:
-        return ValidationStatus(code)
-    for kind, value in exc.typed_args:
-        if kind == "ENUM" and isinstance(value, str) and value in ValidationStatus.__members__:
-            return ValidationStatus(value)
-    return None
-
-
-def _surely_not_booked(exc: APIError) -> bool:
-    """A 429, or a request that never left: the server did nothing, so trying again is safe."""
-    if isinstance(exc, RateLimitError):
-        return True
-    return isinstance(exc, APIConnectionError) and not exc.may_have_reached_server
+def _run_bound(timeout: httpx.Timeout | None) -> float:
+    """How long a booking flow may run on after its caller is cancelled: the request and its check,
+    each within the client's timeout, with the retries the policy allows."""
+    per_request = (timeout or DEFAULT_TIMEOUT).read or DEFAULT_TIMEOUT.read or 30.0
+    return 4 * per_request + 30.0
 
 
 def _merge_slots(slots: list[Slot]) -> list[Slot]:
     """One list in time order (by instant), each slot once: windows may overlap at their edges."""
-    unique: dict[tuple[float, float], Slot] = {}
+    unique: dict[tuple[dt.timedelta, dt.timedelta], Slot] = {}
     for slot in slots:
-        key = (slot.start_date_time.timestamp(), slot.end_date_time.timestamp())
-        unique.setdefault(key, slot)
+        unique.setdefault((instant(slot.start_date_time), instant(slot.end_date_time)), slot)
     return [unique[key] for key in sorted(unique)]
-
-
-def _expect_list(api: BaseClient, value: Any, item: type[Any], operation: str) -> list[Any]:
-    items = api.expect(value, list, operation)
-    for index, element in enumerate(items):
-        if not isinstance(element, item):  # the field name is formatted only for the error
-            api.expect(element, item, operation, f"[{index}]")
-    return items

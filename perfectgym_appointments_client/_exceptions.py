@@ -20,7 +20,8 @@
         ├── SlotNotBookableError      validation said no (carries the ValidationStatus)
         ├── NoSlotAvailableError      book_first_available found nothing bookable
         ├── BookingOutcomeUnknownError  an ambiguous failure we could not resolve: check before retrying
-        └── RescheduleError           the new booking was made but the old one could not be canceled
+        ├── BookingIdUnknownError     the booking was made (proven) but its id cannot be read yet
+        └── RescheduleError           the customer holds (or may hold) both bookings
 
 No exception carries or shows the API key: requests are described by method and path only.
 """
@@ -28,6 +29,7 @@ No exception carries or shows the API key: requests are described by method and 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -43,6 +45,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BookingError",
+    "BookingIdUnknownError",
     "BookingOutcomeUnknownError",
     "ConfigurationError",
     "ConflictError",
@@ -270,22 +273,65 @@ class NoSlotAvailableError(BookingError):
 
 
 class BookingOutcomeUnknownError(BookingError):
-    """The book request failed ambiguously and we could not find out whether it was made.
+    """A booking request failed ambiguously and nothing proved whether it was made.
 
-    Nothing was retried. List the customer's bookings before trying again.
+    Nothing was repeated. The slot and customer are here; list the customer's bookings (or
+    validate the slot) before trying again.
     """
 
-    def __init__(self, message: str, *, customer_id: int, cause: BaseException) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        customer_id: int,
+        cause: BaseException,
+        bookable_appointment_id: int | None = None,
+        start_date_time: datetime | None = None,
+        end_date_time: datetime | None = None,
+    ) -> None:
         super().__init__(message)
         self.customer_id = customer_id
+        self.cause = cause
+        self.bookable_appointment_id = bookable_appointment_id
+        self.start_date_time = start_date_time
+        self.end_date_time = end_date_time
+
+
+class BookingIdUnknownError(BookingError):
+    """The booking WAS made (proven), but its id cannot be read yet.
+
+    The slot lies outside the bookings list's window (two weeks around now): the slot validated
+    AVAILABLE before the request and CUSTOMER_IN_OTHER_BOOKING after it. The customer is booked;
+    ``list_bookings(customer_id)`` shows the booking from ``visible_from`` on. Do not book again.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        customer_id: int,
+        bookable_appointment_id: int,
+        start_date_time: datetime,
+        end_date_time: datetime,
+        visible_from: date,
+        cause: BaseException,
+    ) -> None:
+        super().__init__(message)
+        self.customer_id = customer_id
+        self.bookable_appointment_id = bookable_appointment_id
+        self.start_date_time = start_date_time
+        self.end_date_time = end_date_time
+        self.visible_from = visible_from
         self.cause = cause
 
 
 class RescheduleError(BookingError):
-    """The new slot was booked but the old booking could not be canceled: both exist now."""
+    """Reschedule could not finish the move, and the customer holds (or may hold) both bookings:
+    the new slot was booked (``new_booking_id``; None when its id could not be read) but the old
+    booking could not be canceled, or was kept because the new one's outcome is unclear."""
 
     def __init__(
-        self, message: str, *, old_booking_id: int, new_booking_id: int, cause: BaseException
+        self, message: str, *, old_booking_id: int, new_booking_id: int | None, cause: BaseException
     ) -> None:
         super().__init__(message)
         self.old_booking_id = old_booking_id

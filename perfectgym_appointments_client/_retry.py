@@ -1,8 +1,10 @@
 """When to retry, and how long to wait: exponential backoff with full jitter, honouring Retry-After.
 
-The loop itself is tenacity's; this module decides which failures are worth another attempt.
-Only calls that are safe to repeat get here with ``retry=True``: reads and validate. Booking has
-its own flow (``_client.AppointmentsClient.book``) because a blind retry can double-book.
+The loop itself is ``BaseClient.request`` (one loop for every call). It asks a decision after each
+failure: calls that are safe to repeat (reads, validate) use :meth:`RetryPolicy.is_retryable`;
+book and cancel pass a decision that checks what the failed request did first (``_booking.py``),
+because a blind repeat can double-book. The loop is ours rather than tenacity's because that
+decision is asynchronous (it asks the API) and may end the call with a value it found.
 """
 
 from __future__ import annotations
@@ -12,20 +14,28 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC
-from typing import TYPE_CHECKING
+from typing import Any
 
 import anyio
 import attrs
 import httpx
 
-from ._exceptions import APIConnectionError, APIStatusError, RateLimitError, ServiceUnavailableError
+from ._exceptions import APIConnectionError, APIError, APIStatusError, RateLimitError, ServiceUnavailableError
 
-if TYPE_CHECKING:
-    from tenacity import RetryCallState
-
-__all__ = ["RETRY_STATUSES", "RetryPolicy", "parse_retry_after"]
+__all__ = ["RETRY_STATUSES", "Decide", "Resolved", "RetryPolicy", "parse_retry_after"]
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+@attrs.frozen
+class Resolved:
+    """A decision's verdict that ends the call with ``value`` (no retry, no error)."""
+
+    value: Any
+
+
+Decide = Callable[[APIError, bool], Awaitable["bool | Resolved"]]
+"""After a failure: ``(error, a retry is left) -> retry? | Resolved(value)``."""
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
@@ -95,14 +105,6 @@ class RetryPolicy:
             retry_after = getattr(exc, "retry_after", None)
             return retry_after is None or retry_after <= self.max_retry_after
         return isinstance(exc, APIConnectionError)
-
-    # tenacity hooks ---------------------------------------------------------------------
-    def tenacity_wait(self, state: RetryCallState, *, already_made: int = 0) -> float:
-        """The wait after tenacity's attempt; ``already_made`` attempts ran before tenacity's first."""
-        assert state.outcome is not None
-        exc = state.outcome.exception()
-        assert exc is not None
-        return self.delay(exc, state.attempt_number - 1 + already_made)
 
 
 def is_connect_failure(exc: BaseException) -> bool:

@@ -11,12 +11,29 @@ sent back byte for byte as the server wrote it.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["ZonedDateTime", "format_zoned_datetime", "parse_zoned_datetime", "require_aware"]
+__all__ = ["ZonedDateTime", "format_zoned_datetime", "instant", "parse_zoned_datetime", "require_aware"]
+
+_EPOCH = datetime(1, 1, 1)
+
+
+def instant(value: datetime) -> timedelta:
+    """The point in time an aware datetime names, as a key that orders and compares exactly.
+
+    Python compares two datetimes that share a tzinfo by their wall-clock fields and ignores
+    ``fold``: ``01:30-04:00`` and ``01:30-05:00`` in America/New_York, an hour apart, compare
+    equal. Every comparison of API date-times in this package goes through this key instead.
+    A timedelta from year 1 has room for any datetime and offset, unlike a UTC datetime.
+    """
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError(f"naive datetime {value.isoformat()!r} names no instant")
+    return (value.replace(tzinfo=None, fold=0) - _EPOCH) - offset
+
 
 _PATTERN = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})T(?P<hour>\d{2}):(?P<minute>\d{2})"
@@ -35,7 +52,9 @@ _FIXED_REGION = re.compile(r"(?:UTC|GMT|UT)(?P<offset>[+-]\d{2}:\d{2}(?::\d{2})?
 class ZonedDateTime(datetime):
     """A tz-aware ``datetime`` that remembers the exact string the API sent.
 
-    It behaves as a plain ``datetime`` (comparison, arithmetic, formatting); only
+    It behaves as a plain ``datetime`` (arithmetic with timedeltas, formatting), except that it
+    compares, hashes and subtracts by instant (:func:`instant`), also against datetimes that
+    share its tzinfo: two values an hour apart across a DST change never compare equal. Only
     :func:`format_zoned_datetime` looks at :attr:`wire`. Anything derived from it
     (``replace``, arithmetic, ``astimezone``) is a new value with no wire form.
     """
@@ -53,6 +72,56 @@ class ZonedDateTime(datetime):
         # __new__, so the slot may be unset.
         wire: str | None = getattr(self, "_wire", None)
         return wire
+
+    # By instant: datetime's own operators compare wall clocks when both sides share a tzinfo.
+    # A naive other side falls back to datetime's rules (== is False, < raises TypeError).
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, datetime) and other.utcoffset() is not None:
+            return instant(self) == instant(other)
+        return super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __lt__(self, other: date) -> bool:
+        if isinstance(other, datetime) and other.utcoffset() is not None:
+            return instant(self) < instant(other)
+        return super().__lt__(other)  # type: ignore[operator]  # datetime refuses a date: as it should
+
+    def __le__(self, other: date) -> bool:
+        if isinstance(other, datetime) and other.utcoffset() is not None:
+            return instant(self) <= instant(other)
+        return super().__le__(other)  # type: ignore[operator]  # datetime refuses a date: as it should
+
+    def __gt__(self, other: date) -> bool:
+        if isinstance(other, datetime) and other.utcoffset() is not None:
+            return instant(self) > instant(other)
+        return super().__gt__(other)  # type: ignore[operator]  # datetime refuses a date: as it should
+
+    def __ge__(self, other: date) -> bool:
+        if isinstance(other, datetime) and other.utcoffset() is not None:
+            return instant(self) >= instant(other)
+        return super().__ge__(other)  # type: ignore[operator]  # datetime refuses a date: as it should
+
+    def __hash__(self) -> int:
+        # The hash of the same instant in UTC: a plain aware datetime hashes that way too, so a
+        # ZonedDateTime and a datetime that are equal also hash equal (in one set, one dict key).
+        key = instant(self)
+        try:
+            return hash((_EPOCH + key).replace(tzinfo=UTC))
+        except OverflowError:  # year 1 or 9999 pushed past the calendar by the offset
+            return hash(key)
+
+    def __sub__(self, other: Any) -> Any:
+        if isinstance(other, datetime) and other.utcoffset() is not None:
+            return instant(self) - instant(other)
+        return super().__sub__(other)
+
+    def __rsub__(self, other: Any) -> Any:
+        if isinstance(other, datetime) and other.utcoffset() is not None:
+            return instant(other) - instant(self)
+        return NotImplemented
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
         # datetime's own reduce drops instance state; keep the wire form across copy/pickle.

@@ -7,22 +7,37 @@ connection dropped, 503s, repeated cursors.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anyio
 import anyio.lowlevel
 import httpx
 
 KEY = "fake-key-7d1e"
-BERLIN_DAY = "2022-06-22"
+BERLIN = ZoneInfo("Europe/Berlin")
+# Three days ahead: inside the bookings list's window (+/- 2 weeks around now), as the real API
+# lists it, so the booking check can use the list. FAR_DAY lies outside it.
+DAY = (dt.datetime.now(BERLIN) + dt.timedelta(days=3)).date()
+FAR_DAY = DAY + dt.timedelta(days=21)
+BERLIN_DAY = DAY.isoformat()
 
 
-def slot_json(hour: int, instructors: list[int] | None = None) -> dict[str, Any]:
+def wire(hour: int, minute: int = 0, *, day: dt.date = DAY, millis: bool = True) -> str:
+    """A Berlin date-time as the API writes it, with the offset that day really has."""
+    local = dt.datetime.combine(day, dt.time(hour, minute), BERLIN)
+    offset = local.strftime("%z")
+    fraction = ":00.000" if millis else ""
+    return f"{local:%Y-%m-%dT%H:%M}{fraction}{offset[:3]}:{offset[3:]}[Europe/Berlin]"
+
+
+def slot_json(hour: int, instructors: list[int] | None = None, *, day: dt.date = DAY) -> dict[str, Any]:
     return {
-        "startDateTime": f"{BERLIN_DAY}T{hour:02d}:00:00.000+02:00[Europe/Berlin]",
-        "endDateTime": f"{BERLIN_DAY}T{hour + 1:02d}:00+02:00[Europe/Berlin]",
+        "startDateTime": wire(hour, day=day),
+        "endDateTime": wire(hour + 1, day=day, millis=False),
         "instructors": [{"id": i, "firstName": f"I{i}", "lastName": "X"} for i in (instructors or [])],
     }
 
@@ -53,6 +68,8 @@ class FakeAPI:
             "api_key": KEY,
             "base_url": "https://tenant.example",
             "http_client": httpx.AsyncClient(transport=self.transport()),
+            # Nothing is ever still in progress here: the booking check need not wait.
+            "booking_check_settle": 0,
         }
 
     def count(self, method: str, path: str) -> int:
@@ -89,8 +106,13 @@ class FakeAPI:
             return self.page(request)
         if path == "/v1/appointments/bookable/validate":
             body = json.loads(request.content)
+            # As the API does: a customer already booked at that time is in another booking.
+            taken = any(
+                b["startDateTime"] == body["startDateTime"] for b in self.live_bookings(body["customerId"])
+            )
+            default = "CUSTOMER_IN_OTHER_BOOKING" if taken else "AVAILABLE"
             return httpx.Response(
-                200, json={"validationStatus": self.validation.get(body["startDateTime"], "AVAILABLE")}
+                200, json={"validationStatus": self.validation.get(body["startDateTime"], default)}
             )
         if path == "/v1/appointments/booking/book":
             return self.book(json.loads(request.content))

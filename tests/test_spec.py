@@ -259,7 +259,7 @@ def test_the_client_knows_each_operations_route_and_scope(spec: dict[str, Any]) 
         for path, item in spec["paths"].items()
         for method, op in item.items()
     }
-    assert _OPERATIONS == from_spec
+    assert from_spec == _OPERATIONS
 
 
 def test_accept_language_and_head(spec: dict[str, Any]) -> None:
