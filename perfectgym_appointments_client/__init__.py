@@ -8,6 +8,7 @@ The hand-written facade lives in the modules next to this one; the generated lay
 endpoint functions made by openapi-python-client from openapi.yaml) is ``_generated``.
 """
 
+from ._booking import BookingOutcome, OutcomeKind
 from ._client import AppointmentsClient
 from ._display import Rows, slots_per_day_and_instructor, to_rows
 from ._exceptions import (
@@ -18,6 +19,7 @@ from ._exceptions import (
     AuthenticationError,
     BadRequestError,
     BookingError,
+    BookingIdUnknownError,
     BookingOutcomeUnknownError,
     ConfigurationError,
     ConflictError,
@@ -64,6 +66,8 @@ __all__ = [
     "BookableAppointment",
     "Booking",
     "BookingError",
+    "BookingIdUnknownError",
+    "BookingOutcome",
     "BookingOutcomeUnknownError",
     "BookingStatus",
     "ConfigurationError",
@@ -72,6 +76,7 @@ __all__ = [
     "InternalServerError",
     "NoSlotAvailableError",
     "NotFoundError",
+    "OutcomeKind",
     "Page",
     "PaginationError",
     "ParticipantStatus",

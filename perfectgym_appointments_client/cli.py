@@ -3,6 +3,9 @@
 Every command but ``demo`` and ``sandbox`` talks to ``PERFECTGYM_BASE_URL`` with
 ``PERFECTGYM_API_KEY`` (or, with ``--sandbox``, to a sandbox started for the command). Errors are
 one line with the error code and trace id, and a non-zero exit status. The key is never printed.
+
+Exit statuses: 0 done; 1 the API or the connection failed (or ``check-key``: the key is refused);
+2 a bad argument or option; 3 ``validate``: the slot is not AVAILABLE.
 """
 
 from __future__ import annotations
@@ -10,19 +13,27 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
+import re
+import shlex
+import socket
+import ssl
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 try:
     import anyio
     import typer
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn
+    from rich.rule import Rule
     from rich.table import Table
 except ImportError as exc:  # pragma: no cover - only without the [cli] extra
     raise SystemExit(
-        f"the perfectgym-appointments CLI needs its extra: pip install 'perfectgym-appointments-client[cli]' ({exc})"
+        f"the perfectgym-appointments CLI needs the cli extra (in a clone: pip install -e '.[cli]') ({exc})"
     ) from exc
 
 from . import (
@@ -36,35 +47,91 @@ from . import (
     format_zoned_datetime,
     parse_zoned_datetime,
 )
-from .sandbox import Faults, Sandbox, serve
+from ._generated.models.language import Language
+from .sandbox import Faults, Sandbox
 
 T = TypeVar("T")
+
+ENV_ACCEPT_LANGUAGE = "PERFECTGYM_ACCEPT_LANGUAGE"
+EXIT_NOT_AVAILABLE = 3
+DEFAULT_RATE_LIMIT = "1000/60"
+# Piped or in CI there is no screen to fit: rich would assume 80 columns (or $COLUMNS) and squash
+# table cells into "…". This is wide enough for every table to take its natural width.
+UNBOUNDED_WIDTH = 1000
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_LANGUAGES = {language.value.lower(): language.value for language in Language}
 
 app = typer.Typer(
     name="perfectgym-appointments",
     help="PerfectGym Next appointments from the command line (and a local sandbox to try it on).",
+    epilog="Exit status: 0 done; 1 the API or the connection failed (check-key: the key is refused); "
+    "2 a bad argument; 3 validate: the slot is not AVAILABLE.",
     no_args_is_help=True,
     add_completion=False,
 )
-out = Console()
 err = Console(stderr=True)
+
+
+def _stdout_console() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=UNBOUNDED_WIDTH)
+
+
+out = _stdout_console()
+
+
+@app.callback()
+def _each_invocation() -> None:
+    # Built per invocation, not at import: whether stdout is a terminal can differ between runs
+    # in one process (typer's CliRunner, an embedding program).
+    global out
+    out = _stdout_console()
+
+
+def _fail(message: str, status: int = 2) -> NoReturn:
+    """One line on stderr (scripts grep it, however narrow the terminal) and the exit status."""
+    err.print(f"[red]error[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(status)
+
+
+def _check_language(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    tag = _LANGUAGES.get(value.strip().lower())
+    if tag is None:
+        _fail(f"--accept-language must be one of {', '.join(_LANGUAGES.values())}; got {value!r}")
+    return tag
+
 
 SandboxOption = Annotated[
     bool, typer.Option("--sandbox", help="Start a local sandbox for this command and use it.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+LanguageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--accept-language",
+        envvar=ENV_ACCEPT_LANGUAGE,
+        callback=_check_language,
+        help="Language of the API's error messages (Accept-Language), e.g. de, en-GB.",
+        show_envvar=True,
+    ),
+]
 
 
 # -- plumbing ---------------------------------------------------------------------------------------
 
 
 @contextlib.asynccontextmanager
-async def _client(sandbox: bool) -> AsyncIterator[AppointmentsClient]:
+async def _client(sandbox: bool, language: str | None = None) -> AsyncIterator[AppointmentsClient]:
     if sandbox:
-        async with Sandbox() as sb, AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url) as client:
+        async with (
+            Sandbox() as sb,
+            AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url, accept_language=language) as client,
+        ):
             yield client
     else:
-        async with AppointmentsClient() as client:
+        async with AppointmentsClient(accept_language=language) as client:
             yield client
 
 
@@ -74,15 +141,13 @@ def _run(job: Callable[[], Awaitable[T]]) -> T:
         return anyio.run(job)
     except APIStatusError as exc:
         code = exc.error_code or "-"
-        err.print(
-            f"[red]error[/red] HTTP {exc.status_code} {code}: {exc.error_message} "
+        _fail(
+            f"HTTP {exc.status_code} {code}: {exc.error_message} "
             f"({exc.operation}; trace id {exc.trace_id or '-'})",
-            highlight=False,
-            soft_wrap=True,  # one line, however narrow the terminal: scripts grep it
+            1,
         )
     except (PerfectGymError, ValueError, TypeError) as exc:
-        err.print(f"[red]error[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
+        _fail(f"{type(exc).__name__}: {exc}", 1)
 
 
 def _when(value: dt.datetime) -> str:
@@ -93,9 +158,32 @@ def _parse_time(text: str, name: str) -> dt.datetime:
     try:
         return parse_zoned_datetime(text, name)
     except (TypeError, ValueError) as exc:
-        raise typer.BadParameter(
-            f"{exc} (e.g. 2022-06-22T08:00:00.000+02:00[Europe/Berlin])", param_hint=name
-        ) from None
+        _fail(f"invalid value for {name.upper()}: {exc} (e.g. 2022-06-22T08:00:00.000+02:00[Europe/Berlin])")
+
+
+def _parse_date(text: str | None, option: str) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        # fromisoformat alone also takes 20261201 and week dates; the API wants 2026-12-01.
+        if not _DATE.fullmatch(text):
+            raise ValueError("not in the form YYYY-MM-DD")
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        _fail(f"invalid value for {option}: {text!r} is not a date like 2026-12-01 ({exc})")
+
+
+def _parse_rate_limit(text: str) -> tuple[int, float] | None:
+    if text.strip().lower() == "off":
+        return None
+    requests, slash, seconds = text.partition("/")
+    try:
+        count, span = int(requests), float(seconds)
+    except ValueError:
+        count, span = 0, 0.0
+    if not slash or count < 1 or not (span > 0 and math.isfinite(span)):
+        _fail(f"--rate-limit must be REQUESTS/SECONDS (e.g. 60/10) or off; got {text!r}")
+    return count, span
 
 
 class _Window:
@@ -108,6 +196,11 @@ class _Window:
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _rule(title: str) -> None:
+    # A rule spans the console; on an unbounded (piped) console keep it to a readable length.
+    out.print(Rule(title), width=min(out.width, 100))
 
 
 def _booking_json(booking: Booking) -> dict[str, Any]:
@@ -174,7 +267,7 @@ def demo(seed: Annotated[int, typer.Option(help="Sandbox data seed.")] = 42) -> 
             Sandbox(seed=seed) as sb,
             AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url) as client,
         ):
-            out.rule("[bold]PerfectGym appointments: demo against a local sandbox")
+            _rule("[bold]PerfectGym appointments: demo against a local sandbox")
             out.print(f"sandbox at {sb.base_url} (seed {seed}); customer {sb.demo_customer_id}\n")
 
             pages = 0
@@ -188,6 +281,7 @@ def demo(seed: Annotated[int, typer.Option(help="Sandbox data seed.")] = 42) -> 
             customer = sb.demo_customer_id
             appointment, slots = None, []
             for candidate in appointments:
+                # A week: the client asks for it as two windows (the API answers at most 6 days).
                 slots = await client.get_slots(candidate.id, customer_id=customer, days_ahead=7)
                 if len(slots) >= 2:
                     appointment = candidate
@@ -228,20 +322,75 @@ def demo(seed: Annotated[int, typer.Option(help="Sandbox data seed.")] = 42) -> 
             out.print(
                 _bookings_table(await client.list_bookings(customer), f"customer {customer} at the end")
             )
-            out.rule("[bold green]demo finished")
+            _rule("[bold green]demo finished")
 
     _run(job)
 
 
+def _check_tls_files(certfile: str, keyfile: str) -> None:
+    for option, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        try:
+            with open(path, "rb") as file:
+                file.read(1)
+        except OSError as exc:
+            _fail(f"{option} {path}: {exc.strerror or exc}")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        _fail(f"--ssl-certfile/--ssl-keyfile are not a PEM certificate and its private key ({reason})")
+
+
+def _free_port(host: str, port: int) -> int:
+    """Bind as the sandbox will and let go: a port in use is refused before anything starts.
+
+    Port 0 becomes the free port the system picked.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            return int(sock.getsockname()[1])
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def _reachable_host(host: str) -> str:
+    """The address a client on this machine uses for a sandbox bound to ``host``."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+
+
+def _announce_when_listening(host: str, port: int, lines: list[str], stopped: threading.Event) -> None:
+    # The banner claims the sandbox runs, so it waits until a connection is accepted.
+    while not stopped.is_set():
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                break
+        except OSError:
+            stopped.wait(0.05)
+    else:
+        return
+    for line in lines:
+        err.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
 @app.command()
 def sandbox(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on, 1-65535 (0: a free one).")] = 8000,
     host: Annotated[
         str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")
     ] = "127.0.0.1",
     seed: Annotated[int, typer.Option(help="Data seed.")] = 42,
     api_key: Annotated[str, typer.Option(help="The X-API-KEY clients must send.")] = "sandbox-key",
     appointments: Annotated[int, typer.Option(help="Number of bookable appointments.", min=1)] = 132,
+    rate_limit: Annotated[
+        str,
+        typer.Option(
+            help="Rate limit per endpoint, e.g. 60/10: past it, 429 for the rest of the span; 'off' for none.",
+            metavar="REQUESTS/SECONDS",
+        ),
+    ] = DEFAULT_RATE_LIMIT,
     latency: Annotated[float, typer.Option(help="Added latency per request, seconds.", min=0)] = 0.0,
     latency_jitter: Annotated[
         float, typer.Option(help="Extra random latency, up to this many seconds.", min=0)
@@ -252,56 +401,85 @@ def sandbox(
     rate_commit_then_drop: Annotated[
         float, typer.Option(help="Share of bookings made, then the connection cut.", min=0, max=1)
     ] = 0.0,
-    retry_after: Annotated[int, typer.Option(help="Retry-After seconds on 429/503.", min=0)] = 1,
+    retry_after: Annotated[
+        int | None,
+        typer.Option(help="Send Retry-After with injected 429/503 (the API sends none).", min=0),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No access log.")] = False,
     ssl_certfile: Annotated[str | None, typer.Option(help="Serve HTTPS: the certificate (PEM).")] = None,
     ssl_keyfile: Annotated[str | None, typer.Option(help="Serve HTTPS: the private key (PEM).")] = None,
 ) -> None:
-    """Run the sandbox API server in the foreground (Ctrl-C stops it)."""
+    """Run the sandbox API server in the foreground (Ctrl-C stops it).
+
+    Once it listens it prints the export line for PERFECTGYM_BASE_URL / PERFECTGYM_API_KEY and
+    a customer id that may book anything. A port in use, a bad option or unreadable TLS files
+    give one error line and exit status 2 before anything starts.
+    """
+    limit = _parse_rate_limit(rate_limit)
+    if not 0 <= port <= 65535:
+        _fail(f"--port must be 1-65535 (or 0 for a free one); got {port}")
     if (ssl_certfile is None) != (ssl_keyfile is None):
-        err.print("[red]error[/red] HTTPS needs both --ssl-certfile and --ssl-keyfile", highlight=False)
-        raise typer.Exit(2)
-    scheme = "https" if ssl_certfile else "http"
-    if not quiet:
-        err.print(
-            f"sandbox on {scheme}://{host}:{port} -- export PERFECTGYM_BASE_URL={scheme}://{host}:{port} "
-            "PERFECTGYM_API_KEY=<the --api-key you chose>",
-            soft_wrap=True,
-        )
+        _fail("HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    if ssl_certfile is not None and ssl_keyfile is not None:
+        _check_tls_files(ssl_certfile, ssl_keyfile)
     try:
         faults = Faults(
             latency=latency, latency_jitter=latency_jitter, rate_429=rate_429, rate_503=rate_503,
             rate_reset=rate_reset, rate_commit_then_drop=rate_commit_then_drop, retry_after=retry_after,
             seed=seed,
         )  # fmt: skip
+        port = _free_port(host, port)
+        sb = Sandbox(
+            seed, api_key=api_key, host=host, port=port, faults=faults, appointments=appointments,
+            ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, rate_limit=limit,
+        )  # fmt: skip
     except ValueError as exc:
-        err.print(f"[red]error[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    serve(
-        host=host,
-        port=port,
-        seed=seed,
-        api_key=api_key,
-        faults=faults,
-        appointments=appointments,
-        quiet=quiet,
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
+        _fail(str(exc))
+
+    base_url = sb.base_url.replace(f"//{host}:", f"//{_reachable_host(host)}:", 1)
+    limit_text = (
+        "no rate limit"
+        if limit is None
+        else f"rate limit {limit[0]} requests per {limit[1]:g} s per endpoint"
     )
+    lines = [
+        f"sandbox listening on {sb.base_url} (seed {seed}, {limit_text}); Ctrl-C stops it",
+        f"export PERFECTGYM_BASE_URL={base_url} PERFECTGYM_API_KEY={shlex.quote(sb.api_key)}",
+        f"customer {sb.demo_customer_id} may book anything "
+        f"(try: perfectgym-appointments bookings {sb.demo_customer_id})",
+    ]
+    if sb.read_only_api_key is not None:
+        lines.append(f"read-only key (403 on book and cancel): {shlex.quote(sb.read_only_api_key)}")
+    stopped = threading.Event()
+    announcer = threading.Thread(
+        target=_announce_when_listening,
+        args=(_reachable_host(host), port, lines, stopped),
+        daemon=True,
+    )
+    announcer.start()
+    try:
+        sb.run_forever(quiet=quiet)
+    except OSError as exc:  # the port was taken between the check and the start
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    finally:
+        stopped.set()
 
 
 @app.command()
 def bookable(
-    slice_size: Annotated[int, typer.Option(help="Items per request (1-100).")] = 50,
-    limit: Annotated[int | None, typer.Option(help="Stop after this many.")] = None,
+    slice_size: Annotated[
+        int, typer.Option(help="Items per request, 10-100 (the API's bounds).", min=10, max=100)
+    ] = 50,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many.", min=1)] = None,
     as_json: JsonOption = False,
     use_sandbox: SandboxOption = False,
+    accept_language: LanguageOption = None,
 ) -> None:
     """List bookable appointments (all pages)."""
 
     async def job() -> list[BookableAppointment]:
         found: list[BookableAppointment] = []
-        async with _client(use_sandbox) as client:
+        async with _client(use_sandbox, accept_language) as client:
             with Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
             ) as progress:
@@ -322,16 +500,25 @@ def bookable(
 def slots(
     bookable_appointment_id: int,
     customer_id: Annotated[int | None, typer.Option(help="Only slots this customer may book.")] = None,
-    days_ahead: Annotated[int | None, typer.Option(help="Days to search.")] = None,
-    start_date: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD.")] = None,
+    days_ahead: Annotated[
+        int | None,
+        typer.Option(
+            help="Days to search (any number: asked for in windows of at most 6). Default: the API's, 1 day.",
+            min=1,
+        ),
+    ] = None,
+    start_date: Annotated[
+        str | None, typer.Option(help="First day (default: today).", metavar="YYYY-MM-DD")
+    ] = None,
     as_json: JsonOption = False,
     use_sandbox: SandboxOption = False,
+    accept_language: LanguageOption = None,
 ) -> None:
     """Free slots of one bookable appointment."""
-    first_day = dt.date.fromisoformat(start_date) if start_date else None
+    first_day = _parse_date(start_date, "--start-date")
 
     async def job() -> list[Slot]:
-        async with _client(use_sandbox) as client:
+        async with _client(use_sandbox, accept_language) as client:
             return await client.get_slots(bookable_appointment_id, customer_id, days_ahead, first_day)
 
     found = _run(job)
@@ -351,19 +538,25 @@ def validate(
     end: Annotated[str, typer.Argument(help="Slot end, same form.")],
     as_json: JsonOption = False,
     use_sandbox: SandboxOption = False,
+    accept_language: LanguageOption = None,
 ) -> None:
-    """Whether a customer may book a slot."""
+    """Whether a customer may book a slot: prints the ValidationStatus.
+
+    Exit status 0 if it is AVAILABLE, 3 if it is anything else (1 if the call failed).
+    """
     window = _Window(_parse_time(start, "start"), _parse_time(end, "end"))
 
     async def job() -> ValidationStatus:
-        async with _client(use_sandbox) as client:
+        async with _client(use_sandbox, accept_language) as client:
             return await client.validate_slot(customer_id, bookable_appointment_id, window)
 
     status = _run(job)
     if as_json:
         _print_json({"validationStatus": str(status)})
     else:
-        out.print(str(status))
+        out.print(str(status), highlight=False)
+    if status is not ValidationStatus.AVAILABLE:
+        raise typer.Exit(EXIT_NOT_AVAILABLE)
 
 
 @app.command()
@@ -377,12 +570,13 @@ def book(
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip the validation call.")] = False,
     as_json: JsonOption = False,
     use_sandbox: SandboxOption = False,
+    accept_language: LanguageOption = None,
 ) -> None:
     """Book a slot for a customer (never booked twice, even after a dropped connection)."""
     window = _Window(_parse_time(start, "start"), _parse_time(end, "end"))
 
     async def job() -> Booking:
-        async with _client(use_sandbox) as client:
+        async with _client(use_sandbox, accept_language) as client:
             return await client.book(customer_id, bookable_appointment_id, window, validate=not no_validate)
 
     booking = _run(job)
@@ -393,11 +587,16 @@ def book(
 
 
 @app.command()
-def bookings(customer_id: int, as_json: JsonOption = False, use_sandbox: SandboxOption = False) -> None:
-    """A customer's appointment bookings."""
+def bookings(
+    customer_id: int,
+    as_json: JsonOption = False,
+    use_sandbox: SandboxOption = False,
+    accept_language: LanguageOption = None,
+) -> None:
+    """A customer's appointment bookings (those within two weeks of now, canceled ones included)."""
 
     async def job() -> list[Booking]:
-        async with _client(use_sandbox) as client:
+        async with _client(use_sandbox, accept_language) as client:
             return await client.list_bookings(customer_id)
 
     found = _run(job)
@@ -408,11 +607,16 @@ def bookings(customer_id: int, as_json: JsonOption = False, use_sandbox: Sandbox
 
 
 @app.command()
-def cancel(booking_id: int, as_json: JsonOption = False, use_sandbox: SandboxOption = False) -> None:
+def cancel(
+    booking_id: int,
+    as_json: JsonOption = False,
+    use_sandbox: SandboxOption = False,
+    accept_language: LanguageOption = None,
+) -> None:
     """Cancel a booking."""
 
     async def job() -> str:
-        async with _client(use_sandbox) as client:
+        async with _client(use_sandbox, accept_language) as client:
             return await client.cancel_booking(booking_id)
 
     message = _run(job)
@@ -420,6 +624,24 @@ def cancel(booking_id: int, as_json: JsonOption = False, use_sandbox: SandboxOpt
         _print_json({"bookingId": booking_id, "success": message})
     else:
         out.print(message)
+
+
+@app.command("check-key")
+def check_key(use_sandbox: SandboxOption = False, accept_language: LanguageOption = None) -> None:
+    """Whether the API accepts PERFECTGYM_API_KEY (a HEAD request; its scopes are not checked).
+
+    Prints valid or invalid, never the key. Exit status 0 if valid, 1 if not (or if the check
+    could not be made: the error line says why).
+    """
+
+    async def job() -> bool:
+        async with _client(use_sandbox, accept_language) as client:
+            return await client.check_api_key()
+
+    valid = _run(job)
+    out.print("valid" if valid else "invalid", highlight=False)
+    if not valid:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -59,6 +59,13 @@ class FakeAPI:
         self.max_in_flight = 0
         self.page_requested: dict[str, anyio.Event] = {}
         self.repeat_cursor = False
+        self.gates: dict[tuple[str, str], Gate] = {}
+        self.titles: dict[int, str] = {}  # bookable appointment id -> the title its bookings show
+
+    def gate(self, method: str, path: str) -> Gate:
+        """Hold the next request to ``method path`` at the server until the test opens the gate."""
+        gate = self.gates[(method, path)] = Gate()
+        return gate
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -93,6 +100,10 @@ class FakeAPI:
         try:
             for _ in range(3):  # let concurrent requests overlap
                 await anyio.lowlevel.checkpoint()
+            gate = self.gates.pop((request.method, request.url.path), None)
+            if gate is not None:
+                gate.arrived.set()
+                await gate.opened.wait()
             return self.route(request)
         finally:
             self.in_flight -= 1
@@ -155,7 +166,9 @@ class FakeAPI:
             "bookingStatus": self.booking_status,
             "startDateTime": body["startDateTime"],
             "endDateTime": body["endDateTime"],
-            "title": f"Appointment {body['bookableAppointmentId']}",
+            "title": self.titles.get(
+                body["bookableAppointmentId"], f"Appointment {body['bookableAppointmentId']}"
+            ),
             "appointmentStatus": "PLANNED",
             "participantStatus": "UNSET",
             "instructors": [],
@@ -181,6 +194,14 @@ class FakeAPI:
         return httpx.Response(
             404, json={"errorMessage": "not found", "errorCode": "NOT_FOUND", "traceId": "t-404"}
         )
+
+
+class Gate:
+    """A request held at the server: ``arrived`` is set when it gets there, ``opened`` lets it go."""
+
+    def __init__(self) -> None:
+        self.arrived = anyio.Event()
+        self.opened = anyio.Event()
 
 
 def status_once(

@@ -1,19 +1,42 @@
-"""The perfectgym-appointments CLI, through typer's CliRunner, against real local sandboxes."""
+"""The perfectgym-appointments CLI, through typer's CliRunner, against real local sandboxes.
+
+The ``sandbox`` command and the scripts run as subprocesses: they serve in the foreground or
+install packages, neither of which fits in-process.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import ssl
+import stat
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx
 import pytest
 from typer.testing import CliRunner
 
+from perfectgym_appointments_client import AppointmentsClient
 from perfectgym_appointments_client.cli import app
 from perfectgym_appointments_client.sandbox import Sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "perfectgym-appointments")
+DEMO_CUSTOMER = "1210005199"
 
 
 @pytest.fixture
@@ -32,6 +55,18 @@ def run_json(runner: CliRunner, *args: str) -> Any:
     result = runner.invoke(app, [*args, "--json", "--sandbox"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+def nonblank(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def assert_one_error_line(stderr: str, *needles: str) -> None:
+    lines = nonblank(stderr)
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
 
 
 def test_demo_walks_the_whole_flow(runner: CliRunner) -> None:
@@ -66,7 +101,7 @@ def test_slots_validate_book_json(runner: CliRunner, seed42: Sandbox) -> None:
     for appointment in appointments:
         slots = run_json(
             runner, "slots", str(appointment["id"]), "--customer-id", customer, "--days-ahead", "7"
-        )
+        )  # more than the API's 6 days per request: the client splits the window
         if slots:
             break
     assert slots, "the seeded sandbox offers slots this week"
@@ -99,8 +134,8 @@ def test_error_is_one_line_with_code_and_trace_id(runner: CliRunner) -> None:
 
 def test_bad_date_time_argument(runner: CliRunner) -> None:
     result = runner.invoke(app, ["validate", "1", "2", "tomorrow at 8", "2022-06-22T09:00Z", "--sandbox"])
-    assert result.exit_code != 0
-    assert "start" in result.output
+    assert result.exit_code == 2
+    assert_one_error_line(result.stderr, "START", "tomorrow at 8")
 
 
 def test_missing_configuration_and_the_key_is_never_printed(
@@ -129,5 +164,381 @@ def test_installed_entry_point_runs() -> None:
     script = os.path.join(os.path.dirname(sys.executable), "perfectgym-appointments")
     proc = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    for command in ("demo", "sandbox", "bookable", "slots", "validate", "book", "bookings", "cancel"):
+    for command in (
+        "demo",
+        "sandbox",
+        "bookable",
+        "slots",
+        "validate",
+        "book",
+        "bookings",
+        "cancel",
+        "check-key",
+    ):
         assert command in proc.stdout
+
+
+# -- slots, validate, check-key, Accept-Language --------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["2026-13-45", "2026-02-30", "tomorrow", "20261201", "2026-W48-1"])
+def test_slots_bad_start_date_is_one_line_and_exit_2(runner: CliRunner, bad: str) -> None:
+    result = runner.invoke(app, ["slots", "1", "--start-date", bad, "--sandbox"])
+    assert result.exit_code == 2, result.output
+    assert_one_error_line(result.stderr, "--start-date", repr(bad), "2026-12-01")
+    assert result.stdout == ""
+
+
+def test_slots_days_ahead_beyond_six_and_the_api_default(runner: CliRunner) -> None:
+    appointment = run_json(runner, "bookable", "--limit", "1")[0]["id"]
+    start = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    found = run_json(
+        runner,
+        "slots",
+        str(appointment),
+        "--days-ahead",
+        "13",
+        "--start-date",
+        start,
+        "--customer-id",
+        DEMO_CUSTOMER,
+    )
+    days = sorted({s["startDateTime"][:10] for s in found})
+    assert days, "the seeded sandbox offers slots within 13 days"
+    # Windows of at most 6 days were asked for and merged: slots reach past the first window.
+    assert dt.date.fromisoformat(days[-1]) - dt.date.fromisoformat(start) >= dt.timedelta(days=7)
+    # Without --days-ahead the API's default window applies: one day.
+    one_day = run_json(runner, "slots", str(appointment), "--start-date", start)
+    assert {s["startDateTime"][:10] for s in one_day} <= {start}
+    result = runner.invoke(app, ["slots", str(appointment), "--days-ahead", "0", "--sandbox"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_validate_exits_3_unless_available(runner: CliRunner) -> None:
+    appointment = str(run_json(runner, "bookable", "--limit", "1")[0]["id"])
+    past = ("2024-06-03T08:00:00.000+02:00[Europe/Berlin]", "2024-06-03T09:00:00.000+02:00[Europe/Berlin]")
+    result = runner.invoke(app, ["validate", DEMO_CUSTOMER, appointment, *past, "--sandbox"])
+    assert result.exit_code == 3, result.output
+    assert result.stdout.strip() == "PAST_START_DATE_TIME"
+    result = runner.invoke(app, ["validate", DEMO_CUSTOMER, appointment, *past, "--sandbox", "--json"])
+    assert result.exit_code == 3, result.output
+    assert json.loads(result.stdout) == {"validationStatus": "PAST_START_DATE_TIME"}
+    help_text = runner.invoke(app, ["validate", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert "Exit status 0 if it is AVAILABLE, 3" in " ".join(help_text.stdout.split())
+
+
+def test_check_key(runner: CliRunner, seed42: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = runner.invoke(app, ["check-key", "--sandbox"])
+    assert (result.exit_code, result.stdout.strip()) == (0, "valid")
+
+    monkeypatch.setenv("PERFECTGYM_BASE_URL", seed42.base_url)
+    monkeypatch.setenv("PERFECTGYM_API_KEY", "not-the-key-5d2e")
+    result = runner.invoke(app, ["check-key"])
+    assert (result.exit_code, result.stdout.strip()) == (1, "invalid"), result.output
+    assert "not-the-key-5d2e" not in result.output
+
+    # The read-only key is a valid key: HEAD checks the key, not its scopes.
+    assert seed42.read_only_api_key is not None
+    for key in (seed42.api_key, seed42.read_only_api_key):
+        monkeypatch.setenv("PERFECTGYM_API_KEY", key)
+        result = runner.invoke(app, ["check-key"])
+        assert (result.exit_code, result.stdout.strip()) == (0, "valid"), result.output
+        assert key not in result.output
+
+
+def test_accept_language_option_and_environment(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = runner.invoke(app, ["cancel", "999", "--sandbox", "--accept-language", "de"])
+    assert result.exit_code == 1
+    assert_one_error_line(result.stderr, "HTTP 404", "Die Terminbuchung 999 existiert nicht")
+
+    monkeypatch.setenv("PERFECTGYM_ACCEPT_LANGUAGE", "DE-ch")  # any case: the API's tag is de-CH
+    result = runner.invoke(app, ["bookings", "999", "--sandbox"])
+    assert result.exit_code == 1
+    assert_one_error_line(result.stderr, "Der Kunde 999 existiert nicht")
+
+    result = runner.invoke(app, ["bookings", "999", "--sandbox", "--accept-language", "xx"])
+    assert result.exit_code == 2
+    assert_one_error_line(result.stderr, "--accept-language", "de-CH", "'xx'")
+
+    monkeypatch.delenv("PERFECTGYM_ACCEPT_LANGUAGE")
+    result = runner.invoke(app, ["cancel", "999", "--sandbox"])
+    assert "Appointment booking 999 does not exist" in result.stderr
+
+
+def test_slice_size_within_the_api_bounds(runner: CliRunner) -> None:
+    help_text = runner.invoke(app, ["bookable", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert "10-100" in help_text.stdout
+    for bad in ("5", "101"):
+        result = runner.invoke(app, ["bookable", "--slice-size", bad, "--sandbox"])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+    assert len(run_json(runner, "bookable", "--slice-size", "10", "--limit", "25")) == 25
+
+
+# -- tables when stdout is not a terminal ------------------------------------------------------------
+
+
+def test_demo_piped_shows_every_column_whole(runner: CliRunner) -> None:
+    titles = [a["title"] for a in run_json(runner, "bookable", "--limit", "8")]
+    env = {**os.environ, "COLUMNS": "40"}  # a narrow "terminal" must not matter when piped
+    env.pop("FORCE_COLOR", None)
+    proc = subprocess.run([SCRIPT, "demo"], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "…" not in text
+    assert "\x1b[" not in text  # no terminal, no colour codes
+    for title in titles:  # the first table: every title whole, on its row
+        assert re.search(rf"│ +\d+ │ {re.escape(title)} +│", text), title
+    rows = [
+        line for line in text.splitlines() if re.search(r"\w{3} \d{2} \w{3} \d{2}:\d{2}-\d{2}:\d{2}", line)
+    ]
+    assert rows, "booking rows show the whole time span"
+    assert all(line.count("│") == 7 for line in rows), rows  # six columns, none wrapped or dropped
+    assert max(len(line) for line in text.splitlines()) > 40
+
+
+def test_tables_are_not_squashed_for_a_pipe(runner: CliRunner, seed42: Sandbox) -> None:
+    async def book_one_needing_confirmation() -> None:
+        async with AppointmentsClient(api_key=seed42.api_key, base_url=seed42.base_url) as client:
+            for appointment in seed42.store.listed():
+                if not appointment.requires_confirmation:
+                    continue
+                slots = await client.get_slots(
+                    appointment.id, customer_id=seed42.demo_customer_id, days_ahead=6
+                )
+                if slots:
+                    await client.book(seed42.demo_customer_id, appointment.id, slots[-1])
+                    return
+        raise AssertionError("no appointment needing confirmation has a free slot")
+
+    anyio.run(book_one_needing_confirmation)
+    env = {"PERFECTGYM_BASE_URL": seed42.base_url, "PERFECTGYM_API_KEY": seed42.api_key, "COLUMNS": "50"}
+    result = runner.invoke(app, ["bookings", DEMO_CUSTOMER], env=env)
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
+    assert "BOOKED_WITH_CONFIRMATION_REQUIRED (awaiting studio confirmation)" in result.stdout
+    # --json stays plain JSON, whatever the width.
+    result = runner.invoke(app, ["bookings", DEMO_CUSTOMER, "--json"], env=env)
+    assert any(b["needsConfirmation"] for b in json.loads(result.stdout))
+
+
+# -- the sandbox command ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def sandbox_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+    """``perfectgym-appointments sandbox`` in the foreground; yields it and its banner, by first word."""
+    proc = subprocess.Popen(
+        [SCRIPT, "sandbox", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    stderr: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            stderr.append(line)
+            lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    banner: dict[str, str] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while "read-only" not in banner:
+            assert time.monotonic() < deadline, "".join(stderr)
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                assert proc.poll() is None, "".join(stderr)
+                continue
+            banner.setdefault(line.split()[0], line.strip())
+        yield proc, banner
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        reader.join(timeout=5)
+        assert "Traceback" not in "".join(stderr)
+
+
+def test_sandbox_command_banner_is_ready_to_use(runner: CliRunner) -> None:
+    with sandbox_process("--port", "0", "--api-key", "my-key-123", "--rate-limit", "3/60", "--quiet") as (
+        _,
+        banner,
+    ):
+        match = re.fullmatch(
+            r"sandbox listening on (http://127\.0\.0\.1:(\d+)) \(seed 42, rate limit 3 requests per 60 s per endpoint\); Ctrl-C stops it",
+            banner["sandbox"],
+        )
+        assert match, banner
+        base_url, port = match.group(1), int(match.group(2))
+        assert port != 0  # port 0: the one chosen is printed
+        assert banner["export"] == f"export PERFECTGYM_BASE_URL={base_url} PERFECTGYM_API_KEY=my-key-123"
+        assert DEMO_CUSTOMER in banner["customer"]
+        env = {"PERFECTGYM_BASE_URL": base_url, "PERFECTGYM_API_KEY": "my-key-123"}
+        result = runner.invoke(app, ["bookings", DEMO_CUSTOMER, "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        assert runner.invoke(app, ["check-key"], env=env).exit_code == 0
+
+        read_only = banner["read-only"].split()[-1]
+        result = runner.invoke(app, ["cancel", "1", "--json"], env={**env, "PERFECTGYM_API_KEY": read_only})
+        assert result.exit_code == 1
+        assert "HTTP 403" in result.stderr
+
+        # --rate-limit 3/60: the fourth request to one endpoint is refused, other endpoints answer.
+        headers = {"X-API-KEY": "my-key-123"}
+        statuses = [
+            httpx.get(f"{base_url}/v1/appointments/bookable", headers=headers, timeout=10).status_code
+            for _ in range(4)
+        ]
+        assert statuses == [200, 200, 200, 429]
+        answer = httpx.get(f"{base_url}/v1/appointments/booking?customerId={DEMO_CUSTOMER}", headers=headers)
+        assert answer.status_code == 200
+        assert "retry-after" not in {k.lower() for k in answer.headers}
+
+
+def test_sandbox_command_rate_limit_off_and_the_access_log() -> None:
+    with sandbox_process("--port", "0", "--rate-limit", "off") as (_, banner):
+        assert "no rate limit" in banner["sandbox"]
+        assert banner["export"].endswith("PERFECTGYM_API_KEY=sandbox-key")
+
+
+def run_sandbox_command(*args: str) -> subprocess.CompletedProcess[str]:
+    # A check that fails to refuse would serve forever: the timeout turns that into a failure.
+    return subprocess.run([SCRIPT, "sandbox", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_sandbox_port_in_use_is_refused_before_any_banner() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = run_sandbox_command("--port", str(port))
+    assert proc.returncode == 2
+    assert_one_error_line(proc.stderr, f"cannot listen on 127.0.0.1:{port}", "in use")
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--port", "70000"], ["--port must be 1-65535", "70000"]),
+        (["--port", "-1"], ["--port must be 1-65535"]),
+        (["--rate-limit", "60"], ["--rate-limit must be REQUESTS/SECONDS", "'60'"]),
+        (["--rate-limit", "0/10"], ["--rate-limit"]),
+        (["--rate-limit", "ten/second"], ["--rate-limit"]),
+        (["--host", "no-such-host.invalid"], ["cannot listen on no-such-host.invalid"]),
+        (["--ssl-certfile", "/nonexistent/cert.pem"], ["both --ssl-certfile and --ssl-keyfile"]),
+        (
+            ["--ssl-certfile", "/nonexistent/cert.pem", "--ssl-keyfile", "/nonexistent/key.pem"],
+            ["--ssl-certfile /nonexistent/cert.pem", "No such file"],
+        ),
+        (["--api-key", "sandbox-read-only-key"], ["must differ"]),
+    ],
+)
+def test_sandbox_bad_options_are_one_line_and_exit_2(args: list[str], needles: list[str]) -> None:
+    proc = run_sandbox_command("--port", "0", *args)
+    assert proc.returncode == 2, proc.stderr
+    assert_one_error_line(proc.stderr, *needles)
+    assert "listening" not in proc.stderr
+
+
+def test_sandbox_unreadable_tls_files(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("not a certificate\n")
+    key.write_text("not a key\n")
+    proc = run_sandbox_command("--port", "0", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
+    assert proc.returncode == 2
+    assert_one_error_line(proc.stderr, "not a PEM certificate")
+    if os.geteuid() != 0:  # root reads any file
+        key.chmod(0)
+        proc = run_sandbox_command("--port", "0", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
+        assert proc.returncode == 2
+        assert_one_error_line(proc.stderr, f"--ssl-keyfile {key}", "Permission denied")
+
+
+def test_sandbox_https(tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    cert, key, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    server.cert_chain_pems[0].write_to_path(str(cert))
+    server.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    with sandbox_process("--port", "0", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)) as (
+        _,
+        banner,
+    ):
+        base_url = banner["export"].split()[1].split("=", 1)[1]
+        assert base_url.startswith("https://127.0.0.1:")
+        answer = httpx.head(
+            f"{base_url}/v1/appointments/bookable",
+            headers={"X-API-KEY": "sandbox-key"},
+            verify=ssl.create_default_context(cafile=str(ca_file)),
+        )
+        assert answer.status_code == 200
+
+
+# -- scripts/demo and scripts/test share one .venv ---------------------------------------------------
+
+
+def test_scripts_install_the_extra_they_need_once(tmp_path: Path) -> None:
+    """Run the real scripts on a copy of the repository whose python, pip and tools only log."""
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    for name in ("_venv.sh", "demo", "test"):
+        shutil.copy2(ROOT / "scripts" / name, root / "scripts" / name)
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    log = tmp_path / "log"
+    fake_python = tmp_path / "python"
+    # -m pip / -m pytest are logged; anything else (the stamp's hash) runs in the real Python.
+    fake_python.write_text(
+        f'#!/bin/sh\nif [ "$1" = "-m" ]; then echo "python $*" >> "{log}"; exit 0; fi\n'
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    # $PYTHON creates the venv: a bin/ holding the fake python and tools that only log.
+    make_venv = tmp_path / "python3-for-venv"
+    make_venv.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "--version" ]; then echo "Python 3.x (fake)"; exit 0; fi\n'
+        f'echo "venv $*" >> "{log}"\n'
+        'mkdir -p "$3/bin"\n'
+        f'cp "{fake_python}" "$3/bin/python"\n'
+        "for tool in perfectgym-appointments ruff mypy; do\n"
+        f'  printf \'#!/bin/sh\\necho "%s $*" >> "{log}"\\n\' "$tool" > "$3/bin/$tool"; chmod +x "$3/bin/$tool"\n'
+        "done\n"
+    )
+    for path in (fake_python, make_venv):
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    venv = tmp_path / "venv"
+    env = {**os.environ, "PGAC_VENV": str(venv), "PYTHON": str(make_venv)}
+
+    def run(script: str, *args: str) -> list[str]:
+        before = log.read_text().splitlines() if log.exists() else []
+        proc = subprocess.run(
+            [str(root / "scripts" / script), *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        return log.read_text().splitlines()[len(before) :]
+
+    def installs(lines: list[str]) -> list[str]:
+        return [line.split("-e ", 1)[1] for line in lines if " -e " in line]
+
+    first = run("demo", "--seed", "7")
+    assert first[0] == f"venv -m venv {venv}"
+    assert installs(first) == [f"{root}[cli]"]  # the demo needs the cli extra, not the dev tools
+    assert first[-1] == "perfectgym-appointments demo --seed 7"
+    assert installs(run("demo")) == []  # installed once
+    test_run = run("test", "-k", "zoned")
+    assert installs(test_run) == [f"{root}[dev]"]
+    assert test_run[-4:] == ["ruff check .", "ruff format --check .", "mypy ", "python -m pytest -k zoned"]
+    assert installs(run("demo")) == []  # dev includes cli
+    assert installs(run("test")) == []
+    (root / "pyproject.toml").write_text("[project]\nname = 'y'\n")
+    assert installs(run("demo")) == [f"{root}[cli]"]  # a changed pyproject.toml reinstalls
+    assert installs(run("test")) == [f"{root}[dev]"]

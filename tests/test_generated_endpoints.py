@@ -261,7 +261,9 @@ CALLS: dict[str, Callable[[AuthenticatedClient], Any]] = {
     "validateForAppointmentBooking": lambda c: validate_for_appointment_booking.asyncio_detailed(
         client=c, body=booking_request()
     ),
-    "bookAppointmentBooking": lambda c: book_appointment_booking.asyncio_detailed(client=c, body=booking_request()),
+    "bookAppointmentBooking": lambda c: book_appointment_booking.asyncio_detailed(
+        client=c, body=booking_request()
+    ),
     "getAppointmentBooking": lambda c: get_appointment_booking.asyncio_detailed(1, client=c),
     "deleteAppointmentBooking": lambda c: delete_appointment_booking.asyncio_detailed(1, client=c),
     "getAppointmentBookings": lambda c: get_appointment_bookings.asyncio_detailed(client=c, customer_id=1),
