@@ -405,14 +405,26 @@ async def test_connect_failure_is_retried_without_checking() -> None:
 async def test_outcome_unknown_when_the_check_fails_too() -> None:
     api = FakeAPI()
     api.drop_after_commit = 1
-    for _ in range(3):  # the bookings listing fails on every retry
+    for _ in range(9):  # the bookings listing fails on every retry of every round of the check
         api.faults.append(status_once(503, "GET", BOOKINGS))
     async with make(api) as client:
         with pytest.raises(BookingOutcomeUnknownError) as info:
             await client.book(5, 1, await first_slot(client), validate=False)
     assert isinstance(info.value.cause, APIConnectionError)
     assert api.count("POST", BOOK) == 1  # no blind retry
+    assert api.count("GET", BOOKINGS) == 9  # three rounds of three attempts
     assert len(api.live_bookings(5)) == 1
+
+
+async def test_the_check_tries_harder_than_a_read() -> None:
+    api = FakeAPI()
+    api.drop_after_commit = 1
+    for _ in range(8):  # all but the last attempt of the last round fail
+        api.faults.append(status_once(503, "GET", BOOKINGS))
+    async with make(api) as client:
+        booking = await client.book(5, 1, await first_slot(client), validate=False)
+    assert api.count("POST", BOOK) == 1
+    assert [b["bookingId"] for b in api.live_bookings(5)] == [booking.booking_id]
 
 
 async def test_no_retry_budget_means_no_second_booking_request() -> None:
