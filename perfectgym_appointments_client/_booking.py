@@ -610,7 +610,9 @@ class BookingFlows:
         if isinstance(error, BookingIdUnknownError):
             kind = OutcomeKind.BOOKED_ID_UNKNOWN
         elif isinstance(error, RescheduleError):
-            kind = OutcomeKind.BOTH_BOOKINGS
+            # The old booking was kept; the new one exists, or may (its outcome unknown).
+            unclear = isinstance(error.cause, BookingOutcomeUnknownError)
+            kind = OutcomeKind.UNKNOWN if unclear else OutcomeKind.BOTH_BOOKINGS
         elif isinstance(error, (SlotNotBookableError, BadRequestError, NotFoundError)) or (
             isinstance(error, (APIStatusError, APIConnectionError)) and not _ambiguous(error)
         ):

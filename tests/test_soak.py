@@ -13,27 +13,27 @@ from perfectgym_appointments_client.sandbox import Faults, Store
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the soak's point is the server's state; one backend keeps CI short
-
-
 async def test_small_soak_loses_and_doubles_nothing() -> None:
-    report = await run_soak(flows=120, tasks=12, faults=FULL_FAULTS, seed=3)
+    report = await run_soak(flows=160, tasks=12, faults=FULL_FAULTS, seed=3, cancel_rate=0.2)
     summary = "\n".join(report.lines())
-    # The faults really happened, and flows really ran to the end.
-    assert report.faults.get("reset", 0) > 0
-    assert report.faults.get("commit_then_drop", 0) > 0
-    assert report.faults.get("429", 0) + report.faults.get("503", 0) > 0
-    assert report.outcomes["canceled"] + report.outcomes["rescheduled"] > 60
-    assert sum(report.outcomes.values()) == 120
+    # The faults really happened, flows really ran to the end, over the whole horizon, and some
+    # callers really gave up while their request was at the server.
+    assert report.faults.get("reset", 0) > 0, summary
+    assert report.faults.get("commit_then_drop", 0) > 0, summary
+    assert report.faults.get("429", 0) + report.faults.get("503", 0) > 0, summary
+    assert report.outcomes["canceled"] + report.outcomes["rescheduled"] > 60, summary
+    assert sum(report.outcomes.values()) == 160
+    assert report.far_bookings > 0, summary  # past the list's two weeks
+    assert report.caller_cancelled > 0, summary
     # The audit.
     assert report.clean, summary
     assert report.unhandled == []
     assert report.double_bookings == 0
     assert report.unknown_to_client == 0
+    assert report.unreported == 0
     assert report.phantom == 0
     assert report.unknown_state_flows == 0
+    assert report.hook_disagrees == 0
 
 
 async def test_the_audit_can_fail() -> None:
@@ -49,7 +49,8 @@ async def test_the_audit_can_fail() -> None:
                 store.book(customer.id, appointment.id, start, end)
                 return
 
-    report = await run_soak(flows=24, tasks=4, faults=Faults(), seed=5, tamper=tamper)
+    report = await run_soak(flows=24, tasks=4, faults=Faults(), seed=5, tamper=tamper, cancel_rate=0)
     assert report.phantom == 1
     assert report.unknown_to_client == 1
+    assert report.unreported == 1
     assert not report.clean
