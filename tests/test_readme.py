@@ -116,7 +116,7 @@ def test_install_lists_every_runtime_dependency_and_no_pypi_install() -> None:
         "14 `ValidationStatus` values",
         "getBookableAppointmentSlots",
         "checkApiKey",
-        "409: another request modified the entity",
+        "409 (concurrent modification)",
         "perfectgym-appointments check-key",
         "--rate-limit",
         "booking horizon of 28\ndays",
