@@ -8,8 +8,10 @@ coverage phase (boundary values) and Hypothesis fuzzing, and each answer must pa
 the live store knows: real appointments, customers, bookings and free slots. That way the 200
 answers (slices, slots, validation results, bookings, cancellations) are checked too.
 
-Then: inputs that once made the sandbox answer 500 (each now a documented 400), and requests
-without a valid key, which must get 401 with an ``ErrorResponse`` body.
+Then: inputs that once made the sandbox answer 500 (each now a documented 400), out-of-range
+``sliceSize`` / ``daysAhead`` (400 ``errormessage.validation.min`` / ``.max``, never a 500 and
+never silently clamped), and requests without a valid key, which must get 401 with an
+``ErrorResponse`` body.
 
 Requests go to the sandbox on 127.0.0.1 only (``base_url`` is passed on every call), never to
 the spec's ``servers``.
@@ -57,7 +59,7 @@ schema.config.phases.update(phases=["examples", "coverage", "fuzzing"])
 schema.config.checks.response_schema_conformance.validate_formats = False
 
 # Built at import so the generation hooks can read the store; started by the module fixture.
-SANDBOX = Sandbox(seed=42)
+SANDBOX = Sandbox(seed=42, rate_limit=None)  # many examples per endpoint: the limit is tested elsewhere
 STORE = SANDBOX.store
 
 
@@ -126,7 +128,7 @@ def flatmap_query(context: HookContext, query: dict[str, Any] | None) -> st.Sear
     if path.endswith("/slots"):
         today = STORE.now().date()
         window = {
-            "daysAhead": st.integers(1, 14),
+            "daysAhead": st.integers(1, 6),
             "slotWindowStartDate": st.integers(-2, 30).map(lambda d: (today + dt.timedelta(d)).isoformat()),
         }
         return _either(query, st.fixed_dictionaries(window, optional={"customerId": _known(STORE.customers)}))
@@ -241,6 +243,43 @@ def test_edge_input_gets_documented_400(
     assert response.status_code == 400, response.text
 
 
+SLOTS = "/v1/appointments/bookable/{bookableAppointmentId}/slots"
+
+
+@pytest.mark.parametrize(
+    ("path", "param", "value", "code", "bound"),
+    [
+        ("/v1/appointments/bookable", "sliceSize", 9, "errormessage.validation.min", 10),
+        ("/v1/appointments/bookable", "sliceSize", 0, "errormessage.validation.min", 10),
+        ("/v1/appointments/bookable", "sliceSize", -1, "errormessage.validation.min", 10),
+        ("/v1/appointments/bookable", "sliceSize", 101, "errormessage.validation.max", 100),
+        ("/v1/appointments/bookable", "sliceSize", 2**31, "errormessage.validation.max", 100),
+        (SLOTS, "daysAhead", 0, "errormessage.validation.min", 1),
+        (SLOTS, "daysAhead", -7, "errormessage.validation.min", 1),
+        (SLOTS, "daysAhead", 7, "errormessage.validation.max", 6),
+        (SLOTS, "daysAhead", 400, "errormessage.validation.max", 6),
+    ],
+)
+def test_out_of_range_parameter_is_400_never_500_never_clamped(
+    sandbox: Sandbox, session: requests.Session, path: str, param: str, value: int, code: str, bound: int
+) -> None:
+    path_parameters = {"bookableAppointmentId": min(STORE.appointments)} if path == SLOTS else None
+    case = schema[path]["GET"].Case(path_parameters=path_parameters, query={param: value})
+    response = case.call_and_validate(
+        base_url=sandbox.base_url,
+        session=session,
+        headers={"X-API-KEY": sandbox.api_key},
+        checks=CHECKS,
+        timeout=10,
+    )
+    assert response.status_code == 400, response.text
+    payload = response.json()
+    assert ERROR_RESPONSE.is_valid(payload), payload
+    assert payload["errorCode"] == code
+    assert payload["reference"] == param
+    assert payload["typedArgs"] == [{"value": bound, "type": "INTEGER"}]
+
+
 def test_deeply_nested_body_is_400_not_500(sandbox: Sandbox, session: requests.Session) -> None:
     depth = 100_000  # deeper than json.loads can recurse
     response = session.post(
@@ -280,4 +319,4 @@ def test_request_without_the_key_is_401_error_response(
     payload = response.json()
     errors = [error.message for error in ERROR_RESPONSE.iter_errors(payload)]
     assert errors == [], payload
-    assert payload["errorCode"] == "UNAUTHORIZED"
+    assert payload["errorCode"] == "errormessage.unauthorized"

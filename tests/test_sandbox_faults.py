@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
+import httpx
 import pytest
 
 from perfectgym_appointments_client import (
@@ -24,7 +25,15 @@ from perfectgym_appointments_client.sandbox import ZONE, Appointment, Faults, Sa
 
 pytestmark = pytest.mark.anyio
 
-NOW = dt.datetime(2026, 5, 4, 7, 0, tzinfo=ZONE)  # a Monday morning
+
+def _next_monday_morning() -> dt.datetime:
+    # Near the real date, not a fixed one: after an ambiguous failure the client judges by its own
+    # clock whether the bookings list (two weeks around now) can show a booking.
+    today = dt.datetime.now(ZONE).date()
+    return dt.datetime.combine(today + dt.timedelta(days=7 - today.weekday()), dt.time(7), ZONE)
+
+
+NOW = _next_monday_morning()
 
 
 @pytest.fixture
@@ -34,7 +43,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def quick(retries: int = 3) -> RetryPolicy:
-    """Real retries with no waiting between them (the sandbox says Retry-After: 0)."""
+    """Real retries with no waiting between them (the tests ask the sandbox for Retry-After: 0)."""
     return RetryPolicy(max_retries=retries, backoff_base=0.0)
 
 
@@ -47,7 +56,7 @@ async def client(sandbox: Sandbox) -> AsyncIterator[AppointmentsClient]:
 
 
 def bookable(sandbox: Sandbox) -> list[Appointment]:
-    return [a for a in sandbox.store.appointments.values() if not a.premium_only]
+    return [a for a in sandbox.store.appointments.values() if not a.premium_only and a.online]
 
 
 def slot_on(appointment: Appointment, days: int, hour: int = 9) -> Slot:
@@ -61,7 +70,7 @@ async def test_reads_ride_out_rate_limits_and_overload(sandbox: Sandbox) -> None
         api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick(8)
     ) as c:
         appointments = [a async for a in c.bookable_appointments(slice_size=10)]
-    assert [a.id for a in appointments] == list(sandbox.store.appointments)
+    assert [a.id for a in appointments] == [a.id for a in sandbox.store.listed()]
     assert sandbox.fault_counts["429"] > 0
     assert sandbox.fault_counts["503"] > 0
 
@@ -147,7 +156,8 @@ async def test_many_bookings_under_every_fault_never_double_book(sandbox: Sandbo
         retry_after=0, seed=5,
     )  # fmt: skip
     customers = [store.add_customer().id for _ in range(6)]
-    # Appointments with no instructor in common: any 409 would then mean a booking made twice.
+    # Appointments with no instructor in common: any refusal (400 RESOURCE_NOT_AVAILABLE or
+    # CUSTOMER_IN_OTHER_BOOKING) would then mean a booking made twice.
     appointments: list[Appointment] = []
     for candidate in bookable(sandbox):
         if not any(set(candidate.instructor_ids) & set(a.instructor_ids) for a in appointments):
@@ -211,3 +221,48 @@ async def test_cancel_through_resets_ends_canceled(client: AppointmentsClient, s
             assert str(booking.booking_id) in await c.cancel_booking(booking.booking_id)
             assert sandbox.store.bookings[booking.booking_id].status == "CANCELED"
     assert sandbox.fault_counts["reset"] > 0
+
+
+async def test_injected_429_and_503_send_no_retry_after_unless_asked(sandbox: Sandbox) -> None:
+    headers = {"X-API-KEY": sandbox.api_key, "Accept-Language": "de"}
+    async with httpx.AsyncClient(base_url=sandbox.base_url, headers=headers) as http:
+        for faults, status, code in [
+            (Faults(rate_429=1.0), 429, "errormessage.rate.limit.exceeded"),
+            (Faults(rate_503=1.0), 503, "errormessage.service.unavailable"),
+        ]:
+            sandbox.faults = faults
+            answer = await http.get("/v1/appointments/bookable")
+            assert answer.status_code == status
+            assert "retry-after" not in answer.headers, "the API documents no Retry-After"
+            body = answer.json()
+            assert body["errorCode"] == code
+            assert body["errorMessage"] in {
+                "Anfragelimit überschritten",
+                "Der Dienst ist vorübergehend nicht verfügbar",
+            }
+            assert len(body["traceId"]) == 32
+            sandbox.faults = Faults(rate_429=faults.rate_429, rate_503=faults.rate_503, retry_after=7)
+            answer = await http.get("/v1/appointments/bookable")
+            assert answer.status_code == status
+            assert answer.headers["retry-after"] == "7"
+
+
+async def test_persistent_429_without_retry_after_still_gives_up(sandbox: Sandbox) -> None:
+    sandbox.faults = Faults(rate_429=1.0)
+    async with AppointmentsClient(
+        api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick(2)
+    ) as c:
+        with pytest.raises(RateLimitError) as caught:
+            await c.get_bookable_appointment(bookable(sandbox)[0].id)
+    assert caught.value.retry_after is None
+    assert sandbox.fault_counts["429"] == 3
+
+
+def test_write_faults_are_checked_when_made() -> None:
+    with pytest.raises(ValueError, match="rate_409"):
+        Faults(rate_409=1.5)
+    with pytest.raises(ValueError, match="exceed"):
+        Faults(rate_409=0.6, rate_commit_then_drop=0.6)
+    with pytest.raises(ValueError, match="retry_after"):
+        Faults(retry_after=-1)
+    assert Faults().retry_after is None

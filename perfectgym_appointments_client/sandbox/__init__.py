@@ -3,14 +3,65 @@
 ``Sandbox`` serves it on 127.0.0.1 for tests, notebooks and the ``demo`` command;
 ``perfectgym-appointments sandbox --port 8000`` runs it in the foreground. Needs the ``cli``
 extra (starlette, uvicorn): ``pip install "perfectgym-appointments-client[cli]"``.
+
+It is at least as strict as a real tenant, so code that works against it works against the API:
+
+* keys and scopes: ``Sandbox.api_key`` ("sandbox-key") may do everything,
+  ``Sandbox.read_only_api_key`` ("sandbox-read-only-key", settable, ``None`` for none) may not
+  book or cancel (403 ``errormessage.no.privilege``); a wrong key gets 401, and HEAD on any
+  API path checks the key alone (200 / 401);
+* the rate limit: ``Sandbox(rate_limit=(1000, 60.0))`` by default, per endpoint and key; past
+  it 429 ``errormessage.rate.limit.exceeded`` for the whole span, without Retry-After;
+  ``rate_limit=None`` switches it off;
+* bounded parameters: ``sliceSize`` 10 to 100 (default 50), ``daysAhead`` 1 to 6 (default 1);
+  outside them 400 ``errormessage.validation.min`` / ``.max``, never clamped;
+* the booking rules (``Store.check``): every ``ValidationStatus``, a 28-day booking horizon, a
+  minimum lead time per appointment, an appointment switched off for online booking
+  (``Store.offline_appointment()``); a booking refused by a rule gets 400 with the status as
+  ``errorCode``;
+* concurrency: ``write_latency`` seconds a cancel holds its booking; a second change of it
+  meanwhile gets 409 ``errormessage.concurrent.modification``;
+* languages: error messages follow ``Accept-Language`` (German for de, de-CH, de-LI; English
+  otherwise), the ``errorCode`` never changes;
+* the demo customer is 1210005199 (``DEMO_CUSTOMER_ID``), the id the API's docs use, for every seed.
+
+``Faults`` adds misbehaviour on purpose (latency, 429/503, resets, 409s, lost answers).
 """
+
+try:
+    import starlette
+    import uvicorn
+except ImportError as exc:  # only without the [cli] extra
+    raise ImportError(
+        f"the sandbox needs its extra: pip install 'perfectgym-appointments-client[cli]' (missing: {exc.name})"
+    ) from None
 
 from ._app import create_app
 from ._faults import FaultInjector, Faults
+from ._i18n import SUPPORTED_LANGUAGES
+from ._limits import DEFAULT_RATE_LIMIT, RateLimiter
 from ._server import Sandbox, serve
-from ._store import ZONE, Appointment, BookingRecord, Customer, Instructor, RuleViolation, Store
+from ._store import (
+    BOOKING_HORIZON,
+    DEMO_CUSTOMER_ID,
+    LIST_WINDOW,
+    ZONE,
+    Appointment,
+    BookingRecord,
+    Customer,
+    Instructor,
+    RuleViolation,
+    Store,
+)
+
+del starlette, uvicorn
 
 __all__ = [
+    "BOOKING_HORIZON",
+    "DEFAULT_RATE_LIMIT",
+    "DEMO_CUSTOMER_ID",
+    "LIST_WINDOW",
+    "SUPPORTED_LANGUAGES",
     "ZONE",
     "Appointment",
     "BookingRecord",
@@ -18,6 +69,7 @@ __all__ = [
     "FaultInjector",
     "Faults",
     "Instructor",
+    "RateLimiter",
     "RuleViolation",
     "Sandbox",
     "Store",

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import secrets
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -17,9 +20,12 @@ import anyio.lowlevel
 import attrs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._i18n import content_language, negotiate, text
+
 __all__ = ["FaultInjector", "Faults"]
 
 BOOK_PATH = "/v1/appointments/booking/book"
+CANCEL_PATH = re.compile(r"/v1/appointments/booking/[^/]+")
 STATS_PATH = "/_sandbox/stats"
 
 
@@ -28,8 +34,8 @@ def _rate(instance: Any, attribute: attrs.Attribute[float], value: float) -> Non
         raise ValueError(f"{attribute.name} must be between 0 and 1, got {value}")
 
 
-def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
+def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value < 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
 
@@ -38,8 +44,10 @@ class Faults:
     """What goes wrong, per request. Rates are probabilities (0 to 1) drawn from ``seed``.
 
     * ``latency`` (+ up to ``latency_jitter``) seconds from each request to its answer;
-    * ``rate_429`` / ``rate_503``: answered 429 / 503 with ``Retry-After: retry_after``;
+    * ``rate_429`` / ``rate_503``: answered 429 / 503, with no ``Retry-After`` (the API documents
+      none) unless ``retry_after`` seconds are given;
     * ``rate_reset``: the connection is cut before the request is handled;
+    * ``rate_409``: a booking or a cancel is answered 409 (concurrent modification) and not done;
     * ``rate_commit_then_drop``: a booking is made, then the connection is cut before the answer.
     """
 
@@ -49,28 +57,35 @@ class Faults:
     rate_503: float = attrs.field(default=0.0, validator=_rate)
     rate_reset: float = attrs.field(default=0.0, validator=_rate)
     rate_commit_then_drop: float = attrs.field(default=0.0, validator=_rate)
-    retry_after: int = attrs.field(default=1, validator=_non_negative)
+    retry_after: int | None = attrs.field(default=None, validator=_non_negative)
+    rate_409: float = attrs.field(default=0.0, validator=_rate)
     seed: int = 0
 
     def __attrs_post_init__(self) -> None:
         if self.rate_429 + self.rate_503 + self.rate_reset > 1.0:
             raise ValueError("rate_429 + rate_503 + rate_reset must not exceed 1")
+        if self.rate_409 + self.rate_commit_then_drop > 1.0:
+            raise ValueError("rate_409 + rate_commit_then_drop must not exceed 1")
 
     @property
     def active(self) -> bool:
         return any((self.latency, self.latency_jitter, self.rate_429, self.rate_503, self.rate_reset,
-                    self.rate_commit_then_drop))  # fmt: skip
+                    self.rate_409, self.rate_commit_then_drop))  # fmt: skip
 
 
 class FaultInjector:
     """ASGI middleware applying :class:`Faults`; ``counts`` tells how many of each it injected.
 
     It also counts requests and client connections (distinct client ports), which benchmarks
-    read from another process at ``GET /_sandbox/stats`` (not part of the API).
+    read from another process at ``GET /_sandbox/stats`` (not part of the API), together with
+    whatever ``extra_stats`` adds (the rate limiter's counts).
     """
 
-    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+    def __init__(
+        self, app: ASGIApp, faults: Faults, extra_stats: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self.app = app
+        self._extra_stats = extra_stats
         self.counts: Counter[str] = Counter()
         self.requests = 0
         self.clients: set[tuple[str, int]] = set()
@@ -112,14 +127,23 @@ class FaultInjector:
             await _cut(send)
             return
         roll -= faults.rate_reset
-        for status, rate, code in ((429, faults.rate_429, "TOO_MANY_REQUESTS"), (503, faults.rate_503, "SERVICE_UNAVAILABLE")):  # fmt: skip
+        for status, rate, code in ((429, faults.rate_429, "errormessage.rate.limit.exceeded"), (503, faults.rate_503, "errormessage.service.unavailable")):  # fmt: skip
             if roll < rate:
                 self.counts[str(status)] += 1
                 await _wait_until(deadline)
-                await _answer(send, status, code, faults.retry_after)
+                await _answer(scope, send, status, code, faults.retry_after)
                 return
             roll -= rate
         is_book = scope["method"] == "POST" and scope["path"] == BOOK_PATH
+        is_cancel = scope["method"] == "DELETE" and CANCEL_PATH.fullmatch(scope["path"]) is not None
+        # One roll for the two write faults, so adding rate_409 leaves the other faults' sequence be.
+        if is_book or is_cancel:
+            if drop_roll < faults.rate_409:
+                self.counts["409"] += 1
+                await _wait_until(deadline)
+                await _answer(scope, send, 409, "errormessage.concurrent.modification", None)
+                return
+            drop_roll -= faults.rate_409
         if is_book and drop_roll < faults.rate_commit_then_drop:
             statuses: list[int] = []
 
@@ -141,8 +165,11 @@ class FaultInjector:
         await self.app(scope, receive, send_late)
 
     def stats(self) -> dict[str, Any]:
-        """Requests served, client connections seen and faults injected, so far."""
-        return {"requests": self.requests, "connections": len(self.clients), "faults": dict(self.counts)}
+        """Requests served, client connections seen and faults injected, so far (and the extras)."""
+        stats = {"requests": self.requests, "connections": len(self.clients), "faults": dict(self.counts)}
+        if self._extra_stats is not None:
+            stats.update(self._extra_stats())
+        return stats
 
     async def _stats(self, send: Send) -> None:
         body = json.dumps(self.stats()).encode()
@@ -157,14 +184,19 @@ async def _wait_until(deadline: float) -> None:
         await anyio.sleep(remaining)
 
 
-async def _answer(send: Send, status: int, code: str, retry_after: int) -> None:
-    message = "Too many requests" if status == 429 else "Service temporarily unavailable"
-    body = json.dumps({"errorMessage": message, "errorCode": code, "traceId": "fault-injected"}).encode()
+async def _answer(scope: Scope, send: Send, status: int, code: str, retry_after: int | None) -> None:
+    sent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"accept-language"), None)
+    language = negotiate(sent)
+    # A trace id like the API's own: a client must not be able to tell an injected fault apart.
+    answer = {"errorMessage": text(code, language), "errorCode": code, "traceId": secrets.token_hex(16)}
+    body = json.dumps(answer, ensure_ascii=False).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(retry_after).encode()),
+        (b"content-language", content_language(language).encode()),
     ]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

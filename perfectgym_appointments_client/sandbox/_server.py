@@ -15,6 +15,7 @@ import uvicorn
 
 from ._app import create_app
 from ._faults import FaultInjector, Faults
+from ._limits import DEFAULT_RATE_LIMIT, RateLimiter
 from ._store import Store
 
 __all__ = ["Sandbox", "serve"]
@@ -40,7 +41,21 @@ class Sandbox:
     ``sb.base_url`` and ``sb.api_key`` for a client (``https://`` with ``ssl_certfile`` and
     ``ssl_keyfile``: PEM files, e.g. made by trustme, whose CA the client must trust).
     ``sb.store`` is the live state, ``sb.faults`` the fault injection (settable while running),
-    ``sb.fault_counts`` what was injected.
+    ``sb.fault_counts`` what was injected, ``sb.stats`` what was served.
+
+    Options, as strict as a real tenant:
+
+    * ``api_key`` may do everything (scopes BOOKABLE_APPOINTMENTS_READ, APPOINTMENTS_WRITE,
+      APPOINTMENTS_READ); ``read_only_api_key`` (``None``: no such key) lacks APPOINTMENTS_WRITE,
+      so booking and cancelling with it get 403 ``errormessage.no.privilege``.
+    * ``rate_limit=(requests, seconds)``: per endpoint and key, the API's 1,000 per 60 s by
+      default; past it that endpoint answers 429 for ``seconds``. ``None`` switches it off;
+      ``sb.rate_limit`` may be changed while running, ``sb.rate_limiter`` tells the lockouts.
+    * ``write_latency`` seconds a cancel holds its booking (``sb.write_latency``, settable): a
+      second cancel of it meanwhile gets 409 ``errormessage.concurrent.modification``.
+    * Error messages follow ``Accept-Language``: German for ``de``, ``de-CH``, ``de-LI`` (and
+      ``de-*``), English for the API's other languages and for anything else; ``errorCode`` is
+      the same in every language.
     """
 
     def __init__(
@@ -48,25 +63,36 @@ class Sandbox:
         seed: int = 42,
         *,
         api_key: str = "sandbox-key",
+        read_only_api_key: str | None = "sandbox-read-only-key",
         host: str = "127.0.0.1",
         port: int = 0,
         faults: Faults | None = None,
         appointments: int = 132,
         customers: int = 60,
         clock: Callable[[], dt.datetime] | None = None,
+        rate_limit: tuple[int, float] | None = DEFAULT_RATE_LIMIT,
+        write_latency: float = 0.0,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
     ) -> None:
-        if not api_key:
-            raise ValueError("the sandbox needs a non-empty api_key")
+        if not api_key or read_only_api_key == "":
+            raise ValueError("the sandbox's API keys must not be empty")
+        if read_only_api_key == api_key:
+            raise ValueError("read_only_api_key must differ from api_key")
         if (ssl_certfile is None) != (ssl_keyfile is None):
             raise ValueError("TLS needs both ssl_certfile and ssl_keyfile")
         self.store = Store(seed, appointments=appointments, customers=customers, clock=clock)
+        self.write_latency = write_latency
         self.api_key = api_key
+        self.read_only_api_key = read_only_api_key
+        self.rate_limiter = RateLimiter(rate_limit)
         self.host = host
         self._port = port
         self._ssl = (ssl_certfile, ssl_keyfile)
-        self._injector = FaultInjector(create_app(self.store, api_key), faults or Faults())
+        app = create_app(
+            self.store, api_key, read_only_api_key=read_only_api_key, rate_limiter=self.rate_limiter
+        )
+        self._injector = FaultInjector(app, faults or Faults(), extra_stats=self.rate_limiter.stats)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -97,13 +123,36 @@ class Sandbox:
         return self._injector.counts
 
     @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        return self.rate_limiter.limit
+
+    @rate_limit.setter
+    def rate_limit(self, limit: tuple[int, float] | None) -> None:
+        self.rate_limiter.limit = limit
+
+    @property
+    def write_latency(self) -> float:
+        return self.store.write_latency
+
+    @write_latency.setter
+    def write_latency(self, seconds: float) -> None:
+        if not seconds >= 0:
+            raise ValueError(f"write_latency must be >= 0 seconds, got {seconds}")
+        self.store.write_latency = seconds
+
+    @property
     def stats(self) -> dict[str, Any]:
-        """``{"requests", "connections", "faults"}`` so far (also at ``GET /_sandbox/stats``)."""
+        """What was served so far (also at ``GET /_sandbox/stats``): ``requests``, ``connections``,
+        ``faults`` (injected, by kind), ``requests_by_endpoint``, ``rate_limited`` (429s sent by
+        the rate limit) and ``rate_limited_by_endpoint``. Endpoints are named like
+        ``"GET /v1/appointments/bookable/{bookableAppointmentId}"``."""
         return self._injector.stats()
 
     @property
     def demo_customer_id(self) -> int:
-        """A customer who may book anything: plenty of credits, premium, never idle."""
+        """A customer who may book anything: plenty of credits, premium, never idle.
+
+        Always 1210005199, the id the API's docs use."""
         return self.store.customer_with("demo").id
 
     def _config(self, *, quiet: bool) -> uvicorn.Config:
@@ -198,12 +247,16 @@ def serve(
     *,
     appointments: int = 132,
     quiet: bool = False,
+    read_only_api_key: str | None = "sandbox-read-only-key",
+    rate_limit: tuple[int, float] | None = DEFAULT_RATE_LIMIT,
+    write_latency: float = 0.0,
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
 ) -> None:
-    """Run a sandbox in the foreground until interrupted."""
+    """Run a sandbox in the foreground until interrupted (the options are :class:`Sandbox`'s)."""
     sandbox = Sandbox(
-        seed, api_key=api_key, host=host, port=port, faults=faults, appointments=appointments,
+        seed, api_key=api_key, read_only_api_key=read_only_api_key, host=host, port=port, faults=faults,
+        appointments=appointments, rate_limit=rate_limit, write_latency=write_latency,
         ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
     )  # fmt: skip
     sandbox.run_forever(quiet=quiet)

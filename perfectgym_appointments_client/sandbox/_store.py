@@ -1,22 +1,34 @@
 """The sandbox's studio: seeded data, the booking rules, and the state bookings change.
 
 Everything here is plain Python with no web framework, so the rules can be read in one place
-and tests can inspect the state the server holds (``Sandbox.store``). The server runs in its own
-thread; every read or change of state takes ``Store.lock`` so a test reading the store never
-sees a booking half made.
+(``Store.check``) and tests can inspect the state the server holds (``Sandbox.store``). The server
+runs in its own thread; every read or change of state takes ``Store.lock`` so a test reading the
+store never sees a booking half made.
+
+Date-times are compared as instants (in UTC): two datetimes sharing one ``ZoneInfo`` compare and
+subtract by wall clock in Python, which is wrong by an hour across a DST switch. Only the opening
+hours and the slot grid, which are wall-clock rules of the studio, look at local times.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
 import random
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from ._i18n import text
+
 __all__ = [
+    "BOOKING_HORIZON",
+    "CONCURRENT_MODIFICATION",
+    "DEMO_CUSTOMER_ID",
+    "LIST_WINDOW",
     "ZONE",
     "Appointment",
     "BookingRecord",
@@ -28,6 +40,16 @@ __all__ = [
 
 ZONE = ZoneInfo("Europe/Berlin")
 ZONE_ID = "Europe/Berlin"
+
+# The id the API's docs (and the README) use for a customer; every seed gives it to the demo customer.
+DEMO_CUSTOMER_ID = 1_210_005_199
+# How far ahead customers may book (the studio's setting, the same for every appointment).
+BOOKING_HORIZON = dt.timedelta(days=28)
+# Minimum lead times the seed deals out, in minutes: a booking must start at least this late.
+LEAD_TIMES = (0, 60, 120)
+# GET /v1/appointments/booking lists bookings starting and ending within this of now.
+LIST_WINDOW = dt.timedelta(days=14)
+CONCURRENT_MODIFICATION = "errormessage.concurrent.modification"
 
 # Opening hours by weekday (Monday = 0); Sunday closed. Opening times are multiples of every
 # slot length (30, 45, 60, 90 minutes) so the slot grid, anchored at midnight, meets them.
@@ -61,6 +83,13 @@ _LAST = ["Schmidt", "Meyer", "Weber", "Fischer", "Wagner", "Becker", "Hoffmann",
          "Wolf", "Neumann", "Schwarz", "Zimmermann", "Braun", "Hartmann", "Krause", "Lange"]  # fmt: skip
 
 
+def _present(body: dict[str, object], **optional: object) -> dict[str, object]:
+    """``body`` plus the optional fields that have a value: the API leaves absent ones out (its
+    schemas are not nullable), so the sandbox never sends null."""
+    body.update((name, value) for name, value in optional.items() if value is not None)
+    return body
+
+
 @dataclass(frozen=True)
 class Instructor:
     id: int
@@ -69,12 +98,8 @@ class Instructor:
     public_name: str | None
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "firstName": self.first_name,
-            "lastName": self.last_name,
-            "publicName": self.public_name,
-        }
+        body: dict[str, object] = {"id": self.id, "firstName": self.first_name, "lastName": self.last_name}
+        return _present(body, publicName=self.public_name)
 
 
 @dataclass(frozen=True)
@@ -88,17 +113,21 @@ class Appointment:
     instructor_ids: tuple[int, ...]
     requires_confirmation: bool  # booked as BOOKED_WITH_CONFIRMATION_REQUIRED
     premium_only: bool  # the restriction: only premium members may book
-    booking_opens_days: int  # booking opens this many days before the start
+    lead_minutes: int  # minimum lead time: bookings must start at least this many minutes from now
+    online: bool = True  # "available for online booking"; if not, listed nowhere and never bookable
+
+    @property
+    def lead_time(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.lead_minutes)
 
     def to_json(self) -> dict[str, object]:
-        return {
+        body: dict[str, object] = {
             "id": self.id,
             "title": self.title,
             "duration": self.duration,
             "category": self.category,
-            "description": self.description,
-            "imgUrl": self.img_url,
         }
+        return _present(body, description=self.description, imgUrl=self.img_url)
 
 
 @dataclass
@@ -130,14 +159,60 @@ class BookingRecord:
 
 
 class RuleViolation(Exception):
-    """A request the studio refuses: ``status`` is the HTTP status, ``code`` the errorCode."""
+    """A request the studio refuses: ``status`` is the HTTP status, ``code`` the errorCode.
 
-    def __init__(self, status: int, code: str, message: str, reference: str | None = None) -> None:
-        super().__init__(message)
+    ``params`` fill the fields of the code's message; ``error_args`` and ``typed_args`` become
+    the answer's ``args`` and ``typedArgs``. ``message`` is the English text, ``message_in(tag)``
+    the text in another language.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        reference: str | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        error_args: list[dict[str, Any]] | None = None,
+        typed_args: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.status = status
         self.code = code
-        self.message = message
         self.reference = reference
+        self.params = dict(params or {})
+        self.error_args = list(error_args or [])
+        self.typed_args = list(typed_args or [])
+        self.message = text(code, "en", **self.params)
+        super().__init__(self.message)
+
+    def message_in(self, language: str) -> str:
+        return text(self.code, language, **self.params)
+
+
+def refusal(status: str) -> RuleViolation:
+    """A booking refused by a rule: 400 with the ValidationStatus as errorCode."""
+    return RuleViolation(
+        400,
+        status,
+        "startDateTime",
+        error_args=[{"validationStatus": status}],
+        typed_args=[{"value": status, "type": "ENUM"}],
+    )
+
+
+def _not_found(code: str, entity_id: int, reference: str) -> RuleViolation:
+    return RuleViolation(
+        404,
+        code,
+        reference,
+        params={"id": entity_id},
+        error_args=[{"id": entity_id}],
+        typed_args=[{"value": entity_id, "type": "INTEGER"}],
+    )
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC)
 
 
 class Store:
@@ -159,6 +234,11 @@ class Store:
         self.seed = seed
         self.lock = threading.RLock()
         self._clock = clock or (lambda: dt.datetime.now(ZONE))
+        self.booking_horizon = BOOKING_HORIZON
+        # Seconds a cancel holds its booking before writing (the sandbox's database time); two
+        # cancels of one booking within it meet as a concurrent modification (409).
+        self.write_latency = 0.0
+        self._modifying: set[int] = set()
         rng = random.Random(seed)  # noqa: S311 - seeded sample data
         self.instructors: dict[int, Instructor] = {}
         self.appointments: dict[int, Appointment] = {}
@@ -169,7 +249,7 @@ class Store:
         self._next_booking_id = 1_300_000_000 + rng.randrange(1_000) * 1_000
         self._make_instructors(rng)
         self._make_appointments(rng, appointments)
-        self._appointment_ids = sorted(self.appointments)
+        self._listed_ids = sorted(i for i, a in self.appointments.items() if a.online)
         self._make_customers(rng, customers)
         self._make_history(rng)
 
@@ -197,6 +277,8 @@ class Store:
             variant = title.split()[-1] if number < len(titles) else title.split()[-2]
             duration = {"Express": 30, "Extended": 90}.get(variant, rng.choice([45, 60, 60]))
             next_id += rng.randrange(1, 40)
+            # One in 45 is switched off for online booking (at least one once there are two).
+            offline = count > 1 and number % 45 == min(44, count - 1)
             self.appointments[next_id] = Appointment(
                 id=next_id,
                 title=title,
@@ -207,12 +289,14 @@ class Store:
                 instructor_ids=tuple(sorted(rng.sample(teams[category], 1 if variant == "Premium" else 2))),
                 requires_confirmation=category in ("Wellness", "Health") and variant in ("Plus", "Extended"),
                 premium_only=variant == "Premium",
-                booking_opens_days=rng.choice([14, 21, 28]),
+                lead_minutes=rng.choice(LEAD_TIMES),
+                online=not offline,
             )
 
     def _make_customers(self, rng: random.Random, count: int) -> None:
         today = self.now().date()
-        ids = sorted(rng.sample(range(1_210_005_000, 1_210_009_000), count))
+        sampled = sorted(rng.sample(range(1_210_005_000, 1_210_009_000), count))
+        ids = [DEMO_CUSTOMER_ID, *(i for i in sampled if i != DEMO_CUSTOMER_ID)][:count]
         categories = list(_BASES)
         for index, customer_id in enumerate(ids):
             first, last = rng.choice(_FIRST), rng.choice(_LAST)
@@ -260,7 +344,7 @@ class Store:
             day = now.date() + dt.timedelta(days=offset)
             appointment = appointments[offset % len(appointments)]
             start = self._grid_start(day, appointment, rng)
-            if start is not None and not appointment.premium_only:
+            if start is not None and not appointment.premium_only and appointment.online:
                 self._record(limited, appointment, start, appointment.instructor_ids[0], now, paid=True)
                 break
 
@@ -277,10 +361,10 @@ class Store:
         hours = OPENING_HOURS[day.weekday()]
         if hours is None:
             return
-        step = dt.timedelta(minutes=appointment.duration)
+        step = appointment_length(appointment)
         start = dt.datetime.combine(day, hours[0], ZONE)
         close = dt.datetime.combine(day, hours[1], ZONE)
-        while start + step <= close:
+        while _utc(start) + step <= _utc(close):
             yield start
             start = _wall_add(start, step)
 
@@ -292,7 +376,7 @@ class Store:
             local.second == 0
             and local.microsecond == 0
             and minutes % appointment.duration == 0
-            and end - start == dt.timedelta(minutes=appointment.duration)
+            and _utc(end) - _utc(start) == appointment_length(appointment)
         )
 
     @staticmethod
@@ -308,43 +392,58 @@ class Store:
 
     # -- lookups ---------------------------------------------------------------------------------
     def appointment(self, appointment_id: int, reference: str = "bookableAppointmentId") -> Appointment:
+        """Any appointment, listed or not: GET by id answers those switched off for online booking too."""
         try:
             return self.appointments[appointment_id]
         except KeyError:
-            raise RuleViolation(
-                404, "NOT_FOUND", f"Bookable appointment {appointment_id} not found", reference
+            raise _not_found(
+                "errormessage.bookable.appointment.not.found", appointment_id, reference
             ) from None
 
     def customer(self, customer_id: int) -> Customer:
         try:
             return self.customers[customer_id]
         except KeyError:
-            raise RuleViolation(404, "NOT_FOUND", f"Customer {customer_id} not found", "customerId") from None
+            raise _not_found("errormessage.customer.not.found", customer_id, "customerId") from None
 
     def booking(self, booking_id: int) -> BookingRecord:
         try:
             return self.bookings[booking_id]
         except KeyError:
-            raise RuleViolation(
-                404, "NOT_FOUND", f"Appointment booking {booking_id} not found", "bookingId"
-            ) from None
+            raise _not_found("errormessage.appointment.booking.not.found", booking_id, "bookingId") from None
+
+    def listed(self) -> list[Appointment]:
+        """What GET /v1/appointments/bookable lists, in its order: the appointments bookable online."""
+        return [self.appointments[i] for i in self._listed_ids]
 
     def appointment_page(self, after: int, size: int) -> tuple[list[Appointment], bool]:
-        ids = self._appointment_ids  # ascending, fixed once seeded
+        ids = self._listed_ids  # ascending, fixed once seeded
         first = bisect.bisect_right(ids, after)
         return [self.appointments[i] for i in ids[first : first + size]], first + size < len(ids)
 
     def customer_bookings(self, customer_id: int) -> list[BookingRecord]:
+        """What GET /v1/appointments/booking lists: bookings starting and ending within
+        ``LIST_WINDOW`` of now, canceled ones included (with their status)."""
         with self.lock:
             self.customer(customer_id)
-            return sorted(self._by_customer.get(customer_id, ()), key=lambda b: (b.start, b.id))
+            now = _utc(self.now())
+            low, high = now - LIST_WINDOW, now + LIST_WINDOW
+            return sorted(
+                (
+                    b
+                    for b in self._by_customer.get(customer_id, ())
+                    if low <= _utc(b.start) and _utc(b.end) <= high
+                ),
+                key=lambda b: (_utc(b.start), b.id),
+            )
 
     # -- the rules -------------------------------------------------------------------------------
     def _busy(self, start: dt.datetime, end: dt.datetime, *, appointment_id: int | None = None,
               instructor_id: int | None = None, customer_id: int | None = None) -> bool:  # fmt: skip
+        begin, finish = _utc(start), _utc(end)
         # Bookings never cross midnight (the studio closes before), so one day's list is enough.
         for b in self._by_day.get(start.astimezone(ZONE).date(), ()):
-            if not b.active or b.start >= end or b.end <= start:
+            if not b.active or _utc(b.start) >= finish or _utc(b.end) <= begin:
                 continue
             if appointment_id is not None and b.appointment_id == appointment_id:
                 return True
@@ -361,26 +460,47 @@ class Store:
         candidates = [i for i in appointment.instructor_ids if not wanted or i in wanted]
         return [i for i in candidates if not self._busy(start, end, instructor_id=i)]
 
-    def check(self, customer: Customer, appointment: Appointment, start: dt.datetime, end: dt.datetime,
-              wanted: list[int] | None = None) -> str:  # fmt: skip
-        """The ValidationStatus of this slot for this customer, first failing rule first."""
-        now = self.now()
-        local = start.astimezone(ZONE)
+    def _time_status(self, appointment: Appointment, start: dt.datetime, end: dt.datetime) -> str:
+        """The rules about the appointment and the time alone, whoever books."""
+        now, begin, finish = _utc(self.now()), _utc(start), _utc(end)
+        if finish <= begin:
+            return "END_DATE_TIME_NOT_AFTER_START_DATE_TIME"
+        if not appointment.online:
+            return "NOT_AVAILABLE"
+        if begin <= now:
+            return "PAST_START_DATE_TIME"
         if not self._on_grid(start, end, appointment):
             return "PERIOD_DOES_NOT_MATCH"
-        if start <= now:
-            return "PAST_START_DATE_TIME"
-        if start - now > dt.timedelta(days=appointment.booking_opens_days):
+        if begin - now < appointment.lead_time:
             return "DATE_TIME_BEFORE_EARLIEST_BOOKING_DATE_TIME"
+        if begin - now > self.booking_horizon:
+            return "DATE_TIME_AFTER_LATEST_BOOKING_DATE_TIME"
         if not self._studio_open(start, end):
             return "STUDIO_CLOSED"
+        return "AVAILABLE"
+
+    def check(self, customer: Customer, appointment: Appointment, start: dt.datetime, end: dt.datetime,
+              wanted: list[int] | None = None) -> str:  # fmt: skip
+        """The ValidationStatus of this slot for this customer, first failing rule first.
+
+        In order: the end after the start; the appointment bookable online; the start in the
+        future, on the appointment's grid with its duration, outside its lead time, inside the
+        booking horizon, in opening hours; the customer not idle that day, allowed by the
+        appointment's restrictions, with a credit in its category, under the booking limit and
+        free at that time; the room and one (wanted) instructor free.
+        """
+        status = self._time_status(appointment, start, end)
+        if status != "AVAILABLE":
+            return status
+        local = start.astimezone(ZONE)
         if any(first <= local.date() <= last for first, last in customer.idle_periods):
             return "CUSTOMER_IDLE"
         if appointment.premium_only and not customer.premium:
             return "BOOKABLE_APPOINTMENT_RESTRICTIONS_NOT_FULFILLED"
         if customer.contingent.get(appointment.category, 0) <= 0:
             return "NO_CONTINGENT"
-        active = sum(1 for b in self._by_customer.get(customer.id, ()) if b.active and b.end > now)
+        now = _utc(self.now())
+        active = sum(1 for b in self._by_customer.get(customer.id, ()) if b.active and _utc(b.end) > now)
         if active >= customer.booking_limit:
             return "BOOKING_LIMIT_REACHED"
         if self._busy(start, end, customer_id=customer.id):
@@ -401,18 +521,24 @@ class Store:
         for instructor_id in wanted or ():
             if instructor_id not in self.instructors:
                 raise RuleViolation(
-                    400, "INVALID_PARAMETER", f"Unknown instructor {instructor_id}", "instructorIds"
+                    400,
+                    "errormessage.instructor.not.found",
+                    "instructorIds",
+                    params={"id": instructor_id},
+                    error_args=[{"id": instructor_id}],
+                    typed_args=[{"value": instructor_id, "type": "INTEGER"}],
                 )
 
     def book(self, customer_id: int, appointment_id: int, start: dt.datetime, end: dt.datetime,
              wanted: list[int] | None = None) -> BookingRecord:  # fmt: skip
+        """Book the slot, or raise :func:`refusal` (400, the ValidationStatus as errorCode)."""
         with self.lock:
             appointment = self.appointment(appointment_id)
             customer = self.customer(customer_id)
             self._check_instructors(wanted)
             status = self.check(customer, appointment, start, end, wanted)
             if status != "AVAILABLE":
-                raise RuleViolation(409, status, f"The slot cannot be booked: {status}", "startDateTime")
+                raise refusal(status)
             instructor = self._free_instructors(appointment, start, end, wanted)[0]
             return self._record(customer, appointment, start, instructor, self.now(), paid=True)
 
@@ -424,7 +550,7 @@ class Store:
             customer_id=customer.id,
             appointment_id=appointment.id,
             start=start.astimezone(ZONE),
-            end=_wall_add(start.astimezone(ZONE), dt.timedelta(minutes=appointment.duration)),
+            end=_wall_add(start.astimezone(ZONE), appointment_length(appointment)),
             instructor_id=instructor_id,
             status="BOOKED_WITH_CONFIRMATION_REQUIRED" if appointment.requires_confirmation else "BOOKED",
             created=now,
@@ -436,16 +562,42 @@ class Store:
         self._by_customer.setdefault(record.customer_id, []).append(record)
         return record
 
+    @contextlib.contextmanager
+    def modifying(self, booking_id: int) -> Iterator[BookingRecord]:
+        """Hold a booking for a change (404 if there is none); meanwhile another change of it
+        is refused as a concurrent modification (409), as the API's optimistic locking does."""
+        with self.lock:
+            record = self.booking(booking_id)
+            if booking_id in self._modifying:
+                raise RuleViolation(409, CONCURRENT_MODIFICATION, "bookingId")
+            self._modifying.add(booking_id)
+        try:
+            yield record
+        finally:
+            with self.lock:
+                self._modifying.discard(booking_id)
+
     def cancel(self, booking_id: int) -> BookingRecord:
+        """Cancel a booking that has not started; the slot and the credit come back."""
         with self.lock:
             record = self.booking(booking_id)
             if not record.active:
                 raise RuleViolation(
-                    409, "BOOKING_ALREADY_CANCELED", f"Booking {booking_id} is already canceled", "bookingId"
+                    400,
+                    "errormessage.appointment.booking.already.canceled",
+                    "bookingId",
+                    params={"id": booking_id},
+                    error_args=[{"id": booking_id}],
+                    typed_args=[{"value": booking_id, "type": "INTEGER"}],
                 )
-            if record.start <= self.now():
+            if _utc(record.start) <= _utc(self.now()):
                 raise RuleViolation(
-                    409, "BOOKING_IN_PAST", f"Booking {booking_id} has started already", "bookingId"
+                    400,
+                    "errormessage.appointment.booking.already.started",
+                    "bookingId",
+                    params={"id": booking_id},
+                    error_args=[{"id": booking_id}],
+                    typed_args=[{"value": booking_id, "type": "INTEGER"}],
                 )
             record.status = "CANCELED"
             category = self.appointments[record.appointment_id].category
@@ -455,17 +607,18 @@ class Store:
 
     def slots(self, appointment_id: int, first_day: dt.date, days: int,
               customer_id: int | None = None) -> list[tuple[dt.datetime, dt.datetime, list[Instructor]]]:  # fmt: skip
-        """Free slots, earliest first; with a customer, only those that customer may book."""
+        """Free slots, earliest first: only those the time rules allow (outside the lead time,
+        inside the horizon, none for an appointment not bookable online); with a customer, only
+        those that customer may book."""
         with self.lock:
             appointment = self.appointment(appointment_id)
             customer = self.customer(customer_id) if customer_id is not None else None
-            now = self.now()
-            step = dt.timedelta(minutes=appointment.duration)
+            step = appointment_length(appointment)
             found = []
             for offset in range(days):
                 for start in self._grid(first_day + dt.timedelta(days=offset), appointment):
                     end = _wall_add(start, step)
-                    if start <= now:
+                    if self._time_status(appointment, start, end) != "AVAILABLE":
                         continue
                     if customer is not None and self.check(customer, appointment, start, end) != "AVAILABLE":
                         continue
@@ -478,6 +631,10 @@ class Store:
     def customer_with(self, profile: str) -> Customer:
         """The seeded customer showing one rule: demo, idle, no-contingent, limit-reached, basic."""
         return next(c for c in self.customers.values() if c.profile == profile)
+
+    def offline_appointment(self) -> Appointment:
+        """A seeded appointment switched off for online booking (NOT_AVAILABLE, never listed)."""
+        return next(a for a in self.appointments.values() if not a.online)
 
     def add_customer(
         self, *, premium: bool = True, credits: int = 1_000, booking_limit: int = 1_000
@@ -501,6 +658,10 @@ class Store:
         """A consistent copy of every booking, taken under the lock."""
         with self.lock:
             return [BookingRecord(**vars(b)) for b in self.bookings.values()]
+
+
+def appointment_length(appointment: Appointment) -> dt.timedelta:
+    return dt.timedelta(minutes=appointment.duration)
 
 
 def _wall_add(start: dt.datetime, step: dt.timedelta) -> dt.datetime:
