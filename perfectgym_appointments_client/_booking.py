@@ -363,6 +363,13 @@ class BookingFlows:
                     return Resolved(f"Booking {booking_id} was canceled.")
             except NotFoundError:
                 return False
+            except PerfectGymError as read_error:
+                raise BookingOutcomeUnknownError(
+                    f"cancelling booking {booking_id} failed ambiguously ({exc}) and reading it back failed "
+                    f"too ({read_error}): it may or may not be canceled; get_booking({booking_id}) tells",
+                    customer_id=None,
+                    cause=exc,
+                ) from read_error
             if isinstance(exc, ResponseValidationError):
                 return False  # a success status we cannot read, and the booking still active
             retry = self._api.retry_policy.is_retryable(exc) or isinstance(exc, ConflictError)
@@ -551,11 +558,12 @@ class BookingFlows:
                 except Exception as exc:  # noqa: BLE001 - handed to the caller below
                     result.append(exc)
             if not result:  # the bound ran out mid-flow: whatever was sent, we cannot tell
-                error = APITimeoutError(
-                    f"the {operation} flow did not end within {self._run_bound:.0f} s",
+                customer = subject.customer_id if isinstance(subject, AppointmentBookingRequest) else None
+                cause = APITimeoutError(
+                    f"{operation} did not end within {self._run_bound:.0f} s",
                     operation=operation, method="", path="",
                 )  # fmt: skip
-                result.append(error)
+                result.append(BookingOutcomeUnknownError(str(cause), customer_id=customer, cause=cause))
 
         natively_cancelled = False
         with anyio.CancelScope(shield=True):
@@ -601,26 +609,24 @@ class BookingFlows:
         if not isinstance(outcome_or_error, BaseException):
             return outcome_or_error[1]
         error = outcome_or_error
+        unknown = isinstance(error, BookingOutcomeUnknownError) or not isinstance(error, PerfectGymError)
         if operation == "cancel":
             assert isinstance(subject, int)
-            return BookingOutcome(
-                operation="cancel", kind=OutcomeKind.NOT_CANCELED, booking_id=subject, error=error
-            )
+            kind = OutcomeKind.UNKNOWN if unknown else OutcomeKind.NOT_CANCELED
+            return BookingOutcome(operation="cancel", kind=kind, booking_id=subject, error=error)
         assert isinstance(subject, AppointmentBookingRequest)
+        # The flows' contract: once a booking may have been made, they end in a booking, in one
+        # of the three errors below, or in an error that comes with proof that nothing was made.
         if isinstance(error, BookingIdUnknownError):
             kind = OutcomeKind.BOOKED_ID_UNKNOWN
         elif isinstance(error, RescheduleError):
             # The old booking was kept; the new one exists, or may (its outcome unknown).
             unclear = isinstance(error.cause, BookingOutcomeUnknownError)
             kind = OutcomeKind.UNKNOWN if unclear else OutcomeKind.BOTH_BOOKINGS
-        elif isinstance(error, (SlotNotBookableError, BadRequestError, NotFoundError)) or (
-            isinstance(error, (APIStatusError, APIConnectionError)) and not _ambiguous(error)
-        ):
-            kind = OutcomeKind.NOT_BOOKED
-        elif isinstance(error, ResponseValidationError):
-            kind = OutcomeKind.NOT_BOOKED  # checked: a garbled success that made nothing
-        else:
+        elif unknown:
             kind = OutcomeKind.UNKNOWN
+        else:
+            kind = OutcomeKind.NOT_BOOKED
         booking_id = error.new_booking_id if isinstance(error, RescheduleError) else None
         outcome = self._outcome(operation, kind, subject, booking_id, ())
         return attrs.evolve(outcome, error=error, old_booking_id=old_booking_id)

@@ -273,17 +273,18 @@ class NoSlotAvailableError(BookingError):
 
 
 class BookingOutcomeUnknownError(BookingError):
-    """A booking request failed ambiguously and nothing proved whether it was made.
+    """A booking (or cancel) request failed ambiguously and nothing proved whether it was carried out.
 
-    Nothing was repeated. The slot and customer are here; list the customer's bookings (or
-    validate the slot) before trying again.
+    Nothing was repeated. The slot and customer are here (``customer_id`` is None for a cancel);
+    list the customer's bookings (or validate the slot, or read the booking) before trying again.
+    Every other error from ``book`` comes with proof that nothing was booked.
     """
 
     def __init__(
         self,
         message: str,
         *,
-        customer_id: int,
+        customer_id: int | None,
         cause: BaseException,
         bookable_appointment_id: int | None = None,
         start_date_time: datetime | None = None,
