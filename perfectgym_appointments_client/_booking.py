@@ -167,6 +167,9 @@ class BookingFlows:
         self._on_outcome = on_outcome
         self._run_bound = run_bound
         self._titles: dict[int, str | None] = {}
+        # Where "now" is for the bookings list's window; a test against a sandbox with a pinned
+        # clock sets the same one here.
+        self.now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
     # -- book ---------------------------------------------------------------------------------------
     async def book(
@@ -234,7 +237,7 @@ class BookingFlows:
         booking = (
             result if isinstance(result, Booking) else Booking.from_api(result, customer_id=body.customer_id)
         )
-        if not repeated or not _in_list_window(body):
+        if not repeated or not _in_list_window(body, self.now()):
             return booking, ()
         return await self._drop_duplicate(body, booking)
 
@@ -264,7 +267,7 @@ class BookingFlows:
         """Was a booking made for ``body``? Only evidence counts (see the module's rule 2)."""
         await anyio.sleep(self.settle)
         try:
-            if _in_list_window(body):
+            if _in_list_window(body, self.now()):
                 listed = await self._look(lambda: self._client.list_bookings(body.customer_id))
                 matches = self._at_instant(listed, body)
                 if not matches:
@@ -711,12 +714,10 @@ def _refusal_status(exc: BaseException) -> ValidationStatus | None:
     return None
 
 
-def _in_list_window(body: AppointmentBookingRequest) -> bool:
+def _in_list_window(body: AppointmentBookingRequest, now: dt.datetime) -> bool:
     """Whether the bookings list (+/- 2 weeks around now) surely shows a booking of this slot."""
-    now = dt.datetime.now(dt.UTC)
-    return instant(body.start_date_time) >= instant(now - LIST_WINDOW + LIST_MARGIN) and instant(
-        body.end_date_time
-    ) <= instant(now + LIST_WINDOW - LIST_MARGIN)
+    earliest, latest = instant(now - LIST_WINDOW + LIST_MARGIN), instant(now + LIST_WINDOW - LIST_MARGIN)
+    return instant(body.start_date_time) >= earliest and instant(body.end_date_time) <= latest
 
 
 def _id_unknown(body: AppointmentBookingRequest, cause: APIError, detail: str) -> BookingIdUnknownError:
