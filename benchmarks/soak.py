@@ -133,6 +133,7 @@ async def run_soak(
             retry_policy=policy,
             on_booking_outcome=reported.append,
             booking_check_settle=0.05,
+            rate_limit=None,  # as the sandbox's: thousands of requests a minute, on purpose
         ) as client:
 
             async def flow(rng: random.Random, customer: int, touched: list[int]) -> str:

@@ -49,6 +49,7 @@ from ._models import (
 )
 from ._pagination import AsyncPaginator
 from ._retry import RetryPolicy
+from ._throttling import RateLimit
 from ._version import API_VERSION, __version__
 from ._zoned import ZonedDateTime, format_zoned_datetime, parse_zoned_datetime
 
@@ -82,6 +83,7 @@ __all__ = [
     "ParticipantStatus",
     "PerfectGymError",
     "PermissionDeniedError",
+    "RateLimit",
     "RateLimitError",
     "RescheduleError",
     "ResponseValidationError",

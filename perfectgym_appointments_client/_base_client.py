@@ -34,6 +34,7 @@ from ._generated.client import Client as GeneratedClient
 from ._generated.models import ErrorResponse
 from ._generated.types import Unset
 from ._retry import Decide, Resolved, RetryPolicy, is_connect_failure, parse_retry_after
+from ._throttling import Throttle
 from ._version import API_VERSION, __version__
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_TIMEOUT", "USER_AGENT", "BaseClient", "logger"]
@@ -111,9 +112,11 @@ class BaseClient:
         http_client: httpx.AsyncClient | None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         accept_language: str | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.accept_language = accept_language
+        self.throttle = throttle
         self.retry_policy = retry_policy
         self._key = _Secret(api_key)
         self._owns_http = http_client is None
@@ -178,9 +181,20 @@ class BaseClient:
         decide = decide or self._retry_if_retryable
         retry_number = 0
         while True:
+            if self.throttle is not None:
+                # Outside the try: a wait longer than the call may take is our own RateLimitError,
+                # raised before anything is sent, not a failure to retry.
+                await self.throttle.wait_turn(
+                    operation,
+                    patience=self._patience(),
+                    method=str(request_kwargs["method"]).upper(),
+                    path=str(request_kwargs["url"]),
+                )
             try:
                 return parse(await self._send_once(operation, request_kwargs, attempt=retry_number + 1))
             except (APIStatusError, APIConnectionError, ResponseValidationError) as exc:
+                if self.throttle is not None and isinstance(exc, RateLimitError) and exc.retry_after is None:
+                    await self.throttle.locked_out(operation)
                 can_retry = retry_number < policy.max_retries
                 verdict = await decide(exc, can_retry)
                 if isinstance(verdict, Resolved):
@@ -191,6 +205,11 @@ class BaseClient:
                 self._log_failure(exc, retry_number + 1, delay)
                 await policy.sleep(delay)
                 retry_number += 1
+
+    def _patience(self) -> float | None:
+        """How long a call may wait for the rate limit: its read timeout (None: no bound)."""
+        timeout = self._timeout if self._timeout is not None else self.http.timeout
+        return timeout.read
 
     async def _retry_if_retryable(self, exc: APIError, can_retry: bool) -> bool:
         return self.retry_policy.is_retryable(exc)

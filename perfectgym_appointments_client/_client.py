@@ -19,7 +19,7 @@ import httpx
 from anyio.abc import TaskGroup
 
 from ._arguments import booking_request, check_slot, require_id, require_int
-from ._base_client import DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, BaseClient
+from ._base_client import DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, BaseClient, logger
 from ._booking import DEFAULT_SETTLE, BookingFlows, OutcomeHook
 from ._exceptions import AuthenticationError, ConfigurationError
 from ._generated.api.appointments import (
@@ -43,6 +43,7 @@ from ._generated.types import UNSET
 from ._models import BookableAppointment, Booking, Page, Slot, SlotLike, ValidationStatus
 from ._pagination import AsyncPaginator
 from ._retry import RetryPolicy
+from ._throttling import RateLimit, Throttle
 from ._zoned import instant, require_aware
 
 __all__ = ["AppointmentsClient"]
@@ -81,6 +82,7 @@ class AppointmentsClient:
         accept_language: str | None = None,
         on_booking_outcome: OutcomeHook | None = None,
         booking_check_settle: float = DEFAULT_SETTLE,
+        rate_limit: RateLimit | None = _NOT_GIVEN,
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
         base_url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL)
@@ -128,6 +130,14 @@ class AppointmentsClient:
             max_connections=DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections,
             accept_language=accept_language,
         )
+        if rate_limit is _NOT_GIVEN:
+            rate_limit = RateLimit()
+        elif rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise TypeError(f"rate_limit must be a RateLimit or None, got {type(rate_limit).__name__}")
+        if rate_limit is not None:
+            self._api.throttle = Throttle(
+                rate_limit, api_key=api_key, base_url=self._api.base_url, logger=logger
+            )
         self._task_group: TaskGroup | None = None
         self._flows = BookingFlows(
             self,

@@ -169,7 +169,11 @@ class _RetryAfterMixin:
 
 
 class RateLimitError(APIStatusError, _RetryAfterMixin):
+    """429, or the client's own rate limit would make the call wait longer than its timeout
+    (then nothing was sent, and ``reopens_at`` says when, as a ``time.time()`` value)."""
+
     status_code = 429
+    reopens_at: float | None = None
 
     def __init__(self, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

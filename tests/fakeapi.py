@@ -77,6 +77,9 @@ class FakeAPI:
             "http_client": httpx.AsyncClient(transport=self.transport()),
             # Nothing is ever still in progress here: the booking check need not wait.
             "booking_check_settle": 0,
+            # The fake has no rate limit, and every test's client shares one key and tenant: one
+            # process-wide budget would make later tests wait for earlier ones.
+            "rate_limit": None,
         }
 
     def count(self, method: str, path: str) -> int:

@@ -89,6 +89,7 @@ class Fake:
             base_url="https://tenant.example",
             http_client=httpx.AsyncClient(transport=httpx.MockTransport(self.handle)),
             retry_policy=RetryPolicy(max_retries=max_retries, sleep=fake_sleep, random=lambda: 1.0),
+            rate_limit=None,  # 429s here test the retry policy; the limiter has its own tests
         )
 
     def handle(self, request: httpx.Request) -> httpx.Response:
