@@ -44,6 +44,7 @@ from ._models import BookableAppointment, Booking, Page, Slot, SlotLike, Validat
 from ._pagination import AsyncPaginator
 from ._retry import RetryPolicy
 from ._throttling import RateLimit, Throttle
+from ._version import API_VERSION
 from ._zoned import instant, require_aware
 
 __all__ = ["AppointmentsClient"]
@@ -155,7 +156,13 @@ class AppointmentsClient:
 
     @property
     def base_url(self) -> str:
+        """The tenant's base URL, e.g. ``https://studio.open-api.perfectgym.com``."""
         return self._api.base_url
+
+    @property
+    def api_version(self) -> str:
+        """The API version this client was generated for (openapi.yaml's ``info.version``)."""
+        return API_VERSION
 
     async def __aenter__(self) -> Self:
         task_group = anyio.create_task_group()

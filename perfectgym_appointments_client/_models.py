@@ -57,12 +57,26 @@ def _opt(value: Any) -> Any:
     return None if isinstance(value, Unset) else value
 
 
+_FIELD_NAMES: dict[type[Any], frozenset[str]] = {}
+
+
+def _field_names(model: type[Any]) -> frozenset[str]:
+    names = _FIELD_NAMES.get(model)
+    if names is None:
+        names = frozenset(f.name for f in attrs.fields(model) if f.name != "additional_properties")
+        _FIELD_NAMES[model] = names
+    return names
+
+
 @attrs.frozen(kw_only=True)
 class Booking:
     """A customer's appointment booking.
 
     ``customer_id`` is known when the booking came from :meth:`get_booking`, or from a call
-    that named the customer (:meth:`book`, :meth:`list_bookings`).
+    that named the customer (:meth:`book`, :meth:`list_bookings`). Every other field of the
+    generated booking model is an attribute too (a field a newer spec adds, once regenerated,
+    with no edit here), and ``additional_properties`` holds what the server sent that the spec
+    does not name. ``raw`` is the generated model itself.
     """
 
     booking_id: int
@@ -78,6 +92,28 @@ class Booking:
     description: str | None = attrs.field(default=None, repr=False)
     img_url: str | None = attrs.field(default=None, repr=False)
     instructors: tuple[Instructor, ...] = ()
+    raw: AppointmentBooking | CustomerAppointmentBooking | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for names this class does not define: the generated model's other fields.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            raw = object.__getattribute__(self, "raw")
+        except AttributeError:  # while copying or unpickling, before the fields are set
+            raise AttributeError(name) from None
+        if name == "additional_properties":
+            return dict(raw.additional_properties) if raw is not None else {}
+        if raw is not None and name in _field_names(type(raw)):
+            return _opt(getattr(raw, name))
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        raw = self.raw
+        extra = [*_field_names(type(raw)), "additional_properties"] if raw is not None else []
+        return sorted({*super().__dir__(), *extra})
 
     @property
     def needs_confirmation(self) -> bool:
@@ -114,6 +150,7 @@ class Booking:
             description=_opt(raw.description),
             img_url=_opt(raw.img_url),
             instructors=tuple(instructors or ()),
+            raw=raw,
         )
 
     def to_row(self) -> dict[str, Any]:

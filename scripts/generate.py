@@ -3,7 +3,8 @@
 
     python scripts/generate.py            # rewrite the committed generated package
     python scripts/generate.py --check    # regenerate into a temp dir, fail on any difference
-    python scripts/generate.py --spec other.yaml --output /tmp/pkg   # e.g. a spec version bump
+    python scripts/generate.py --spec other.yaml --output /tmp/pkg   # elsewhere, leaving the repo alone
+    python scripts/generate.py --from NEW_SPEC.yaml  # a spec version bump: diff, adopt, regenerate, changelog
 
 The pipeline, each step documented in docs/generation.md:
 1. openapi-python-client (pinned version) with generator-config.yml and templates/;
@@ -15,16 +16,23 @@ The pipeline, each step documented in docs/generation.md:
 from __future__ import annotations
 
 import argparse
+import datetime
 import difflib
 import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # api_diff beside this file, run from anywhere
+from api_diff import diff_specs, load_spec, render_changelog
+
 ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+CHANGELOG = ROOT / "CHANGELOG.md"
 SPEC = ROOT / "openapi.yaml"
 CONFIG = ROOT / "generator-config.yml"
 TEMPLATES = ROOT / "templates"
@@ -145,6 +153,48 @@ def tree_diff(expected: Path, actual: Path) -> list[str]:
     return out
 
 
+VERSION_MARK = re.compile(r"(<!-- api-version -->)([^<]*)(<!-- /api-version -->)")
+
+
+def sync_readme_version(spec: Path, readme: Path = README) -> bool:
+    """Write the spec's info.version into README.md's marked line; True if it changed."""
+    version = str(load_spec(spec)["info"]["version"])
+    text = readme.read_text(encoding="utf-8")
+    updated = VERSION_MARK.sub(lambda m: m[1] + version + m[3], text)
+    if updated != text:
+        readme.write_text(updated, encoding="utf-8")
+    return updated != text
+
+
+def add_to_changelog(section: str, changelog: Path = CHANGELOG) -> None:
+    """Put ``section`` under Keep a Changelog's ``[Unreleased]`` block, above the older versions."""
+    text = changelog.read_text(encoding="utf-8") if changelog.exists() else "# Changelog\n\n## [Unreleased]\n"
+    lines = text.splitlines(keepends=True)
+    unreleased = next((i for i, line in enumerate(lines) if line.startswith("## [Unreleased]")), None)
+    start = 0 if unreleased is None else unreleased + 1
+    at = next((i for i in range(start, len(lines)) if lines[i].startswith("## [")), len(lines))
+    block = section if section.endswith("\n") else section + "\n"
+    changelog.write_text(
+        "".join(lines[:at]).rstrip("\n") + "\n\n" + block + "\n" + "".join(lines[at:]), encoding="utf-8"
+    )
+
+
+def bump(new_spec: Path) -> str:
+    """Adopt a newer spec: the API diff, openapi.yaml replaced, the package regenerated, the README's
+    version line and CHANGELOG.md updated. Returns the changelog section it wrote."""
+    from openapi_spec_validator import validate
+
+    old, new = load_spec(SPEC), load_spec(new_spec)
+    validate(new)
+    section = render_changelog(old, new, diff_specs(old, new), datetime.date.today().isoformat())
+    if new_spec.resolve() != SPEC.resolve():
+        shutil.copyfile(new_spec, SPEC)
+    generate(SPEC, TARGET)
+    sync_readme_version(SPEC)
+    add_to_changelog(section)
+    return section
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -152,8 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", type=Path, default=SPEC)
     parser.add_argument("--output", type=Path, default=TARGET)
     parser.add_argument("--check", action="store_true", help="fail if the committed package differs")
+    parser.add_argument(
+        "--from",
+        dest="new_spec",
+        type=Path,
+        help="bump: adopt this newer spec, print the API diff, write the changelog",
+    )
     args = parser.parse_args(argv)
     try:
+        if args.new_spec is not None:
+            print(bump(args.new_spec))
+            print(f"generated {TARGET}; openapi.yaml, README.md and CHANGELOG.md updated")
+            return 0
         if args.check:
             with tempfile.TemporaryDirectory(prefix="pgac-check-") as tmp:
                 fresh = Path(tmp) / "_generated"
@@ -163,9 +223,16 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.writelines(diff)
                 print(f"\n{args.output} differs from a fresh generation: run python scripts/generate.py")
                 return 1
+            marked = VERSION_MARK.search(README.read_text(encoding="utf-8"))
+            version = str(load_spec(args.spec)["info"]["version"])
+            if args.spec == SPEC and (marked is None or marked[2] != version):
+                print(f"README.md's API version line is not {version}: run python scripts/generate.py")
+                return 1
             print(f"{args.output} matches a fresh generation")
             return 0
         generate(args.spec, args.output)
+        if args.spec == SPEC and args.output == TARGET:
+            sync_readme_version(SPEC)
     except GenerationError as exc:
         print(exc, file=sys.stderr)
         return 2

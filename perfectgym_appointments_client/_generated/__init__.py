@@ -4,7 +4,11 @@
 
 from .client import AuthenticatedClient, Client
 
+API_VERSION = "1.12.1"
+"""``info.version`` of the openapi.yaml this package was generated from."""
+
 __all__ = (
+    "API_VERSION",
     "AuthenticatedClient",
     "Client",
 )
