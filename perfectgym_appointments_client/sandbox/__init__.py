@@ -25,7 +25,11 @@ It is at least as strict as a real tenant, so code that works against it works a
   otherwise), the ``errorCode`` never changes;
 * the demo customer is 1210005199 (``DEMO_CUSTOMER_ID``), the id the API's docs use, for every seed.
 
-``Faults`` adds misbehaviour on purpose (latency, 429/503, resets, 409s, lost answers).
+``Faults`` adds misbehaviour on purpose (latency, 429/503, resets, 409s, lost answers, 500s
+after a booking was made, bookings slower than the client's timeout), ``max_faults`` of them per
+setting if asked. For tests: ``Sandbox(on_request=hook)`` sees (and may hold) each request at the
+API and each booking or cancel once made; ``Store.rename_appointment`` renames an appointment;
+"Open Gym 24/7" (``Store.open_gym()``) is bookable at any hour, so slots across a DST change exist.
 """
 
 try:
@@ -36,7 +40,7 @@ except ImportError as exc:  # only without the [cli] extra
         f"the sandbox needs its extra: pip install 'perfectgym-appointments-client[cli]' (missing: {exc.name})"
     ) from None
 
-from ._app import create_app
+from ._app import RequestHook, create_app
 from ._faults import FaultInjector, Faults
 from ._i18n import SUPPORTED_LANGUAGES
 from ._limits import DEFAULT_RATE_LIMIT, RateLimiter
@@ -70,6 +74,7 @@ __all__ = [
     "Faults",
     "Instructor",
     "RateLimiter",
+    "RequestHook",
     "RuleViolation",
     "Sandbox",
     "Store",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import inspect
 import json
 import re
 import secrets
@@ -41,6 +42,7 @@ __all__ = [
     "FULL_SCOPES",
     "READ_ONLY_SCOPES",
     "SLICE_SIZE",
+    "RequestHook",
     "create_app",
 ]
 
@@ -54,6 +56,9 @@ READ_ONLY_SCOPES = frozenset({BOOKABLE_APPOINTMENTS_READ, APPOINTMENTS_READ})
 # (lowest, highest, default) of the bounded query parameters, as the API documents them.
 SLICE_SIZE = (10, 100, 50)
 DAYS_AHEAD = (1, 6, 1)
+
+RequestHook = Callable[[str, str, str], Awaitable[None] | None]
+"""``hook(phase, method, path)``, awaited in the server's event loop (see :func:`create_app`)."""
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _INTEGER = re.compile(r"[+-]?[0-9]{1,25}")
@@ -285,17 +290,32 @@ def create_app(
     *,
     read_only_api_key: str | None = None,
     rate_limiter: RateLimiter | None = None,
+    on_request: RequestHook | None = None,
 ) -> Starlette:
     """The API's routes over ``store``.
 
     Requests must carry ``X-API-KEY``: ``api_key`` may do everything, ``read_only_api_key`` (if
     given) only read (BOOKABLE_APPOINTMENTS_READ and APPOINTMENTS_READ). ``rate_limiter`` counts
     and limits requests per endpoint; without one nothing is limited.
+
+    ``on_request(phase, method, path)`` (``app.state.on_request``, may be replaced while serving)
+    is called, and awaited if it returns an awaitable, in the server's event loop: ``"received"``
+    once a request has passed the key, rate limit and scope checks, before the operation runs;
+    ``"committed"`` once a booking was made or a booking canceled in the store, before the answer
+    is sent. Tests use it to see a request at the server and to hold it there. An exception from
+    it answers the request 500 (after ``"committed"``: the change stays made).
     """
     keys = {api_key.encode(): FULL_SCOPES}
     if read_only_api_key is not None:
         keys[read_only_api_key.encode()] = READ_ONLY_SCOPES
     limiter = rate_limiter if rate_limiter is not None else RateLimiter(None)
+
+    async def tell(phase: str, request: Request) -> None:
+        hook: RequestHook | None = request.app.state.on_request
+        if hook is not None:
+            reply = hook(phase, request.method, request.url.path)
+            if inspect.isawaitable(reply):
+                await reply
 
     def scopes_of(sent: str) -> frozenset[str] | None:
         found = None
@@ -322,6 +342,7 @@ def create_app(
                     return _rate_limited(language)
                 if scope not in scopes:
                     raise _no_privilege(scope)
+                await tell("received", request)
                 answer = await handler(request)
             except RuleViolation as exc:
                 return _error(exc, language)
@@ -378,7 +399,9 @@ def create_app(
 
     async def book(request: Request) -> dict[str, Any]:
         customer_id, appointment_id, start, end, wanted = _booking_request(await _json_body(request))
-        return _booking_json(store.book(customer_id, appointment_id, start, end, wanted), store)
+        record = store.book(customer_id, appointment_id, start, end, wanted)
+        await tell("committed", request)
+        return _booking_json(record, store)
 
     async def get_booking(request: Request) -> dict[str, Any]:
         return _booking_json(store.booking(_id_param(request, "bookingId")), store, with_customer=True)
@@ -389,6 +412,7 @@ def create_app(
             # The write's own time: a second change of this booking meanwhile gets 409.
             await anyio.sleep(store.write_latency)
             record = store.cancel(booking_id)
+        await tell("committed", request)
         return {"success": f"Booking {record.id} was canceled."}
 
     async def list_bookings(request: Request) -> list[dict[str, Any]]:
@@ -417,8 +441,10 @@ def create_app(
         endpoint("GET", f"{booking}/{{bookingId}}", APPOINTMENTS_READ, get_booking),
         endpoint("DELETE", f"{booking}/{{bookingId}}", APPOINTMENTS_WRITE, cancel_booking),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(_KeyCheckOnHead, is_valid=lambda sent: scopes_of(sent) is not None)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+    app.state.on_request = on_request
+    return app

@@ -13,7 +13,7 @@ from typing import Any, Self
 import anyio.to_thread
 import uvicorn
 
-from ._app import create_app
+from ._app import RequestHook, create_app
 from ._faults import FaultInjector, Faults
 from ._limits import DEFAULT_RATE_LIMIT, RateLimiter
 from ._store import Store
@@ -56,6 +56,13 @@ class Sandbox:
     * Error messages follow ``Accept-Language``: German for ``de``, ``de-CH``, ``de-LI`` (and
       ``de-*``), English for the API's other languages and for anything else; ``errorCode`` is
       the same in every language.
+    * ``on_request`` (``sb.on_request``, settable): ``hook(phase, method, path)``, awaited in the
+      server's own event loop (another thread than the caller's): phase ``"received"`` once a
+      request passed the key, rate limit and scope checks, before it is handled; ``"committed"``
+      once a booking was made or canceled in the store, before the answer is sent. A test holds a
+      request there with a ``threading.Event``
+      (``await anyio.to_thread.run_sync(release.wait, 10)``), whichever loop the test runs on.
+      Requests a fault stops before the API (reset, 429, 503, 409) never reach it.
     """
 
     def __init__(
@@ -74,6 +81,7 @@ class Sandbox:
         write_latency: float = 0.0,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        on_request: RequestHook | None = None,
     ) -> None:
         if not api_key or read_only_api_key == "":
             raise ValueError("the sandbox's API keys must not be empty")
@@ -89,9 +97,10 @@ class Sandbox:
         self.host = host
         self._port = port
         self._ssl = (ssl_certfile, ssl_keyfile)
-        app = create_app(
+        self._app = app = create_app(
             self.store, api_key, read_only_api_key=read_only_api_key, rate_limiter=self.rate_limiter
         )
+        self.on_request = on_request
         self._injector = FaultInjector(app, faults or Faults(), extra_stats=self.rate_limiter.stats)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -117,6 +126,17 @@ class Sandbox:
     @faults.setter
     def faults(self, faults: Faults) -> None:
         self._injector.faults = faults
+
+    @property
+    def on_request(self) -> RequestHook | None:
+        hook: RequestHook | None = self._app.state.on_request
+        return hook
+
+    @on_request.setter
+    def on_request(self, hook: RequestHook | None) -> None:
+        if hook is not None and not callable(hook):
+            raise TypeError(f"on_request must be a callable or None, got {type(hook).__name__}")
+        self._app.state.on_request = hook
 
     @property
     def fault_counts(self) -> Counter[str]:

@@ -8,6 +8,10 @@ store never sees a booking half made.
 Date-times are compared as instants (in UTC): two datetimes sharing one ``ZoneInfo`` compare and
 subtract by wall clock in Python, which is wrong by an hour across a DST switch. Only the opening
 hours and the slot grid, which are wall-clock rules of the studio, look at local times.
+
+Besides the seeded appointments there is one open at every hour, "Open Gym 24/7"
+(``Store.open_gym()``): its slots run from local midnight to midnight, so some cross a DST change
+(``02:00+02:00`` to ``02:00+01:00`` in October, ``01:00+01:00`` to ``03:00+02:00`` in March).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import datetime as dt
 import random
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -115,6 +119,9 @@ class Appointment:
     premium_only: bool  # the restriction: only premium members may book
     lead_minutes: int  # minimum lead time: bookings must start at least this many minutes from now
     online: bool = True  # "available for online booking"; if not, listed nowhere and never bookable
+    # Bookable at any hour of any day, opening hours and Sundays aside; its slot grid runs from
+    # local midnight to the next, stepped in elapsed time (so a DST day has 23 or 25 hours of it).
+    all_hours: bool = False
 
     @property
     def lead_time(self) -> dt.timedelta:
@@ -218,6 +225,8 @@ def _utc(value: dt.datetime) -> dt.datetime:
 class Store:
     """One studio's data and bookings, built deterministically from ``seed``.
 
+    ``appointments`` seeded appointments, then "Open Gym 24/7" (:meth:`open_gym`), whose id comes
+    after theirs and which leaves the seeded data as it would be without it.
     ``clock`` gives the current time (aware); tests pass a fixed one to pin "now".
     """
 
@@ -252,6 +261,7 @@ class Store:
         self._listed_ids = sorted(i for i, a in self.appointments.items() if a.online)
         self._make_customers(rng, customers)
         self._make_history(rng)
+        self._add_open_gym()  # last, and drawing nothing from rng: the seeded data stays the same
 
     # -- seeding ---------------------------------------------------------------------------------
     def _make_instructors(self, rng: random.Random) -> None:
@@ -348,6 +358,24 @@ class Store:
                 self._record(limited, appointment, start, appointment.instructor_ids[0], now, paid=True)
                 break
 
+    def _add_open_gym(self) -> None:
+        appointment_id = max(self.appointments) + 1
+        title = "Open Gym 24/7"
+        self.appointments[appointment_id] = Appointment(
+            id=appointment_id,
+            title=title,
+            duration=60,
+            category="Training",
+            description=f"{title}: 60 minutes, training, at any hour of any day.",
+            img_url=f"https://example.com/img/{appointment_id}.png",
+            instructor_ids=tuple(sorted(self.instructors)[:2]),
+            requires_confirmation=False,
+            premium_only=False,
+            lead_minutes=0,
+            all_hours=True,
+        )
+        self._listed_ids.append(appointment_id)  # the highest id: the list stays sorted
+
     def _grid_start(self, day: dt.date, appointment: Appointment, rng: random.Random) -> dt.datetime | None:
         starts = list(self._grid(day, appointment))
         return rng.choice(starts) if starts else None
@@ -357,13 +385,17 @@ class Store:
         return self._clock().astimezone(ZONE)
 
     def _grid(self, day: dt.date, appointment: Appointment) -> Iterator[dt.datetime]:
-        """Slot starts of an appointment on a day: every ``duration`` minutes while the studio is open."""
-        hours = OPENING_HOURS[day.weekday()]
-        if hours is None:
-            return
+        """Slot starts of an appointment on a day: every ``duration`` minutes (elapsed) while the
+        studio is open; for an all-hours appointment from local midnight to the next."""
+        if appointment.all_hours:
+            start, close = _midnight(day), _midnight(day + dt.timedelta(days=1))
+        else:
+            hours = OPENING_HOURS[day.weekday()]
+            if hours is None:
+                return
+            start = dt.datetime.combine(day, hours[0], ZONE)
+            close = dt.datetime.combine(day, hours[1], ZONE)
         step = appointment_length(appointment)
-        start = dt.datetime.combine(day, hours[0], ZONE)
-        close = dt.datetime.combine(day, hours[1], ZONE)
         while _utc(start) + step <= _utc(close):
             yield start
             start = _wall_add(start, step)
@@ -371,13 +403,12 @@ class Store:
     @staticmethod
     def _on_grid(start: dt.datetime, end: dt.datetime, appointment: Appointment) -> bool:
         local = start.astimezone(ZONE)
-        minutes = local.hour * 60 + local.minute
-        return (
-            local.second == 0
-            and local.microsecond == 0
-            and minutes % appointment.duration == 0
-            and _utc(end) - _utc(start) == appointment_length(appointment)
-        )
+        step = appointment_length(appointment)
+        if appointment.all_hours:  # its grid is elapsed time from midnight, across a DST change too
+            on_step = (_utc(start) - _utc(_midnight(local.date()))) % step == dt.timedelta(0)
+        else:  # opening hours start after any DST change, so wall minutes and elapsed ones agree
+            on_step = (local.hour * 60 + local.minute) % appointment.duration == 0
+        return local.second == 0 and local.microsecond == 0 and on_step and _utc(end) - _utc(start) == step
 
     @staticmethod
     def _studio_open(start: dt.datetime, end: dt.datetime) -> bool:
@@ -441,7 +472,8 @@ class Store:
     def _busy(self, start: dt.datetime, end: dt.datetime, *, appointment_id: int | None = None,
               instructor_id: int | None = None, customer_id: int | None = None) -> bool:  # fmt: skip
         begin, finish = _utc(start), _utc(end)
-        # Bookings never cross midnight (the studio closes before), so one day's list is enough.
+        # Bookings never cross midnight (the studio closes before, and the all-hours grid ends at
+        # midnight), so one day's list is enough.
         for b in self._by_day.get(start.astimezone(ZONE).date(), ()):
             if not b.active or _utc(b.start) >= finish or _utc(b.end) <= begin:
                 continue
@@ -475,7 +507,7 @@ class Store:
             return "DATE_TIME_BEFORE_EARLIEST_BOOKING_DATE_TIME"
         if begin - now > self.booking_horizon:
             return "DATE_TIME_AFTER_LATEST_BOOKING_DATE_TIME"
-        if not self._studio_open(start, end):
+        if not appointment.all_hours and not self._studio_open(start, end):
             return "STUDIO_CLOSED"
         return "AVAILABLE"
 
@@ -636,6 +668,22 @@ class Store:
         """A seeded appointment switched off for online booking (NOT_AVAILABLE, never listed)."""
         return next(a for a in self.appointments.values() if not a.online)
 
+    def open_gym(self) -> Appointment:
+        """The "Open Gym 24/7" appointment: listed, online, not premium, 60 minutes, lead time 0,
+        two instructors, bookable at any hour of any day (every other rule applies), so slots
+        across a DST change exist."""
+        return next(a for a in self.appointments.values() if a.all_hours)
+
+    def rename_appointment(self, appointment_id: int, title: str) -> Appointment:
+        """Give an appointment a new title, as a studio may at any time: its listing and every
+        booking of it (made before or after) show the new one from now on."""
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError(f"an appointment's title must be a non-empty string, got {title!r}")
+        with self.lock:
+            renamed = replace(self.appointment(appointment_id), title=title)
+            self.appointments[appointment_id] = renamed
+            return renamed
+
     def add_customer(
         self, *, premium: bool = True, credits: int = 1_000, booking_limit: int = 1_000
     ) -> Customer:
@@ -662,6 +710,11 @@ class Store:
 
 def appointment_length(appointment: Appointment) -> dt.timedelta:
     return dt.timedelta(minutes=appointment.duration)
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    """The start of a day in the studio's zone (never in a DST gap or fold in Europe/Berlin)."""
+    return dt.datetime.combine(day, dt.time(0), ZONE)
 
 
 def _wall_add(start: dt.datetime, step: dt.timedelta) -> dt.datetime:
