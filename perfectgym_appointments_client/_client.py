@@ -189,7 +189,7 @@ class AppointmentsClient:
         await self._api.aclose()
 
     async def check_api_key(self) -> bool:
-        """Whether the API accepts the key: ``HEAD`` answered 200 (True) or 401 (False).
+        """Check the API key: ``HEAD`` answered 200 (True) or 401 (False).
 
         The key alone is checked, not its scopes. Other failures (no connection, 5xx) raise.
         """
@@ -203,7 +203,7 @@ class AppointmentsClient:
     def bookable_appointments(
         self, slice_size: int = 50, *, limit: int | None = None
     ) -> AsyncPaginator[BookableAppointment]:
-        """All bookable appointments, ``slice_size`` per request (10 to 100, the API's bounds).
+        """List bookable appointments: all of them, ``slice_size`` per request (10 to 100, the API's bounds).
 
         ``async for appt in ...`` item by item, ``async for page in ....pages()`` page by page.
         """
@@ -234,6 +234,7 @@ class AppointmentsClient:
         return spawn
 
     async def get_bookable_appointment(self, bookable_appointment_id: int) -> BookableAppointment:
+        """Get one bookable appointment."""
         require_id("bookable_appointment_id", bookable_appointment_id)
         appointment: BookableAppointment = await self._api.call(
             get_bookable_appointment, bookable_appointment_id, expect=BookableAppointment
@@ -247,7 +248,9 @@ class AppointmentsClient:
         days_ahead: int | None = None,
         start_date: dt.date | None = None,
     ) -> list[Slot]:
-        """Free slots, earliest first. ``start_date`` is the window's first (studio-local) day.
+        """List the free slots of a bookable appointment, earliest first.
+
+        ``start_date`` is the window's first (studio-local) day.
 
         Without ``days_ahead`` the API's default applies (1 day). The API answers at most 6 days
         per request; a longer window is asked for as consecutive windows of at most 6 days,
@@ -336,7 +339,7 @@ class AppointmentsClient:
         start_date: dt.date | None = None,
         concurrency: int = 16,
     ) -> dict[int, list[Slot]]:
-        """Slots of many bookable appointments, at most ``concurrency`` requests at a time."""
+        """List the free slots of many bookable appointments, at most ``concurrency`` requests at a time."""
         ids = list(bookable_appointment_ids)
         for appointment_id in ids:
             require_id("bookable_appointment_ids[]", appointment_id)
@@ -365,7 +368,7 @@ class AppointmentsClient:
         *,
         instructor_ids: Sequence[int] | None = None,
     ) -> ValidationStatus:
-        """Whether the customer may book the slot. Safe to repeat, so it is retried like a read."""
+        """Check whether a customer may book a slot. Safe to repeat, so it is retried like a read."""
         return await self._validate(
             booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
         )
@@ -384,7 +387,7 @@ class AppointmentsClient:
         *,
         instructor_ids: Sequence[int] | None = None,
     ) -> Booking:
-        """Book ``slot`` for the customer; at most one booking is ever kept by one call.
+        """Book a slot for a customer; at most one booking is ever kept by one call.
 
         With ``validate`` the slot is validated first and :class:`SlotNotBookableError` raised
         (nothing booked) unless it is AVAILABLE. The booking request is repeated only on
@@ -446,14 +449,15 @@ class AppointmentsClient:
 
     # -- bookings -------------------------------------------------------------------------------
     async def get_booking(self, booking_id: int) -> Booking:
+        """Get one appointment booking (with the customer it belongs to)."""
         require_id("booking_id", booking_id)
         return Booking.from_api(
             await self._api.call(get_appointment_booking, booking_id, expect=CustomerAppointmentBooking)
         )
 
     async def list_bookings(self, customer_id: int) -> list[Booking]:
-        """The customer's bookings that start and end within two weeks before or after now (the
-        API shows no others); canceled ones are listed with their status."""
+        """List a customer's appointment bookings: those that start and end within two weeks before
+        or after now (the API shows no others); canceled ones are listed with their status."""
         require_id("customer_id", customer_id)
         raw = await self._api.call(
             get_appointment_bookings, customer_id=customer_id, expect=list, items=AppointmentBooking
@@ -461,7 +465,7 @@ class AppointmentsClient:
         return [Booking.from_api(b, customer_id=customer_id) for b in raw]
 
     async def cancel_booking(self, booking_id: int) -> str:
-        """Cancel a booking; returns the server's confirmation text.
+        """Cancel an appointment booking; returns the server's confirmation text.
 
         Repeated only when the request surely did not arrive; after an ambiguous failure or a
         409 (another request changed the booking) it is read back, and canceled counts as done.

@@ -130,10 +130,15 @@ class APIStatusError(APIError):
 
 
 class BadRequestError(APIStatusError):
+    """400: the request is invalid (``reference`` names the field), or the studio's rules refused a
+    booking (``error_code`` is the ValidationStatus; the booking flows raise SlotNotBookableError)."""
+
     status_code = 400
 
 
 class AuthenticationError(APIStatusError):
+    """401: no API key, a wrong one, or the wrong header name."""
+
     status_code = 401
 
 
@@ -151,6 +156,8 @@ class PermissionDeniedError(APIStatusError):
 
 
 class NotFoundError(APIStatusError):
+    """404: the entity does not exist."""
+
     status_code = 404
 
 
@@ -185,6 +192,8 @@ class InternalServerError(APIStatusError):
 
 
 class ServiceUnavailableError(InternalServerError, _RetryAfterMixin):
+    """503: the API is under high database load; reads are retried with exponential backoff."""
+
     status_code = 503
 
     def __init__(self, *, retry_after: float | None = None, **kwargs: Any) -> None:

@@ -47,10 +47,14 @@ class SlotLike(Protocol):
     """Anything with aware start and end date-times: a :class:`Slot`, a :class:`Booking`, ..."""
 
     @property
-    def start_date_time(self) -> datetime: ...
+    def start_date_time(self) -> datetime:
+        """When the slot starts (timezone-aware)."""
+        ...
 
     @property
-    def end_date_time(self) -> datetime: ...
+    def end_date_time(self) -> datetime:
+        """When the slot ends (timezone-aware)."""
+        ...
 
 
 def _opt(value: Any) -> Any:
@@ -127,12 +131,14 @@ class Booking:
 
     @property
     def is_canceled(self) -> bool:
+        """True for ``CANCELED``."""
         return self.booking_status is BookingStatus.CANCELED
 
     @classmethod
     def from_api(
         cls, raw: AppointmentBooking | CustomerAppointmentBooking, *, customer_id: int | None = None
     ) -> Booking:
+        """A Booking from a generated booking model (``customer_id`` for the shape without one)."""
         if isinstance(raw, CustomerAppointmentBooking):
             customer_id = raw.customer_id
         instructors = _opt(raw.instructors)

@@ -92,6 +92,7 @@ class RetryPolicy:
         return self.random() * ceiling
 
     def delay(self, exc: BaseException, retry_number: int) -> float:
+        """The wait before retry ``retry_number``: the server's ``Retry-After`` if it sent one, else backoff."""
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(exc, (RateLimitError, ServiceUnavailableError)) and retry_after is not None:
             return float(retry_after)

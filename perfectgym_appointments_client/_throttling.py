@@ -72,6 +72,7 @@ class RateLimit:
     per_endpoint: Mapping[str, tuple[int, int]] = attrs.field(factory=dict, validator=_overrides)
 
     def for_endpoint(self, operation: str) -> tuple[int, int]:
+        """``(requests, seconds)`` for an operationId: its override, or the general limit."""
         return self.per_endpoint.get(operation, (self.requests, self.seconds))
 
 

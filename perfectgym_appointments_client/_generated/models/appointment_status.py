@@ -5,6 +5,13 @@ from typing import Self
 
 
 class AppointmentStatus(StrEnum):
+    """State of the appointment itself. New values appear over time; clients keep unknown ones.
+
+    * `PLANNED`: the appointment will take place.
+    * `COMPLETED`: the appointment took place.
+    * `CANCELED`: the appointment was canceled.
+    """
+
     CANCELED = "CANCELED"
     COMPLETED = "COMPLETED"
     PLANNED = "PLANNED"

@@ -5,6 +5,13 @@ from typing import Self
 
 
 class BookingStatus(StrEnum):
+    """State of a booking. New values appear over time; clients keep unknown ones.
+
+    * `BOOKED`: the booking is confirmed.
+    * `CANCELED`: the booking was canceled.
+    * `BOOKED_WITH_CONFIRMATION_REQUIRED`: the booking exists but the studio must still confirm it.
+    """
+
     BOOKED = "BOOKED"
     BOOKED_WITH_CONFIRMATION_REQUIRED = "BOOKED_WITH_CONFIRMATION_REQUIRED"
     CANCELED = "CANCELED"

@@ -5,6 +5,8 @@ from typing import Self
 
 
 class Language(StrEnum):
+    """A language the API writes error messages in (`Accept-Language`)."""
+
     CS = "cs"
     DE = "de"
     DE_CH = "de-CH"

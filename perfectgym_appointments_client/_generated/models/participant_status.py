@@ -5,6 +5,13 @@ from typing import Self
 
 
 class ParticipantStatus(StrEnum):
+    """Attendance of the customer. New values appear over time; clients keep unknown ones.
+
+    * `PARTICIPATING`: the customer takes part.
+    * `UNSET`: attendance not recorded yet.
+    * `NOT_PARTICIPATING`: the customer does not take part (no-show or excused).
+    """
+
     NOT_PARTICIPATING = "NOT_PARTICIPATING"
     PARTICIPATING = "PARTICIPATING"
     UNSET = "UNSET"

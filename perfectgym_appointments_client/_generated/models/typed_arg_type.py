@@ -5,6 +5,18 @@ from typing import Self
 
 
 class TypedArgType(StrEnum):
+    """The kind of a typed error argument. New values appear over time; clients keep unknown ones.
+
+    * `TIMESTAMP`, `DATE`, `MONTH_DAY`, `TIME`: points and parts of time.
+    * `BOOLEAN`, `INTEGER`, `DECIMAL`, `STRING`, `MONEY`: plain values.
+    * `TERM`, `TERM_LIST`: a contract term, or a list of them.
+    * `LIMITABLE_CONFIG_PROPERTY`: a configuration property with a limit.
+    * `I18N_KEY`, `I18N_KEY_LIST`: translation keys.
+    * `PERMISSION_LIST`: permissions (scopes), e.g. the ones a key lacks.
+    * `ENUM`: an enumeration value.
+    * `AVAILABILITY_LIST`: availabilities.
+    """
+
     AVAILABILITY_LIST = "AVAILABILITY_LIST"
     BOOLEAN = "BOOLEAN"
     DATE = "DATE"

@@ -5,6 +5,24 @@ from typing import Self
 
 
 class ValidationStatus(StrEnum):
+    """Whether a customer may book a slot. New values appear over time; clients keep unknown ones.
+
+    * `AVAILABLE`: the slot can be booked.
+    * `PAST_START_DATE_TIME`: the slot starts in the past.
+    * `END_DATE_TIME_NOT_AFTER_START_DATE_TIME`: the end is not after the start.
+    * `PERIOD_DOES_NOT_MATCH`: the period is not the appointment's main time (not one of its slots).
+    * `CUSTOMER_IN_OTHER_BOOKING`: the customer has another booking at that time.
+    * `CUSTOMER_IDLE`: the customer's contract is in an idle (paused) period.
+    * `NO_CONTINGENT`: the customer has no contingent (credits) left for this appointment.
+    * `BOOKABLE_APPOINTMENT_RESTRICTIONS_NOT_FULFILLED`: the customer does not meet the appointment's restrictions.
+    * `BOOKING_LIMIT_REACHED`: the customer reached the number of bookings allowed.
+    * `DATE_TIME_BEFORE_EARLIEST_BOOKING_DATE_TIME`: too soon: the slot starts inside the minimum lead time.
+    * `DATE_TIME_AFTER_LATEST_BOOKING_DATE_TIME`: too far ahead: the slot starts past the booking horizon.
+    * `STUDIO_CLOSED`: the studio is closed at that time.
+    * `RESOURCE_NOT_AVAILABLE`: a resource (room, device, instructor) is not available; also the docs' example.
+    * `NOT_AVAILABLE`: not possible for other reasons, e.g. the appointment is not available for online booking (1.7.0).
+    """
+
     AVAILABLE = "AVAILABLE"
     BOOKABLE_APPOINTMENT_RESTRICTIONS_NOT_FULFILLED = (
         "BOOKABLE_APPOINTMENT_RESTRICTIONS_NOT_FULFILLED"
