@@ -10,7 +10,7 @@ endpoint functions made by openapi-python-client from openapi.yaml) is ``_genera
 
 from ._booking import BookingOutcome, OutcomeKind
 from ._client import AppointmentsClient
-from ._display import Rows, slots_per_day_and_instructor, to_rows
+from ._display import Rows, SlotsChart, slots_chart, slots_per_day_and_instructor, to_rows
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -93,11 +93,13 @@ __all__ = [
     "Slot",
     "SlotLike",
     "SlotNotBookableError",
+    "SlotsChart",
     "ValidationStatus",
     "ZonedDateTime",
     "__version__",
     "format_zoned_datetime",
     "parse_zoned_datetime",
+    "slots_chart",
     "slots_per_day_and_instructor",
     "to_rows",
 ]
