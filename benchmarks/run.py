@@ -2,7 +2,8 @@
 
 Every figure is a ratio of things measured side by side in the same run (these machines are
 noisy), as the median over interleaved rounds. Loopback figures use a sandbox in a separate
-process, so the client and the server do not share one GIL.
+process, so the client and the server do not share one GIL. The rate limit's part (section 6) is
+measured in ``benchmarks/rate_limit.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ import anyio
 import httpx
 import trustme
 
+from benchmarks.rate_limit import (
+    APART,
+    APART_CALLS,
+    CLIENT_COUNTS,
+    FAN_OUT,
+    LIMIT,
+    client_memory,
+    limited_fan_out,
+    limiter_cpu,
+    redis_server,
+)
 from perfectgym_appointments_client import AppointmentsClient
 from perfectgym_appointments_client._base_client import DEFAULT_MAX_CONNECTIONS
 from perfectgym_appointments_client._generated.api.appointments import (
@@ -39,6 +51,7 @@ from perfectgym_appointments_client._generated.api.appointments import (
     get_bookable_appointments,
 )
 from perfectgym_appointments_client._generated.client import Client as GeneratedClient
+from perfectgym_appointments_client._throttling import SPAN_MARGIN
 from perfectgym_appointments_client._zoned import _parse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,13 +120,17 @@ def canned_transport(latency: float = 0.0) -> httpx.AsyncBaseTransport:
 
 
 @contextlib.contextmanager
-def sandbox_process(*args: str, tls: ssl.SSLContext | None = None) -> Iterator[str]:
-    """A sandbox in its own process; with ``tls`` (a client context that trusts it) over HTTPS."""
+def sandbox_process(*args: str, tls: ssl.SSLContext | None = None, rate_limit: str = "off") -> Iterator[str]:
+    """A sandbox in its own process; with ``tls`` (a client context that trusts it) over HTTPS.
+
+    Its rate limit is off unless ``rate_limit`` (``--rate-limit``, e.g. ``"60/10"``) says otherwise:
+    the other benchmarks send thousands of requests a minute to one endpoint.
+    """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "perfectgym_appointments_client.cli", "sandbox", "--port", str(port),
-               "--api-key", KEY, "--quiet", *args]  # fmt: skip
+               "--api-key", KEY, "--quiet", "--rate-limit", rate_limit, *args]  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         if tls is not None:
             cert = TLS_CA.issue_cert("127.0.0.1")
@@ -184,7 +201,8 @@ async def overhead(rounds: int, calls: int, base_url: str | None) -> dict[str, d
     )
     generated.set_async_httpx_client(gen_http)
     facade_http = httpx.AsyncClient(transport=transport, base_url=url) if transport else None
-    facade = AppointmentsClient(api_key=KEY, base_url=url, http_client=facade_http)  # default retries on
+    # default retries on; no rate limit (thousands of calls a minute to one endpoint)
+    facade = AppointmentsClient(api_key=KEY, base_url=url, http_client=facade_http, rate_limit=None)
     appointment = APPOINTMENT
     days = 6
     if base_url:
@@ -305,7 +323,7 @@ async def pagination(repeats: int, base_url: str | None = None) -> dict[str, flo
         http = (
             None if base_url else httpx.AsyncClient(transport=paged_transport(10_000, 0.020), base_url=BASE)
         )
-        return AppointmentsClient(api_key=KEY, base_url=base_url or BASE, http_client=http)
+        return AppointmentsClient(api_key=KEY, base_url=base_url or BASE, http_client=http, rate_limit=None)
 
     walls: dict[str, list[float]] = {"prefetch": [], "sequential": [], "floor": []}
     pages = 0
@@ -332,7 +350,9 @@ async def pagination_memory() -> dict[str, float]:
     for count in MEMORY_COUNTS:
         for collect in (False, True):
             http = httpx.AsyncClient(transport=paged_transport(count, 0.0), base_url=BASE)
-            async with AppointmentsClient(api_key=KEY, base_url=BASE, http_client=http) as client:
+            async with AppointmentsClient(
+                api_key=KEY, base_url=BASE, http_client=http, rate_limit=None
+            ) as client:
                 await client.bookable_appointments(slice_size=100, limit=100).to_list()  # warm up
                 gc.collect()
                 tracemalloc.start()
@@ -388,7 +408,7 @@ async def fan_out(repeats: int, base_url: str | None = None) -> dict[str, float]
             for appointment_id in ids:
                 tg.start_soon(one, appointment_id)
 
-    async with AppointmentsClient(api_key=KEY, base_url=url, http_client=http) as client:
+    async with AppointmentsClient(api_key=KEY, base_url=url, http_client=http, rate_limit=None) as client:
         if base_url is not None:
             ids = [a.id async for a in client.bookable_appointments(slice_size=100, limit=200)]
         await client.search_slots(ids[:16], days_ahead=1, concurrency=16)  # warm the pool
@@ -430,7 +450,7 @@ async def concurrency(
     )
     ids: list[int] = []
     async with AppointmentsClient(
-        api_key=KEY, base_url=base_url, http_client=httpx.AsyncClient(verify=verify)
+        api_key=KEY, base_url=base_url, http_client=httpx.AsyncClient(verify=verify), rate_limit=None
     ) as lister:
         ids = [a.id async for a in lister.bookable_appointments(slice_size=100)]
 
@@ -473,7 +493,9 @@ async def concurrency(
                 wall, cpu, errors = await drive(raw_call)
         else:
             http_client = httpx.AsyncClient(verify=verify, limits=same) if tls else None
-            async with AppointmentsClient(api_key=KEY, base_url=base_url, http_client=http_client) as client:
+            async with AppointmentsClient(
+                api_key=KEY, base_url=base_url, http_client=http_client, rate_limit=None
+            ) as client:
                 wall, cpu, errors = await drive(client.get_bookable_appointment)
             if http_client is not None:
                 await http_client.aclose()
@@ -668,8 +690,140 @@ def report(results: dict[str, Any], command: str) -> str:
         f"`import perfectgym_appointments_client`: {imp['package_ms']:.0f} ms; `import httpx`: {imp['httpx_ms']:.0f} ms "
         f"(each minus a bare interpreter start); ratio **{imp['ratio']:.2f}**.",
         "",
+        *rate_limit_report(results),
     ]
     return "\n".join(lines)
+
+
+def rate_limit_report(results: dict[str, Any]) -> list[str]:
+    fan, mem, cpu = results["rate_fan_out"], results["rate_memory"], results["rate_cpu"]
+    allowed, seconds = LIMIT
+    span = seconds + SPAN_MARGIN
+    off, each = fan["unthrottled"], fan["unthrottled_each"]
+    failed_with = f" (`{each['error']}`)" if each["error"] else ""
+    lines = [
+        "## 6. Rate limits",
+        "",
+        "The client keeps a per-endpoint budget (`RateLimit`, 1,000 per 60 s by default, in one in-memory "
+        f"window per key and base URL for the whole process, or on Redis), counted over a span of seconds + "
+        f"{SPAN_MARGIN} s; the sandbox refuses an endpoint for the span once its own limit is exceeded (429, no "
+        "Retry-After).",
+        "",
+        f"`search_slots` over {FAN_OUT} appointments, concurrency 16, `days_ahead=1`, against a sandbox "
+        f"(`Sandbox`, in a thread) limited to {allowed} requests per {seconds} s per endpoint; a new sandbox and "
+        "key for every run, so both windows start empty:",
+        "",
+        "| client | wall | floor | wall / floor | 429s from the sandbox | calls failed |",
+        "|---|---|---|---|---|---|",
+        f"| `RateLimit(requests={allowed}, seconds={seconds})`, median of {fan['repeats']} | "
+        f"{fan['wall_s']:.2f} s | {fan['floor_s']:.0f} s | **{fan['ratio']:.3f}** | "
+        f"**{fan['rate_limited']}** in {fan['repeats']} run{'s' if fan['repeats'] != 1 else ''} | {fan['errors']} |",
+        f"| `rate_limit=None`, `search_slots` | {off['wall_s']:.2f} s | | | {off['rate_limited']} of "
+        f"{off['requests']} requests | the whole call: `{off['error'] or 'none'}` |",
+        f"| `rate_limit=None`, the same {FAN_OUT} `get_slots` calls, 16 at a time | {each['wall_s']:.2f} s | | | "
+        f"{each['rate_limited']} of {each['requests']} requests | {each['failed']} of {FAN_OUT}{failed_with} |",
+        "",
+        f"Floor: the first {allowed} go at once, then {allowed} per span of {seconds} + {SPAN_MARGIN} s: "
+        f"ceil({FAN_OUT}/{allowed} - 1) x {span} s = {fan['floor_s']:.0f} s. Goals: wall / floor <= 1.1 "
+        f"{verdict(fan['ratio'], 1.1)}; 429s {verdict(fan['rate_limited'], 0)}. Without the client's limit the "
+        f"first {allowed} pass, then the sandbox refuses the endpoint for {seconds} s; each call tries 3 times "
+        "(full-jitter backoff of at most 0.5 s and 1 s), mostly inside that lockout, so `search_slots` fails "
+        "with the first call that runs out of retries, and call by call only those that came after a lockout "
+        "ended got through.",
+        "",
+        "Memory and TCP connections per client, for 1 to 200 clients (tenants) of one sandbox process without "
+        "a limit, each client making one `get_bookable_appointment` call, all at once. `own pool`: every "
+        "`AppointmentsClient` makes its own `httpx.AsyncClient` (the default); `shared pool`: one "
+        "`httpx.AsyncClient(limits=httpx.Limits(max_connections=16, max_keepalive_connections=16))` passed as "
+        "`http_client=` to all. Traced: `tracemalloc` (current size after minus before, over the number of "
+        "clients) in this process after a warm-up; resident: growth of VmRSS in a fresh process per row.",
+        "",
+        "| clients | pool | client rate limit | traced KiB/client, idle | traced, after one call | "
+        "resident KiB/client, idle | resident, after one call | connections held |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for pool in ("own", "shared"):
+        for limit, label in (("limited", "`RateLimit()` (default)"), ("unlimited", "`None`")):
+            for count in CLIENT_COUNTS:
+                m = {key: mem[f"{pool}_{limit}_{count}_{key}"] for key in (
+                    "idle_kib", "called_kib", "rss_idle_kib", "rss_called_kib", "connections")}  # fmt: skip
+                lines.append(
+                    f"| {count} | {pool} pool | {label} | {m['idle_kib']:.1f} | {m['called_kib']:.1f} "
+                    f"| {m['rss_idle_kib']:.0f} | {m['rss_called_kib']:.0f} | {m['connections']:.0f} |"
+                )
+    most = CLIENT_COUNTS[-1]
+    own, shared = mem[f"own_limited_{most}_rss_called_kib"], mem[f"shared_limited_{most}_rss_called_kib"]
+    added_idle = mem[f"own_limited_{most}_idle_kib"] - mem[f"own_unlimited_{most}_idle_kib"]
+    added_called = mem[f"own_limited_{most}_called_kib"] - mem[f"own_unlimited_{most}_called_kib"]
+    lines += [
+        "",
+        f"Every `httpx.AsyncClient` makes its own SSL context and loads certifi's CA bundle into it, even for "
+        f"`http://` (one such context alone: {mem['ssl_context_kib']:.0f} KiB resident, in OpenSSL, where "
+        f"`tracemalloc` does not look): {most} tenants with their own pools take {own * most / 1024:.0f} MiB, "
+        f"sharing one pool {shared * most / 1024:.1f} MiB, and hold {most} connections instead of 16. The "
+        f"client's own objects are a few KiB; the rate limit adds {added_idle:.1f} KiB per client idle and "
+        f"{added_called:.1f} KiB after a call ({most} clients, own pools). Here all clients have one base URL and "
+        "key, so with the limit on they also share one window (one list of entries in the process-wide "
+        "`MemoryStorage`); tenants would have one each, an entry per request in the span (at most 1,000 by "
+        "default).",
+        "",
+        f"The limiter's client CPU per call: `get_bookable_appointment` through an `httpx.MockTransport` (no "
+        f"network), {cpu['calls']:.0f} sequential calls per client (calls {APART * 1000:.0f} ms apart: "
+        f"{APART_CALLS}), median of {cpu['rounds']:.0f} interleaved rounds, CPU of the whole process "
+        "(`time.process_time`, every thread); budget `RateLimit(requests=10**6, seconds=60)`, so no call waits, "
+        "and a new key (an empty window) for every client in every round:",
+        "",
+        "| client | CPU µs/call | wall µs/call | CPU / no limiter |",
+        "|---|---|---|---|",
+    ]
+    rows = [
+        ("none", "none", "`rate_limit=None`"),
+        ("memory", "none", "`RateLimit(...)` in memory"),
+        ("redis", "none", '`RateLimit(..., storage="redis://...")`, Redis on loopback'),
+        ("timer", "none", "`rate_limit=None` + limits' expiry timer alone"),
+        ("none_apart", "none_apart", f"`rate_limit=None`, calls {APART * 1000:.0f} ms apart"),
+        ("memory_apart", "none_apart", f"`RateLimit(...)` in memory, calls {APART * 1000:.0f} ms apart"),
+    ]
+    for name, base, label in rows:
+        if f"{name}_cpu_us" in cpu:
+            bold = "**" if name in ("memory", "redis") else ""
+            lines.append(
+                f"| {label} | {cpu[name + '_cpu_us']:.0f} | {cpu[name + '_wall_us']:.0f} "
+                f"| {bold}{cpu[f'{name}/{base}']:.2f}{bold} |"
+            )
+    memory_added = cpu["memory_cpu_us"] - cpu["none_cpu_us"]
+    timer_added = cpu["timer_cpu_us"] - cpu["none_cpu_us"]
+    apart_added = cpu["memory_apart_cpu_us"] - cpu["none_apart_cpu_us"]
+    loopback_us = results["overhead_loopback"]["page"]["facade"] * 1e6
+    lines += [
+        "",
+        f"Goal in memory <= 1.1: {verdict(cpu['memory/none'], 1.1)}. The limiter adds {memory_added:.0f} µs a "
+        f"call. Measured apart: its `wait_turn` alone, in a tight loop, takes {cpu['memory_turn_cpu_us']:.1f} µs "
+        "(`limits`' moving window: the key string, a lock, an entry inserted at the front of a list); and on "
+        "every hit `limits`' `MemoryStorage` re-arms a 10 ms `threading.Timer` that drops expired entries (it "
+        "walks every window in the process), a new thread every 10 ms while calls come and one per call when "
+        f"they come further apart. One such thread costs {cpu['timer_thread_cpu_us']:.0f} µs of CPU on this "
+        f"machine (started, fired, finished); that timer alone, without a limiter, adds {timer_added:.1f} µs "
+        f"to back-to-back calls (the fourth row). The two account for {cpu['memory_turn_cpu_us'] + timer_added:.0f} "
+        f"of the {memory_added:.0f} µs; the rest is not separated further. Calls {APART * 1000:.0f} ms apart "
+        f"each pay a whole thread and one more wake-up of the process: +{apart_added:.0f} µs a call (their CPU "
+        "also counts waking up from the sleep, the same with and without the limiter). For scale: a call to "
+        f"the sandbox over loopback takes {loopback_us:.0f} µs (section 1).",
+        "",
+    ]
+    if "redis_cpu_us" in cpu:
+        redis_added = cpu["redis_cpu_us"] - cpu["none_cpu_us"]
+        lines += [
+            f"On Redis the limiter adds {redis_added:.0f} µs of CPU a call ({cpu['redis_turn_cpu_us']:.0f} µs for "
+            f"`wait_turn` alone): it asks Redis twice per call (the lockout key, then the moving window's Lua "
+            "script), each time from a worker thread so the event loop never blocks, and one bare "
+            f"`anyio.to_thread` hop costs {cpu['hop_cpu_us']:.0f} µs of CPU here: the two hops are about "
+            f"{2 * cpu['hop_cpu_us'] / redis_added:.0%} of it, redis-py and the socket the rest.",
+            "",
+        ]
+    else:
+        lines += ["Redis: not measured (no `redis-server` on this machine).", ""]
+    return lines
 
 
 async def main(quick: bool) -> dict[str, Any]:
@@ -698,6 +852,15 @@ async def main(quick: bool) -> dict[str, Any]:
     results["fan_out"] = await fan_out(3 if quick else 7)
     print("5. import time ...", flush=True)
     results["import"] = import_time(5 if quick else 15)
+    print("6. rate limits: fan-out against a limited sandbox ...", flush=True)
+    results["rate_fan_out"] = await limited_fan_out(1 if quick else 3)
+    with sandbox_process() as url:
+        print("6. rate limits: memory per client ...", flush=True)
+        results["rate_memory"] = await client_memory(url, KEY)
+    with redis_server() as redis_url:
+        print("6. rate limits: CPU per call ...", flush=True)
+        # more calls than in section 1: limits' expiry timer fires every 10 ms of calls (steady state)
+        results["rate_cpu"] = await limiter_cpu(rounds, 300 if quick else 1000, redis_url)
     return results
 
 

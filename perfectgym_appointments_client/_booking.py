@@ -23,11 +23,12 @@ when they are, is here.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import inspect
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -223,9 +224,15 @@ class BookingFlows:
                     )  # fmt: skip
                     return Resolved(evidence.booking)
                 raise _id_unknown(body, exc, evidence.detail)
-            # Proven: nothing was made. A success status we could not read, or a refusal, is not
-            # worth repeating; any other failure is, if the policy allows.
-            if isinstance(exc, ResponseValidationError) or refused is not None:
+            # Proven: nothing was made. A refusal says why; a success status we could not read is
+            # not worth repeating; any other failure is, if the policy allows.
+            if refused is not None:
+                raise SlotNotBookableError(
+                    refused,
+                    customer_id=body.customer_id,
+                    bookable_appointment_id=body.bookable_appointment_id,
+                ) from exc
+            if isinstance(exc, ResponseValidationError):
                 return False
             retry = self._api.retry_policy.is_retryable(exc) or isinstance(exc, ConflictError)
             repeated = repeated or (retry and can_retry)
@@ -254,14 +261,23 @@ class BookingFlows:
             return booking, ()
         if len(same) < 2:
             return booking, ()
-        keep, extra = same[0], same[1:]
-        for duplicate in extra:
-            await self._cancel_once(duplicate.booking_id)
+        keep, canceled = same[0], []
+        for duplicate in same[1:]:
+            try:
+                await self._cancel_once(duplicate.booking_id)
+            except PerfectGymError as exc:
+                # The booking stands either way; the duplicate stays, and the log says so.
+                logger.warning(
+                    "booking was made twice for customer %s (%s and %s) and the second could not be canceled: %s",
+                    body.customer_id, keep.booking_id, duplicate.booking_id, exc,
+                )  # fmt: skip
+                continue
+            canceled.append(duplicate.booking_id)
             logger.warning(
                 "booking was requested twice and made twice for customer %s: kept %s, canceled %s",
                 body.customer_id, keep.booking_id, duplicate.booking_id,
             )  # fmt: skip
-        return keep, tuple(b.booking_id for b in extra)
+        return keep, tuple(canceled)
 
     async def _check(self, body: AppointmentBookingRequest, validated: bool, cause: APIError) -> _Evidence:
         """Was a booking made for ``body``? Only evidence counts (see the module's rule 2)."""
@@ -477,27 +493,31 @@ class BookingFlows:
         statuses: Counter[str] = Counter()
         first_error: BaseException | None = None
         checked = 0
-        async for slot, outcome in self._validate_in_order(
-            customer_id, bookable_appointment_id, candidates, instructor_ids, concurrency
-        ):
-            checked += 1
-            if isinstance(outcome, BaseException):
-                statuses["ERROR"] += 1
-                first_error = first_error or outcome
-                continue
-            if outcome is not ValidationStatus.AVAILABLE:
-                statuses[str(outcome)] += 1
-                if outcome in CUSTOMER_WIDE_STATUSES:
-                    break  # no other slot can answer differently: stop validating
-                continue
-            body = booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
-            try:
-                return await self.book(body, validate=False, validated=True)
-            except SlotNotBookableError as exc:  # taken meanwhile: try the next one
-                statuses["TAKEN_MEANWHILE"] += 1
-                first_error = first_error or exc
-                if exc.status in CUSTOMER_WIDE_STATUSES:
-                    break
+        # Closed at once when the loop ends early: validations in flight must not outlive it.
+        async with contextlib.aclosing(
+            self._validate_in_order(
+                customer_id, bookable_appointment_id, candidates, instructor_ids, concurrency
+            )
+        ) as outcomes:
+            async for slot, outcome in outcomes:
+                checked += 1
+                if isinstance(outcome, BaseException):
+                    statuses["ERROR"] += 1
+                    first_error = first_error or outcome
+                    continue
+                if outcome is not ValidationStatus.AVAILABLE:
+                    statuses[str(outcome)] += 1
+                    if outcome in CUSTOMER_WIDE_STATUSES:
+                        break  # no other slot can answer differently: stop validating
+                    continue
+                body = booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
+                try:
+                    return await self.book(body, validate=False, validated=True)
+                except SlotNotBookableError as exc:  # taken meanwhile: try the next one
+                    statuses["TAKEN_MEANWHILE"] += 1
+                    first_error = first_error or exc
+                    if exc.status in CUSTOMER_WIDE_STATUSES:
+                        break
         summary = ", ".join(f"{k}={v}" for k, v in sorted(statuses.items())) or "no slots in the window"
         raise NoSlotAvailableError(
             f"no bookable slot for customer {customer_id} on bookable appointment {bookable_appointment_id} "
@@ -513,7 +533,7 @@ class BookingFlows:
         candidates: list[Slot],
         instructor_ids: list[int] | None,
         concurrency: int,
-    ) -> AsyncIterator[tuple[Slot, ValidationStatus | BaseException]]:
+    ) -> AsyncGenerator[tuple[Slot, ValidationStatus | BaseException], None]:
         """Yield (slot, status or error) in candidate order, validating ``concurrency`` ahead.
 
         Works in windows so that no task group stays open across a ``yield``.

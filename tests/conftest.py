@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,44 +23,22 @@ def spec() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def redis_url() -> Iterator[str]:
     """A real redis-server on a free loopback port, for this test session only.
 
     ``.ci/run`` installs the Debian package when it is missing; where it still cannot be started
     the tests that need it are skipped, saying why.
     """
-    import shutil
-    import socket
-    import subprocess
-    import time
+    from benchmarks.rate_limit import redis_server  # the benchmark starts its own the same way
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    workdir = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--protected-mode", "yes"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    server = redis_server()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"redis-server did not start on 127.0.0.1:{port} (exit code {server.poll()})")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        url = server.__enter__()
+    except RuntimeError as exc:
+        pytest.skip(f"{exc} (Debian package redis-server; .ci/run installs it)")
+    try:
+        if url is None:
+            pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
+        yield url
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.__exit__(None, None, None)

@@ -261,3 +261,16 @@ async def test_four_processes_one_key(redis_url: str, shared: bool, anyio_backen
         assert all("done 15" in out for out in outputs), outputs
     else:
         assert refused > 0, outputs  # each process kept its own budget: together they went over
+
+
+def test_the_in_memory_window_tidies_up_once_a_second_in_one_quiet_thread() -> None:
+    # limits' stock MemoryStorage starts a thread 10 ms after each burst; ours replaces that
+    # (a name-mangled method: a new limits version that renames it must fail here, not go unseen).
+    from perfectgym_appointments_client._throttling import EXPIRY_INTERVAL, Throttle, _memory_storage
+
+    throttle = Throttle(RateLimit(), api_key="k", base_url="https://t.example", logger=logging.getLogger("t"))
+    assert throttle._limiter.hit(throttle._items("op"), throttle.namespace, "op")
+    storage = _memory_storage()
+    assert storage is throttle._storage
+    assert storage.timer.interval == EXPIRY_INTERVAL == 1.0
+    assert storage.timer.daemon
