@@ -113,14 +113,9 @@ class Throttle:
         does, at most ``patience`` seconds, then :class:`RateLimitError`."""
         waited_since: float | None = None
         while True:
-            reopens = await self._run(self._lockout_end, operation)
+            reopens = await self._run(self._take_turn, operation)
             if reopens is None:
-                if await self._run(self._limiter.hit, self._items(operation), self.namespace, operation):
-                    return
-                reset, _ = await self._run(
-                    self._limiter.get_window_stats, self._items(operation), self.namespace, operation
-                )
-                reopens = reset
+                return
             now = self._clock()
             delay = max(reopens - now, 0.0) + 0.01
             if waited_since is None:
@@ -144,6 +139,18 @@ class Throttle:
         )
 
     # -- storage ------------------------------------------------------------------------------------
+    def _take_turn(self, operation: str) -> float | None:
+        """One look at the storage (one thread hop for Redis): None if the request may go now,
+        else when to look again (the lockout's end, or when the window frees a place)."""
+        reopens = self._lockout_end(operation)
+        if reopens is not None:
+            return reopens
+        item = self._items(operation)
+        if self._limiter.hit(item, self.namespace, operation):
+            return None
+        reset: float = self._limiter.get_window_stats(item, self.namespace, operation).reset_time
+        return reset
+
     def _lockout_key(self, operation: str) -> str:
         return f"perfectgym-appointments/lockout/{self.namespace}/{operation}"
 
