@@ -363,6 +363,9 @@ def sandbox_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[st
             if proc.poll() is None:
                 proc.kill()
         reader.join(timeout=5)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
         assert "Traceback" not in "".join(stderr)
 
 

@@ -75,18 +75,18 @@ def test_the_sandbox_prints_the_export_line_the_readme_shows() -> None:
     [setup] = code_blocks(section("Example"), "bash")
     port = re.search(r"sandbox --port (\d+)", setup)
     assert port
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [SCRIPT, "sandbox", "--port", "0", "--quiet"],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        export = next(line for line in proc.stderr if line.startswith("export "))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    ) as proc:
+        try:
+            assert proc.stderr is not None
+            export = next(line for line in proc.stderr if line.startswith("export "))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
     chosen = re.search(r"127\.0\.0\.1:(\d+)", export)
     assert chosen
     assert export.strip().replace(f":{chosen.group(1)}", f":{port.group(1)}") in setup.splitlines()

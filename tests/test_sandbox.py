@@ -620,9 +620,10 @@ async def test_sandbox_over_https(tmp_path: Any) -> None:
         seed=7, clock=pinned, ssl_certfile=str(tmp_path / "cert.pem"), ssl_keyfile=str(tmp_path / "key.pem")
     ) as sb:
         assert sb.base_url.startswith("https://127.0.0.1:")
-        async with AppointmentsClient(
-            api_key=sb.api_key, base_url=sb.base_url, http_client=httpx.AsyncClient(verify=trusting)
-        ) as client:
+        async with (
+            httpx.AsyncClient(verify=trusting) as http,  # a given http_client is the caller's to close
+            AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url, http_client=http) as client,
+        ):
             first = await client.bookable_appointments(slice_size=10, limit=5).to_list()
             assert len(first) == 5
         # A client that does not trust the sandbox's CA gets a typed connection error, no answer.

@@ -219,7 +219,9 @@ class Sandbox:
         self._thread.start()
         while not server.ready.wait(0.05):
             if not self._thread.is_alive():
-                self._thread = None
+                self._thread = self._server = None
+                sock.close()  # the port is free again for whoever tries next
+                self._socket = None
                 raise RuntimeError("the sandbox server failed to start (see the log above)")
         return self
 
