@@ -111,7 +111,7 @@ def flatmap_path_parameters(
     if "bookableAppointmentId" in path_parameters:
         known["bookableAppointmentId"] = _known(STORE.appointments)
     if "bookingId" in path_parameters:
-        # The seeded history plus whatever bookAppointment made earlier in this module.
+        # The seeded history plus whatever bookAppointmentBooking made earlier in this module.
         known["bookingId"] = _known(STORE.bookings)
     return _either(path_parameters, st.fixed_dictionaries(known))
 
