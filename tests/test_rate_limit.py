@@ -68,9 +68,10 @@ async def test_never_more_than_the_budget_in_any_span(caplog: pytest.LogCaptureF
                     for _ in range(7):
                         tg.start_soon(client.get_bookable_appointment, appointment)
     assert len(sent) == 7
-    # a moving window: in any span of 1 s (plus the one-second margin) at most 3 requests
+    # A moving window: at most 3 requests in any span of the 1 s asked for. The client keeps 2 s
+    # (its one-second margin); 1.5 s leaves room for a request that left a little late.
     for i, first in enumerate(sent):
-        assert sum(1 for t in sent[i:] if t - first < 2.0) <= 3
+        assert sum(1 for t in sent[i:] if t - first < 1.5) <= 3
     waits = [r for r in caplog.records if "waiting" in r.getMessage() and "rate limit" in r.getMessage()]
     assert waits
     assert all(r.levelno == logging.INFO for r in waits)
