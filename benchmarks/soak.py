@@ -38,7 +38,7 @@ from perfectgym_appointments_client import (
     Slot,
 )
 from perfectgym_appointments_client._zoned import instant
-from perfectgym_appointments_client.sandbox import BookingRecord, Faults, Sandbox, Store
+from perfectgym_appointments_client.sandbox import BOOKING_HORIZON, BookingRecord, Faults, Sandbox, Store
 
 from .bad_input import OPERATIONS, sweep
 
@@ -46,7 +46,6 @@ FULL_FAULTS = Faults(
     rate_429=0.05, rate_503=0.05, rate_reset=0.05, rate_commit_then_drop=0.05, rate_409=0.03,
     latency_jitter=0.004, seed=1,
 )  # fmt: skip
-HORIZON_DAYS = 28
 
 
 @dataclass
@@ -138,7 +137,7 @@ async def run_soak(
 
             async def flow(rng: random.Random, customer: int, touched: list[int]) -> str:
                 appointment = rng.choice(appointments)
-                first_day = today + dt.timedelta(days=rng.randrange(HORIZON_DAYS - 1))
+                first_day = today + dt.timedelta(days=rng.randrange(BOOKING_HORIZON.days - 1))
                 days = rng.choice([1, 2, 3, 6, 8])
                 try:
                     slots = await client.get_slots(appointment, customer, days, first_day)

@@ -36,7 +36,7 @@ import anyio.lowlevel
 import attrs
 import sniffio
 
-from ._arguments import booking_request, require_id, require_int, start_filter
+from ._arguments import MAX_SLICE_SIZE, booking_request, require_id, require_int, start_filter
 from ._base_client import BaseClient, logger
 from ._exceptions import (
     APIConnectionError,
@@ -451,7 +451,9 @@ class BookingFlows:
 
     async def _appointment_id_for(self, booking: Booking) -> int:
         matches = [
-            a.id async for a in self._client.bookable_appointments(slice_size=100) if a.title == booking.title
+            a.id
+            async for a in self._client.bookable_appointments(slice_size=MAX_SLICE_SIZE)
+            if a.title == booking.title
         ]
         if len(matches) != 1:
             raise ConfigurationError(

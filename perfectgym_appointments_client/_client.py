@@ -18,7 +18,15 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ._arguments import booking_request, check_slot, require_id, require_int
+from ._arguments import (
+    MAX_DAYS_PER_REQUEST,
+    MAX_SLICE_SIZE,
+    MIN_SLICE_SIZE,
+    booking_request,
+    check_slot,
+    require_id,
+    require_int,
+)
 from ._base_client import DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, BaseClient, logger
 from ._booking import DEFAULT_SETTLE, BookingFlows, OutcomeHook
 from ._exceptions import AuthenticationError, ConfigurationError
@@ -51,10 +59,6 @@ __all__ = ["AppointmentsClient"]
 
 ENV_BASE_URL = "PERFECTGYM_BASE_URL"
 ENV_API_KEY = "PERFECTGYM_API_KEY"
-# The API's own bounds (openapi.yaml): outside them a tenant answers 400.
-MIN_SLICE_SIZE = 10
-MAX_SLICE_SIZE = 100
-MAX_DAYS_PER_REQUEST = 6
 _NOT_GIVEN: Any = object()
 _LANGUAGES = frozenset(language.value for language in Language)
 

@@ -126,7 +126,7 @@ class Throttle:
                     operation, delay, requests, seconds, ", shared" if self._shared else "",
                 )  # fmt: skip
             if patience is not None and now + delay - waited_since > patience:
-                raise _rate_limit_error(operation, method, path, reopens)
+                raise _rate_limit_error(operation, method, path, reopens, now)
             await anyio.sleep(delay)
 
     async def locked_out(self, operation: str) -> None:
@@ -225,11 +225,11 @@ def _redis_storage(url: str) -> Any:
         ) from exc
 
 
-def _rate_limit_error(operation: str, method: str, path: str, reopens: float) -> Exception:
+def _rate_limit_error(operation: str, method: str, path: str, reopens: float, now: float) -> Exception:
     from ._exceptions import RateLimitError
 
     when = time.strftime("%H:%M:%S", time.localtime(reopens))
-    wait = max(reopens - time.time(), 0.0)
+    wait = max(reopens - now, 0.0)
     error = RateLimitError(
         status_code=429,
         operation=operation,
