@@ -15,20 +15,12 @@ from ._models import SlotLike
 from ._zoned import instant, require_aware
 
 __all__ = [
-    "MAX_DAYS_PER_REQUEST",
-    "MAX_SLICE_SIZE",
-    "MIN_SLICE_SIZE",
     "booking_request",
     "check_slot",
     "require_id",
     "require_int",
     "start_filter",
 ]
-
-# The API's own bounds (openapi.yaml): outside them a tenant answers 400.
-MIN_SLICE_SIZE = 10
-MAX_SLICE_SIZE = 100
-MAX_DAYS_PER_REQUEST = 6
 
 
 def require_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:

@@ -36,8 +36,8 @@ import anyio.lowlevel
 import attrs
 import sniffio
 
-from ._arguments import MAX_SLICE_SIZE, booking_request, require_id, require_int, start_filter
-from ._base_client import BaseClient, logger
+from ._arguments import booking_request, require_id, require_int, start_filter
+from ._constants import MAX_SLICE_SIZE
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -60,18 +60,17 @@ from ._exceptions import (
 from ._generated.api.appointments import book_appointment_booking, delete_appointment_booking
 from ._generated.models import AppointmentBooking, AppointmentBookingRequest, CancelResult
 from ._models import Booking, Slot, SlotLike, ValidationStatus
+from ._request import Requester, logger
 from ._retry import Resolved
 from ._zoned import instant
 
 if TYPE_CHECKING:
     from ._client import AppointmentsClient
 
-__all__ = ["DEFAULT_SETTLE", "BookingFlows", "BookingOutcome", "OutcomeKind"]
+__all__ = ["BookingFlows", "BookingOutcome", "OutcomeKind"]
 
 T = TypeVar("T")
 
-DEFAULT_SETTLE = 1.0
-"""Seconds the booking check waits before it looks, so a request still in progress has landed."""
 # Rounds of the check's reads, each with the client's retries: at a 15% fault rate and two
 # retries, one round fails about once in 300 checks; three rounds, once in 30 million.
 CHECK_ROUNDS = 3
@@ -156,7 +155,7 @@ class BookingFlows:
     def __init__(
         self,
         client: AppointmentsClient,
-        api: BaseClient,
+        api: Requester,
         *,
         settle: float,
         on_outcome: OutcomeHook | None,
@@ -238,8 +237,9 @@ class BookingFlows:
             repeated = repeated or (retry and can_retry)
             return retry
 
-        result = await self._api.call(
-            book_appointment_booking, body=body, expect=AppointmentBooking, decide=decide
+        # Resolved by the check: the Booking a failed request did make.
+        result: AppointmentBooking | Booking = await self._api.request(
+            book_appointment_booking, body=body, decide=decide
         )
         booking = (
             result if isinstance(result, Booking) else Booking.from_api(result, customer_id=body.customer_id)
@@ -395,8 +395,9 @@ class BookingFlows:
             sent_again = sent_again or (retry and can_retry)
             return retry
 
-        result = await self._api.call(
-            delete_appointment_booking, booking_id, expect=CancelResult, decide=decide
+        # Resolved by the check: the text for a booking found canceled.
+        result: CancelResult | str = await self._api.request(
+            delete_appointment_booking, booking_id, decide=decide
         )
         return result if isinstance(result, str) else str(result.success)
 

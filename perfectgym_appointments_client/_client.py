@@ -1,7 +1,8 @@
 """AppointmentsClient: the one object users hold, and the list of operations they call.
 
-Each method checks its arguments (before any request), then calls the generated endpoint through
-``BaseClient.call`` (build -> send, in the one retry loop -> typed errors -> parse). The booking
+Each method checks its arguments (before any request), then calls a generated operation through
+``Requester.request`` (``_request.py``: build -> send over the backend, in the one retry loop ->
+typed error or parse). The booking
 flows (``book``, ``cancel_booking``, ``reschedule``, ``book_first_available``) hand over to
 ``_booking.py``, where their safety rules are written down in one place.
 """
@@ -18,17 +19,23 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ._arguments import (
+from ._arguments import booking_request, check_slot, require_id, require_int
+from ._booking import BookingFlows, OutcomeHook
+from ._constants import (
+    DEFAULT_BOOKING_CHECK_SETTLE,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HTTP_BACKEND,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_SEARCH_CONCURRENCY,
+    DEFAULT_SLICE_SIZE,
+    DEFAULT_TIMEOUT,
+    ENV_API_KEY,
+    ENV_BASE_URL,
     MAX_DAYS_PER_REQUEST,
     MAX_SLICE_SIZE,
     MIN_SLICE_SIZE,
-    booking_request,
-    check_slot,
-    require_id,
-    require_int,
 )
-from ._base_client import DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, BaseClient, logger
-from ._booking import DEFAULT_SETTLE, BookingFlows, OutcomeHook
 from ._exceptions import AuthenticationError, ConfigurationError
 from ._generated.api.appointments import (
     check_api_key,
@@ -39,17 +46,12 @@ from ._generated.api.appointments import (
     get_bookable_appointments,
     validate_for_appointment_booking,
 )
-from ._generated.models import (
-    AppointmentBooking,
-    AppointmentBookingRequest,
-    BookableAppointmentSlice,
-    CustomerAppointmentBooking,
-    Language,
-    ValidationResult,
-)
+from ._generated.models import AppointmentBookingRequest, Language
 from ._generated.types import UNSET
+from ._http import Timeouts
 from ._models import BookableAppointment, Booking, Page, Slot, SlotLike, ValidationStatus
 from ._pagination import AsyncPaginator
+from ._request import Requester, logger
 from ._retry import RetryPolicy
 from ._throttling import RateLimit, Throttle
 from ._version import API_VERSION
@@ -57,8 +59,6 @@ from ._zoned import instant, require_aware
 
 __all__ = ["AppointmentsClient"]
 
-ENV_BASE_URL = "PERFECTGYM_BASE_URL"
-ENV_API_KEY = "PERFECTGYM_API_KEY"
 _NOT_GIVEN: Any = object()
 _LANGUAGES = frozenset(language.value for language in Language)
 
@@ -72,6 +72,10 @@ class AppointmentsClient:
     A custom ``http_client`` (transport, proxies, event hooks) is used as given and not closed.
     Otherwise at most ``max_connections`` requests (default 16) are in flight at once, each
     connection kept alive for reuse; more concurrent calls wait for a free connection.
+
+    ``http_backend="aiohttp"`` sends through aiohttp (the ``[aiohttp]`` extra; asyncio only),
+    about a sixth of httpx's CPU per request; ``http_client`` is then an ``aiohttp.ClientSession``.
+    Errors, retries, limits and the booking check are the same on both.
     """
 
     def __init__(
@@ -80,18 +84,19 @@ class AppointmentsClient:
         base_url: str | None = None,
         *,
         timeout: float | httpx.Timeout | None = _NOT_GIVEN,
-        max_retries: int = 2,
-        http_client: httpx.AsyncClient | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | Any | None = None,
         retry_policy: RetryPolicy | None = None,
         max_connections: int | None = None,
         accept_language: str | None = None,
         on_booking_outcome: OutcomeHook | None = None,
-        booking_check_settle: float = DEFAULT_SETTLE,
+        booking_check_settle: float = DEFAULT_BOOKING_CHECK_SETTLE,
         rate_limit: RateLimit | None = _NOT_GIVEN,
+        http_backend: str = DEFAULT_HTTP_BACKEND,
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
         base_url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL)
-        if not base_url and http_client is not None and str(http_client.base_url):
+        if not base_url and isinstance(http_client, httpx.AsyncClient) and str(http_client.base_url):
             base_url = str(http_client.base_url)
         if not api_key:
             raise ConfigurationError(f"no API key: pass api_key=... or set {ENV_API_KEY}")
@@ -118,19 +123,14 @@ class AppointmentsClient:
             )
         if retry_policy is None:
             retry_policy = RetryPolicy(max_retries=max_retries)
-        elif max_retries != 2 and max_retries != retry_policy.max_retries:
+        elif max_retries != DEFAULT_MAX_RETRIES and max_retries != retry_policy.max_retries:
             raise ConfigurationError("pass max_retries or retry_policy, not both")
-        if timeout is _NOT_GIVEN:
-            resolved_timeout: httpx.Timeout | None = None
-        elif timeout is None or isinstance(timeout, httpx.Timeout):
-            resolved_timeout = timeout or httpx.Timeout(None)
-        else:
-            resolved_timeout = httpx.Timeout(float(timeout))
-        self._api = BaseClient(
+        self._api = Requester(
             api_key=api_key,
             base_url=base_url,
-            timeout=resolved_timeout,
+            timeouts=_timeouts(timeout, given_client=http_client is not None),
             retry_policy=retry_policy,
+            http_backend=http_backend,
             http_client=http_client,
             max_connections=DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections,
             accept_language=accept_language,
@@ -149,13 +149,13 @@ class AppointmentsClient:
             self._api,
             settle=booking_check_settle,
             on_outcome=on_booking_outcome,
-            run_bound=_run_bound(self._api.timeout),
+            run_bound=_run_bound(self._api.backend.read_timeout),
         )
 
     def __repr__(self) -> str:
         return (
             f"AppointmentsClient(base_url={self._api.base_url!r}, api_key='***', "
-            f"max_retries={self._api.retry_policy.max_retries})"
+            f"max_retries={self._api.retry_policy.max_retries}, http_backend={self._api.backend.name!r})"
         )
 
     @property
@@ -198,14 +198,14 @@ class AppointmentsClient:
         The key alone is checked, not its scopes. Other failures (no connection, 5xx) raise.
         """
         try:
-            await self._api.request("checkApiKey", check_api_key._get_kwargs(), parse=lambda response: None)
+            await self._api.request(check_api_key)
         except AuthenticationError:
             return False
         return True
 
     # -- bookable appointments ------------------------------------------------------------------
     def bookable_appointments(
-        self, slice_size: int = 50, *, limit: int | None = None
+        self, slice_size: int = DEFAULT_SLICE_SIZE, *, limit: int | None = None
     ) -> AsyncPaginator[BookableAppointment]:
         """List bookable appointments: all of them, ``slice_size`` per request (10 to 100, the API's bounds).
 
@@ -216,12 +216,7 @@ class AppointmentsClient:
             require_int("limit", limit, low=1)
 
         async def fetch(offset: str, number: int) -> Page[BookableAppointment]:
-            page = await self._api.call(
-                get_bookable_appointments,
-                offset=offset,
-                slice_size=slice_size,
-                expect=BookableAppointmentSlice,
-            )
+            page = await self._api.request(get_bookable_appointments, offset=offset, slice_size=slice_size)
             return Page(items=page.result, has_next=page.has_next, offset=page.offset, number=number)
 
         return AsyncPaginator(fetch, operation="getBookableAppointments", limit=limit, spawn=self._spawner())
@@ -240,10 +235,7 @@ class AppointmentsClient:
     async def get_bookable_appointment(self, bookable_appointment_id: int) -> BookableAppointment:
         """Get one bookable appointment."""
         require_id("bookable_appointment_id", bookable_appointment_id)
-        appointment: BookableAppointment = await self._api.call(
-            get_bookable_appointment, bookable_appointment_id, expect=BookableAppointment
-        )
-        return appointment
+        return await self._api.request(get_bookable_appointment, bookable_appointment_id)
 
     async def get_slots(
         self,
@@ -277,17 +269,13 @@ class AppointmentsClient:
     async def _slots_window(
         self, appointment_id: int, customer_id: int | None, days: int | None, first_day: dt.date | None
     ) -> list[Slot]:
-        result = await self._api.call(
+        return await self._api.request(
             get_bookable_appointment_slots,
             appointment_id,
             customer_id=UNSET if customer_id is None else customer_id,
             days_ahead=UNSET if days is None else days,
             slot_window_start_date=UNSET if first_day is None else first_day,
-            expect=list,
-            items=Slot,
         )
-        slots: list[Slot] = result
-        return slots
 
     async def _slots_windows(
         self, appointment_id: int, customer_id: int | None, days: int, start_date: dt.date | None
@@ -341,7 +329,7 @@ class AppointmentsClient:
         customer_id: int | None = None,
         days_ahead: int | None = None,
         start_date: dt.date | None = None,
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_SEARCH_CONCURRENCY,
     ) -> dict[int, list[Slot]]:
         """List the free slots of many bookable appointments, at most ``concurrency`` requests at a time."""
         ids = list(bookable_appointment_ids)
@@ -378,9 +366,8 @@ class AppointmentsClient:
         )
 
     async def _validate(self, body: AppointmentBookingRequest) -> ValidationStatus:
-        result = await self._api.call(validate_for_appointment_booking, body=body, expect=ValidationResult)
-        status: ValidationStatus = result.validation_status
-        return status
+        result = await self._api.request(validate_for_appointment_booking, body=body)
+        return result.validation_status
 
     async def book(
         self,
@@ -455,17 +442,13 @@ class AppointmentsClient:
     async def get_booking(self, booking_id: int) -> Booking:
         """Get one appointment booking (with the customer it belongs to)."""
         require_id("booking_id", booking_id)
-        return Booking.from_api(
-            await self._api.call(get_appointment_booking, booking_id, expect=CustomerAppointmentBooking)
-        )
+        return Booking.from_api(await self._api.request(get_appointment_booking, booking_id))
 
     async def list_bookings(self, customer_id: int) -> list[Booking]:
         """List a customer's appointment bookings: those that start and end within two weeks before
         or after now (the API shows no others); canceled ones are listed with their status."""
         require_id("customer_id", customer_id)
-        raw = await self._api.call(
-            get_appointment_bookings, customer_id=customer_id, expect=list, items=AppointmentBooking
-        )
+        raw = await self._api.request(get_appointment_bookings, customer_id=customer_id)
         return [Booking.from_api(b, customer_id=customer_id) for b in raw]
 
     async def cancel_booking(self, booking_id: int) -> str:
@@ -478,11 +461,28 @@ class AppointmentsClient:
         return await self._flows.cancel(booking_id)
 
 
-def _run_bound(timeout: httpx.Timeout | None) -> float:
+def _timeouts(timeout: float | httpx.Timeout | None, *, given_client: bool) -> Timeouts | None:
+    """The timeouts asked for; None leaves a given ``http_client`` its own."""
+    if timeout is _NOT_GIVEN:
+        if given_client:
+            return None
+        return Timeouts(
+            connect=DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_TIMEOUT, write=DEFAULT_TIMEOUT, pool=DEFAULT_TIMEOUT
+        )
+    if timeout is None:
+        return Timeouts(connect=None, read=None, write=None, pool=None)
+    if isinstance(timeout, httpx.Timeout):
+        return Timeouts.from_httpx(timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ConfigurationError(f"timeout must be seconds > 0, an httpx.Timeout or None, got {timeout!r}")
+    seconds = float(timeout)
+    return Timeouts(connect=seconds, read=seconds, write=seconds, pool=seconds)
+
+
+def _run_bound(read_timeout: float | None) -> float:
     """How long a booking flow may run on after its caller is cancelled: the request and its check,
     each within the client's timeout, with the retries the policy allows."""
-    per_request = (timeout or DEFAULT_TIMEOUT).read or DEFAULT_TIMEOUT.read or 30.0
-    return 4 * per_request + 30.0
+    return 4 * (read_timeout or DEFAULT_TIMEOUT) + 30.0
 
 
 def _merge_slots(slots: list[Slot]) -> list[Slot]:

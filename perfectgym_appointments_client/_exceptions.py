@@ -32,10 +32,9 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 if TYPE_CHECKING:
     from ._generated.models import ValidationStatus
+    from ._http import HTTPResponse
 
 __all__ = [
     "APIConnectionError",
@@ -100,7 +99,7 @@ class APIStatusError(APIError):
         reference: str | None = None,
         args: list[Any] | None = None,
         typed_args: list[tuple[str, Any]] | None = None,
-        response: httpx.Response | None = None,
+        response: HTTPResponse | None = None,
     ) -> None:
         detail = f"{operation} ({method} {path}) failed: HTTP {status_code}"
         if error_code:
@@ -121,6 +120,7 @@ class APIStatusError(APIError):
         self.typed_args: list[tuple[str, Any]] = typed_args or []
         """``typedArgs`` as ``(type, value)`` pairs, e.g. ``("INTEGER", 100)`` (deprecated by the API)."""
         self.response = response
+        """The answer as received (status, headers, body); it holds nothing of the request."""
 
     def __repr__(self) -> str:
         return (

@@ -1,6 +1,6 @@
 """When to retry, and how long to wait: exponential backoff with full jitter, honouring Retry-After.
 
-The loop itself is ``BaseClient.request`` (one loop for every call). It asks a decision after each
+The loop itself is ``Requester.request`` (``_request.py``) (one loop for every call). It asks a decision after each
 failure: calls that are safe to repeat (reads, validate) use :meth:`RetryPolicy.is_retryable`;
 book and cancel pass a decision that checks what the failed request did first (``_booking.py``),
 because a blind repeat can double-book. The loop is ours rather than tenacity's because that
@@ -18,8 +18,8 @@ from typing import Any
 
 import anyio
 import attrs
-import httpx
 
+from ._constants import DEFAULT_MAX_RETRIES
 from ._exceptions import APIConnectionError, APIError, APIStatusError, RateLimitError, ServiceUnavailableError
 
 __all__ = ["RETRY_STATUSES", "Decide", "Resolved", "RetryPolicy", "parse_retry_after"]
@@ -69,7 +69,7 @@ class RetryPolicy:
     ``sleep`` and ``random`` exist so tests can use a fake clock.
     """
 
-    max_retries: int = 2
+    max_retries: int = DEFAULT_MAX_RETRIES
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
     max_retry_after: float = 60.0
@@ -106,8 +106,3 @@ class RetryPolicy:
             retry_after = getattr(exc, "retry_after", None)
             return retry_after is None or retry_after <= self.max_retry_after
         return isinstance(exc, APIConnectionError)
-
-
-def is_connect_failure(exc: BaseException) -> bool:
-    """True when the request cannot have reached the server (so repeating it is always safe)."""
-    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))

@@ -47,12 +47,12 @@ from . import (
     format_zoned_datetime,
     parse_zoned_datetime,
 )
+from ._constants import ENV_ACCEPT_LANGUAGE
 from ._generated.models.language import Language
 from .sandbox import Faults, Sandbox
 
 T = TypeVar("T")
 
-ENV_ACCEPT_LANGUAGE = "PERFECTGYM_ACCEPT_LANGUAGE"
 EXIT_NOT_AVAILABLE = 3
 DEFAULT_RATE_LIMIT = "1000/60"
 # Piped or in CI there is no screen to fit: rich would assume 80 columns (or $COLUMNS) and squash

@@ -102,6 +102,9 @@ def generate(spec: Path, output: Path) -> None:
             "--output-path", str(raw),
             "--overwrite",
         )  # fmt: skip
+        # The generator always writes a Client; our operations know no transport and the package
+        # sends through its own request layer, so nothing would import it.
+        (raw / "client.py").unlink()
         for path in sorted(raw.rglob("*.py")):
             path.write_text(post_process(path.read_text(encoding="utf-8"), spec.name), encoding="utf-8")
         _run(

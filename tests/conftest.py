@@ -16,6 +16,40 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["httpx", "aiohttp"])
+def http_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Tests that use it run on both HTTP backends (aiohttp on asyncio only): the fake API
+    (tests/fakeapi.py) is then reached through httpx.MockTransport or over a loopback socket."""
+    import fakeapi
+
+    marker = request.node.get_closest_marker("httpx_only")
+    if request.param == "aiohttp" and marker is not None:
+        pytest.skip(str(marker.args[0]))
+    fakeapi.BACKEND["name"] = request.param
+    try:
+        yield str(request.param)
+    finally:
+        fakeapi.BACKEND["name"] = "httpx"
+        fakeapi.stop_servers()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """aiohttp runs on asyncio only: its trio combinations are not tests (its construction under
+    trio failing is one, in tests/test_backends.py)."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        params = params.params if params is not None else {}
+        (
+            drop
+            if params.get("anyio_backend") == "trio" and params.get("http_backend") == "aiohttp"
+            else keep
+        ).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def spec() -> dict[str, Any]:
     with (ROOT / "openapi.yaml").open(encoding="utf-8") as fh:

@@ -8,7 +8,9 @@ connection dropped, 503s, repeated cursors.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -73,8 +75,7 @@ class FakeAPI:
     def client_kwargs(self) -> dict[str, Any]:
         return {
             "api_key": KEY,
-            "base_url": "https://tenant.example",
-            "http_client": httpx.AsyncClient(transport=self.transport()),
+            **backend_kwargs(self.handle),
             # Nothing is ever still in progress here: the booking check need not wait.
             "booking_check_settle": 0,
             # The fake has no rate limit, and every test's client shares one key and tenant: one
@@ -197,6 +198,72 @@ class FakeAPI:
         return httpx.Response(
             404, json={"errorMessage": "not found", "errorCode": "NOT_FOUND", "traceId": "t-404"}
         )
+
+
+# -- the HTTP backend under test ---------------------------------------------------------------------
+# tests/conftest.py's ``http_backend`` fixture sets this for the test running now.
+BACKEND = {"name": "httpx"}
+_SERVERS: list[Callable[[], None]] = []
+
+
+def backend_kwargs(handler: Callable[[httpx.Request], Any]) -> dict[str, Any]:
+    """How a client of the backend under test reaches ``handler``: through httpx.MockTransport for
+    httpx, over a real loopback socket (an aiohttp server in this loop) for aiohttp."""
+    if BACKEND["name"] == "aiohttp":
+        return {"base_url": serve_on_loopback(handler), "http_backend": "aiohttp"}
+    return {
+        "base_url": "https://tenant.example",
+        "http_client": httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+    }
+
+
+def serve_on_loopback(handler: Callable[[httpx.Request], Any]) -> str:
+    """Serve an httpx-style handler at ``http://127.0.0.1:PORT`` until the test ends. A handler
+    that raises an httpx transport error drops the connection without an answer."""
+    import asyncio
+
+    from aiohttp import web
+
+    async def on_request(request: web.BaseRequest) -> web.StreamResponse:
+        body = await request.read()
+        outgoing = httpx.Request(
+            request.method, str(request.url), headers=list(request.headers.items()), content=body
+        )
+        try:
+            result = handler(outgoing)
+            response = await result if inspect.isawaitable(result) else result
+        except httpx.TransportError:
+            assert request.transport is not None
+            request.transport.abort()
+            raise
+        await response.aread()
+        skip = {"content-length", "transfer-encoding", "content-encoding"}
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in skip]
+        return web.Response(status=response.status_code, body=response.content, headers=headers)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    loop = asyncio.get_running_loop()
+    server = web.Server(on_request, access_log=None)
+    started = loop.create_task(loop.create_server(server, sock=sock))
+
+    def stop() -> None:
+        # The test's loop lives on (anyio's runner), so connections close as their clients do.
+        if started.done() and not started.cancelled() and started.exception() is None:
+            started.result().close()
+        else:
+            started.cancel()
+            sock.close()
+
+    _SERVERS.append(stop)
+    return f"http://127.0.0.1:{port}"
+
+
+def stop_servers() -> None:
+    while _SERVERS:
+        _SERVERS.pop()()
 
 
 class Gate:

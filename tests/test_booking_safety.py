@@ -26,7 +26,7 @@ from perfectgym_appointments_client import (
     Slot,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("http_backend")]
 
 BOOK = "/v1/appointments/booking/book"
 BOOKINGS = "/v1/appointments/booking"

@@ -21,10 +21,10 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import attrs
-import httpx
 import pytest
 
 from perfectgym_appointments_client import (
@@ -276,11 +276,16 @@ def sent_bookings(client: AppointmentsClient) -> list[dict[str, Any]]:
     """The bodies of the booking requests the client sends from now on, as sent."""
     bodies: list[dict[str, Any]] = []
 
-    async def record(request: httpx.Request) -> None:
-        if request.method == "POST" and request.url.path == BOOK:
-            bodies.append(json.loads(request.content))
+    backend = client._api.backend
+    send = backend.send
 
-    client._api.http.event_hooks["request"].append(record)
+    async def record(method: str, url: str, headers: dict[str, str], content: bytes | None) -> Any:
+        if method == "POST" and urlsplit(url).path == BOOK:
+            assert content is not None
+            bodies.append(json.loads(content))
+        return await send(method, url, headers, content)
+
+    backend.send = record  # type: ignore[method-assign]
     return bodies
 
 

@@ -137,7 +137,7 @@ def test_the_bumped_package_imports_and_shows_the_new_things(bumped_repo: Path) 
         bumped_repo,
         """
 import perfectgym_appointments_client as p
-from perfectgym_appointments_client._base_client import USER_AGENT
+from perfectgym_appointments_client._request import USER_AGENT
 from perfectgym_appointments_client._generated.models import AppointmentBooking
 from perfectgym_appointments_client._generated.api.appointments import get_bookable_appointment_slots as s
 assert p.__file__.startswith(__import__("os").getcwd()), p.__file__
@@ -148,7 +148,7 @@ raw = AppointmentBooking.from_dict({
 booking = p.Booking.from_api(raw, customer_id=5)
 print("room", booking.room_name, booking.additional_properties)
 print("status", p.ValidationStatus.WAITLIST_ONLY.is_known, p.ValidationStatus("WAITLIST_ONLY") is p.ValidationStatus.WAITLIST_ONLY)
-print("param", s._get_kwargs(1, room_id=7)["params"])
+print("param", s.build_request(1, room_id=7).params)
 print("version", p.API_VERSION, p.AppointmentsClient(api_key="k", base_url="https://t.example").api_version, USER_AGENT)
 """,
     )

@@ -1,4 +1,4 @@
-"""The facade's behaviour against a scripted fake API (httpx.MockTransport)."""
+"""The facade's behaviour against a scripted fake API (httpx.MockTransport, or a loopback socket for aiohttp)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from perfectgym_appointments_client import (
     ValidationStatus,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("http_backend")]
 BERLIN = ZoneInfo("Europe/Berlin")
 BOOK = "/v1/appointments/booking/book"
 BOOKINGS = "/v1/appointments/booking"
@@ -89,9 +89,9 @@ async def test_custom_http_client_is_used_and_not_closed() -> None:
 
 async def test_default_timeout_is_set() -> None:
     client = AppointmentsClient(api_key="k", base_url="https://tenant.example")
-    timeout = client._api.http.timeout
-    assert timeout.connect is not None
-    assert timeout.read is not None
+    assert client._api.backend.read_timeout == 30.0
+    timeout = client._api.backend.client.timeout
+    assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (10.0, 30.0, 30.0, 30.0)
     await client.aclose()
 
 

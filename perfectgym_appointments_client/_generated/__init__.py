@@ -2,13 +2,7 @@
 # Do not edit: change openapi.yaml, generator-config.yml or templates/, then regenerate.
 """A client library for accessing PerfectGym Next API: appointments"""
 
-from .client import AuthenticatedClient, Client
-
 API_VERSION = "1.12.1"
 """``info.version`` of the openapi.yaml this package was generated from."""
 
-__all__ = (
-    "API_VERSION",
-    "AuthenticatedClient",
-    "Client",
-)
+__all__ = ("API_VERSION",)

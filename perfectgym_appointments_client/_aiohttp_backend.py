@@ -1,0 +1,114 @@
+"""The aiohttp backend (``pip install 'perfectgym-appointments-client[aiohttp]'``, asyncio only).
+
+It talks to ``aiohttp.ClientSession`` directly: about a sixth of httpx's client CPU per request
+(benchmarks/RESULTS.md). The session is made on the first call, inside the running loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import sniffio
+
+from ._constants import KEEPALIVE_EXPIRY
+from ._exceptions import ConfigurationError
+from ._http import HTTPResponse, SendFailure, Timeouts, describe
+
+try:
+    import aiohttp
+except ImportError as exc:  # pragma: no cover - exercised by a subprocess test without aiohttp
+    raise ConfigurationError(
+        "http_backend='aiohttp' needs aiohttp: pip install 'perfectgym-appointments-client[aiohttp]'"
+    ) from exc
+
+__all__ = ["AiohttpBackend"]
+
+_ASYNCIO_ONLY = "http_backend='aiohttp' runs on asyncio only; under trio use the default backend (httpx)"
+# Failures before a byte of the request is written: no connection (DNS, refused, TLS handshake)
+# or none free in time.
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+def _require_asyncio() -> None:
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return  # made outside any loop (a notebook, module level): checked again on the first call
+    if library != "asyncio":
+        raise ConfigurationError(_ASYNCIO_ONLY)
+
+
+class AiohttpBackend:
+    name = "aiohttp"
+
+    def __init__(self, http_client: object | None, timeouts: Timeouts | None, max_connections: int) -> None:
+        _require_asyncio()
+        if http_client is not None and not isinstance(http_client, aiohttp.ClientSession):
+            raise ConfigurationError(
+                "http_client must be an aiohttp.ClientSession for the aiohttp backend, "
+                f"got {type(http_client).__name__}"
+            )
+        self._session: aiohttp.ClientSession | None = http_client
+        self._owns_session = http_client is None
+        self._max_connections = max_connections
+        self._timeout = (
+            None
+            if timeouts is None
+            else aiohttp.ClientTimeout(
+                total=None,
+                # aiohttp's connect covers waiting for a pooled connection and connecting.
+                connect=timeouts.pool,
+                sock_connect=timeouts.connect,
+                sock_read=timeouts.read,
+            )
+        )
+
+    @property
+    def read_timeout(self) -> float | None:
+        timeout = self._timeout or (self._session.timeout if self._session is not None else None)
+        return None if timeout is None else timeout.sock_read
+
+    def _open(self) -> aiohttp.ClientSession:
+        if sniffio.current_async_library() != "asyncio":
+            raise ConfigurationError(_ASYNCIO_ONLY)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=KEEPALIVE_EXPIRY),
+            timeout=self._timeout or aiohttp.ClientTimeout(),
+            # As httpx: proxies from the environment, redirects returned rather than followed.
+            trust_env=True,
+            raise_for_status=False,
+        )
+        # aiohttp sends an idempotent request (GET, DELETE) once more, unasked, when a kept-alive
+        # connection drops. Repeats are the request layer's to decide: a cancel whose answer was
+        # lost is read back, not sent again. (A private switch, the one aiohttp's own test client
+        # uses; without it we only lose that guarantee, so a missing attribute is not an error.)
+        self._session._retry_connection = False
+        return self._session
+
+    async def send(
+        self, method: str, url: str, headers: dict[str, str], content: bytes | None
+    ) -> HTTPResponse:
+        session = self._session or self._open()
+        kwargs: dict[str, Any] = {"headers": headers, "data": content, "allow_redirects": False}
+        if self._timeout is not None and not self._owns_session:
+            kwargs["timeout"] = self._timeout
+        try:
+            async with session.request(method, url, **kwargs) as response:
+                body = await response.read()
+                return HTTPResponse(response.status, response.reason or "", response.headers, body)
+        except aiohttp.ClientResponseError as exc:
+            # A protocol error (bad status line, headers). Its request_info holds the request's
+            # headers, key included: it is described, not chained.
+            raise SendFailure(describe(exc), timed_out=False, reached_server=True) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise SendFailure(
+                describe(exc),
+                timed_out=isinstance(exc, asyncio.TimeoutError),
+                reached_server=not isinstance(exc, _NOT_SENT),
+            ) from exc
+
+    async def aclose(self) -> None:
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()

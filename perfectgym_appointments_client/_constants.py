@@ -1,0 +1,59 @@
+"""Every default and limit of the client in one place, each with the reason for its value."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_BOOKING_CHECK_SETTLE",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_HTTP_BACKEND",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_RATE_LIMIT_REQUESTS",
+    "DEFAULT_RATE_LIMIT_SECONDS",
+    "DEFAULT_SEARCH_CONCURRENCY",
+    "DEFAULT_SLICE_SIZE",
+    "DEFAULT_TIMEOUT",
+    "ENV_ACCEPT_LANGUAGE",
+    "ENV_API_KEY",
+    "ENV_BASE_URL",
+    "HTTP_BACKENDS",
+    "KEEPALIVE_EXPIRY",
+    "MAX_DAYS_PER_REQUEST",
+    "MAX_SLICE_SIZE",
+    "MIN_SLICE_SIZE",
+]
+
+# -- environment ----------------------------------------------------------------------------------
+ENV_BASE_URL = "PERFECTGYM_BASE_URL"
+ENV_API_KEY = "PERFECTGYM_API_KEY"
+ENV_ACCEPT_LANGUAGE = "PERFECTGYM_ACCEPT_LANGUAGE"  # read by the CLI only
+
+# -- the API's own bounds (openapi.yaml): outside them a tenant answers 400 -----------------------
+MIN_SLICE_SIZE = 10
+MAX_SLICE_SIZE = 100
+DEFAULT_SLICE_SIZE = 50
+MAX_DAYS_PER_REQUEST = 6
+# A tenant allows 1,000 requests a minute per endpoint, then refuses that endpoint for a minute.
+DEFAULT_RATE_LIMIT_REQUESTS = 1000
+DEFAULT_RATE_LIMIT_SECONDS = 60
+
+# -- HTTP -----------------------------------------------------------------------------------------
+HTTP_BACKENDS = ("httpx", "aiohttp")
+DEFAULT_HTTP_BACKEND = "httpx"  # runs on asyncio and trio; aiohttp is faster but asyncio only
+DEFAULT_TIMEOUT = 30.0  # seconds for each of: waiting for a pooled connection, writing, reading
+DEFAULT_CONNECT_TIMEOUT = 10.0
+# One number for both pool limits. Fewer kept-alive connections than allowed ones (httpx's default
+# is 20 of 100) makes httpcore 1.0's pool close an idle connection on nearly every release once
+# more than 20 exist, so 100 busy tasks open a new connection (a TLS handshake) per request.
+# And httpcore's bookkeeping on every request walks all its connections, quadratically
+# (encode/httpx#3215): 100 kept-alive connections cost ~3 ms of client CPU per request on
+# loopback, 16 about 1.4 ms (benchmarks/RESULTS.md, concurrency). 16 is also search_slots'
+# default fan-out.
+DEFAULT_MAX_CONNECTIONS = 16
+KEEPALIVE_EXPIRY = 5.0
+DEFAULT_SEARCH_CONCURRENCY = 16
+
+# -- retries and the booking check ----------------------------------------------------------------
+DEFAULT_MAX_RETRIES = 2
+# Seconds the booking check waits before it looks, so a request still in progress has landed.
+DEFAULT_BOOKING_CHECK_SETTLE = 1.0

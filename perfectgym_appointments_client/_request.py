@@ -1,0 +1,281 @@
+"""The one request path under every facade method: build -> wait for the rate limit -> send ->
+typed error or parse, inside the one retry loop.
+
+An operation is a generated module (``_generated/api/appointments/*.py``): it names itself
+(``OPERATION_ID``, ``METHOD``, ``REQUIRED_SCOPE``), builds its request (``build_request``) and
+reads a successful answer from status and JSON (``parse_response``). The backend (``_http.py``)
+moves bytes. What neither knows lives here: the API key, the User-Agent, retries, the rate limit,
+typed errors and logging.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+from ._constants import DEFAULT_MAX_CONNECTIONS
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    ServiceUnavailableError,
+    status_error_class,
+)
+from ._field_paths import FIELD_PATH
+from ._generated.models import ErrorResponse
+from ._generated.types import PreparedRequest, Unset
+from ._http import HTTPBackend, HTTPResponse, SendFailure, Timeouts, open_backend
+from ._retry import Decide, Resolved, RetryPolicy, parse_retry_after
+from ._throttling import Throttle
+from ._version import API_VERSION, __version__
+
+__all__ = ["USER_AGENT", "Operation", "Requester", "logger"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+logger = logging.getLogger("perfectgym_appointments_client")
+logger.addHandler(logging.NullHandler())
+
+USER_AGENT = f"perfectgym-appointments-client/{__version__} (PerfectGym Next API {API_VERSION})"
+_FIELD_IN_MESSAGE = re.compile(rf"^({FIELD_PATH.pattern}): ")
+
+
+class Operation(Protocol[T_co]):
+    """A generated operation module, as the request layer uses it."""
+
+    OPERATION_ID: str
+    METHOD: str
+    REQUIRED_SCOPE: str | None
+    SUCCESS_STATUSES: frozenset[int]
+
+    def build_request(self, *args: Any, **kwargs: Any) -> PreparedRequest: ...
+
+    def parse_response(self, status_code: int, data: Any) -> T_co: ...
+
+
+class _Secret:
+    """Holds the API key so that no repr, vars() dump or traceback local shows it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "***"
+
+
+class Requester:
+    """Sends operations for :class:`AppointmentsClient` over one backend; not public."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeouts: Timeouts | None,
+        retry_policy: RetryPolicy,
+        http_backend: str,
+        http_client: object | None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        accept_language: str | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        # Named in connection errors: "connection refused" alone does not say which tenant.
+        self.host = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        self.accept_language = accept_language
+        self.throttle = throttle
+        self.retry_policy = retry_policy
+        self._key = _Secret(api_key)
+        self.backend: HTTPBackend = open_backend(
+            http_backend, http_client=http_client, timeouts=timeouts, max_connections=max_connections
+        )
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+    # -- the call path ------------------------------------------------------------------------
+    async def request(
+        self, operation: Operation[T], *args: Any, decide: Decide | None = None, **kwargs: Any
+    ) -> T:
+        """Call ``operation`` with the arguments of its ``build_request``, in the one retry loop.
+
+        After each failure ``decide`` says what happens next: send again (True, if the policy has
+        a retry left), give up and raise (False), or end the call with a value it found
+        (:class:`Resolved`, e.g. the booking a failed request did make). Without ``decide`` a
+        failure is retried when the policy calls it retryable (reads, validate).
+        """
+        prepared = operation.build_request(*args, **kwargs)
+        name, method, path = operation.OPERATION_ID, prepared.method, prepared.path
+        url = self.base_url + path
+        if prepared.params:
+            url += "?" + urlencode(prepared.params)
+        # The key goes on each request, not on a client-wide header dict.
+        headers = {"User-Agent": USER_AGENT, "X-API-KEY": self._key.reveal(), **prepared.headers}
+        if self.accept_language is not None:
+            headers["Accept-Language"] = self.accept_language
+        content = None if prepared.json is None else json.dumps(prepared.json, ensure_ascii=False).encode()
+        policy = self.retry_policy
+        decide = decide or self._retry_if_retryable
+        retry_number = 0
+        while True:
+            if self.throttle is not None:
+                # Outside the try: a wait longer than the call may take is our own RateLimitError,
+                # raised before anything is sent, not a failure to retry.
+                await self.throttle.wait_turn(
+                    name, patience=self.backend.read_timeout, method=method, path=path
+                )
+            try:
+                started = time.perf_counter()
+                try:
+                    response = await self.backend.send(method, url, headers, content)
+                except SendFailure as failure:
+                    raise self._connection_error(name, method, path, failure) from failure.__cause__
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s %s %s -> %s in %.1f ms (attempt %d)",
+                        name, method, path, response.status_code, (time.perf_counter() - started) * 1000,
+                        retry_number + 1,
+                    )  # fmt: skip
+                if response.status_code >= 300:
+                    raise self._status_error(operation, method, path, response)
+                return self._parse(operation, method, path, response)
+            except (APIStatusError, APIConnectionError, ResponseValidationError) as exc:
+                if self.throttle is not None and isinstance(exc, RateLimitError) and exc.retry_after is None:
+                    await self.throttle.locked_out(name)
+                can_retry = retry_number < policy.max_retries
+                verdict = await decide(exc, can_retry)
+                if isinstance(verdict, Resolved):
+                    result: T = verdict.value
+                    return result
+                if not (verdict and can_retry):
+                    raise
+                delay = policy.delay(exc, retry_number)
+                logger.warning(
+                    "retrying after %s (attempt %d failed; waiting %.2f s)", exc, retry_number + 1, delay
+                )
+                await policy.sleep(delay)
+                retry_number += 1
+
+    async def _retry_if_retryable(self, exc: APIError, can_retry: bool) -> bool:
+        return self.retry_policy.is_retryable(exc)
+
+    # -- answers --------------------------------------------------------------------------------
+    @staticmethod
+    def _parse(operation: Operation[T], method: str, path: str, response: HTTPResponse) -> T:
+        """The generated parser, with anything it trips over turned into ResponseValidationError."""
+        name, status = operation.OPERATION_ID, response.status_code
+        if status not in operation.SUCCESS_STATUSES:  # a 204 has no body to complain about
+            raise _invalid(name, method, path, status, "<status>", "unexpected status")
+        try:
+            data = None if method == "HEAD" else json.loads(response.content)
+            return operation.parse_response(status, data)
+        except json.JSONDecodeError as exc:
+            raise _invalid(name, method, path, status, "<body>", f"not JSON ({exc.msg})") from exc
+        except UnicodeDecodeError as exc:
+            raise _invalid(name, method, path, status, "<body>", "not UTF-8 text") from exc
+        except RecursionError as exc:  # json's C decoder gives up on [[[[...: no answer nests that deep
+            raise _invalid(name, method, path, status, "<body>", "JSON nested too deeply") from exc
+        except KeyError as exc:
+            raise _invalid(name, method, path, status, str(exc.args[0]), "required field missing") from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            message = str(exc)
+            match = _FIELD_IN_MESSAGE.match(message)
+            raise _invalid(
+                name, method, path, status, match.group(1) if match else "<body>", message
+            ) from exc
+
+    def _connection_error(
+        self, name: str, method: str, path: str, failure: SendFailure
+    ) -> APIConnectionError:
+        cls = APITimeoutError if failure.timed_out else APIConnectionError
+        what = "timed out" if failure.timed_out else "failed"
+        # The query is left out of the message: it holds customer ids, nothing a log needs.
+        error = cls(
+            f"{name} ({method} {self.host}{path.split('?', 1)[0]}) {what}: {failure.description}",
+            operation=name,
+            method=method,
+            path=path,
+        )
+        error.host = self.host
+        error.may_have_reached_server = failure.reached_server
+        return error
+
+    @staticmethod
+    def _status_error(
+        operation: Operation[Any], method: str, path: str, response: HTTPResponse
+    ) -> APIStatusError:
+        name, status = operation.OPERATION_ID, response.status_code
+        body: ErrorResponse | None = None
+        try:
+            data = json.loads(response.content)
+            if isinstance(data, dict) and isinstance(data.get("errorMessage"), str):
+                body = ErrorResponse.from_dict(data)
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            body = None  # an HTML page from a proxy, a truncated body...: the status still decides
+        if body is not None:
+            fields: dict[str, Any] = {
+                "error_message": body.error_message,
+                "error_code": _text_or_none(body.error_code),
+                "trace_id": _text_or_none(body.trace_id),
+                "reference": _text_or_none(body.reference),
+                "args": _error_args(data.get("args")),
+                "typed_args": _typed_args(data.get("typedArgs")),
+            }
+        else:
+            snippet = " ".join(re.sub(r"<[^>]+>", " ", response.text[:500]).split())[:200]
+            fields = {"error_message": snippet or response.reason_phrase or f"HTTP {status}"}
+        cls = status_error_class(status)
+        extra: dict[str, Any] = {}
+        if cls in (RateLimitError, ServiceUnavailableError):
+            extra["retry_after"] = parse_retry_after(response.headers.get("Retry-After"))
+        elif cls is PermissionDeniedError:
+            extra["required_scope"] = operation.REQUIRED_SCOPE
+        error = cls(
+            status_code=status, operation=name, method=method, path=path, response=response, **fields, **extra
+        )
+        logger.info("%s (%s %s) -> HTTP %s %s", name, method, path, status, error.error_code or "")
+        return error
+
+
+def _invalid(
+    name: str, method: str, path: str, status: int, field: str, detail: str
+) -> ResponseValidationError:
+    return ResponseValidationError(
+        operation=name, method=method, path=path, field=field, detail=detail, status_code=status
+    )
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None or isinstance(value, Unset) else str(value)
+
+
+def _error_args(raw: object) -> list[Any]:
+    """``args``: objects since the official spec (a list of strings in older answers); kept as sent."""
+    return list(raw) if isinstance(raw, list) else []
+
+
+def _typed_args(raw: object) -> list[tuple[str, Any]]:
+    """``typedArgs`` as ``(type, value)`` pairs; items that are not ``{type, value}`` objects are skipped
+    (the arguments are deprecated: a malformed one must not hide the error it comes with)."""
+    if not isinstance(raw, list):
+        return []
+    return [
+        (item["type"], item.get("value"))
+        for item in raw
+        if isinstance(item, dict) and isinstance(item.get("type"), str)
+    ]
