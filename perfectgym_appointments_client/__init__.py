@@ -5,12 +5,12 @@
             ...
 
 The hand-written facade lives in the modules next to this one; the generated layer (models and
-endpoint functions made by openapi-python-client from openapi.yaml) is ``_generated``.
+operations made by openapi-python-client from openapi.yaml) is ``_generated``.
 """
 
-from ._booking import BookingOutcome, OutcomeKind
+from typing import TYPE_CHECKING, Any
+
 from ._client import AppointmentsClient
-from ._display import Rows, SlotsChart, slots_chart, slots_per_day_and_instructor, to_rows
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -52,6 +52,38 @@ from ._retry import RetryPolicy
 from ._throttling import RateLimit
 from ._version import API_VERSION, __version__
 from ._zoned import ZonedDateTime, format_zoned_datetime, parse_zoned_datetime
+
+if TYPE_CHECKING:
+    from ._booking import BookingOutcome, OutcomeKind
+    from ._display import Rows, SlotsChart, slots_chart, slots_per_day_and_instructor, to_rows
+
+# Imported on first use: a first call needs neither the booking flows' report types nor the
+# notebook helpers (import time, benchmarks/RESULTS.md).
+_LAZY = {
+    "BookingOutcome": "_booking",
+    "OutcomeKind": "_booking",
+    "Rows": "_display",
+    "SlotsChart": "_display",
+    "slots_chart": "_display",
+    "slots_per_day_and_instructor": "_display",
+    "to_rows": "_display",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "API_VERSION",

@@ -39,6 +39,14 @@ def _require_asyncio() -> None:
         raise ConfigurationError(_ASYNCIO_ONLY)
 
 
+def _no_silent_repeats(session: aiohttp.ClientSession) -> None:
+    """aiohttp sends an idempotent request (GET, DELETE) once more, unasked, when a kept-alive
+    connection drops. Repeats are the request layer's to decide: a cancel whose answer was lost is
+    read back, not sent again. This is a private switch (the one aiohttp's own test client uses)
+    and it is set on a session the user passes too."""
+    session._retry_connection = False
+
+
 class AiohttpBackend:
     name = "aiohttp"
 
@@ -50,6 +58,8 @@ class AiohttpBackend:
                 f"got {type(http_client).__name__}"
             )
         self._session: aiohttp.ClientSession | None = http_client
+        if http_client is not None:
+            _no_silent_repeats(http_client)
         self._owns_session = http_client is None
         self._max_connections = max_connections
         self._timeout = (
@@ -79,11 +89,7 @@ class AiohttpBackend:
             trust_env=True,
             raise_for_status=False,
         )
-        # aiohttp sends an idempotent request (GET, DELETE) once more, unasked, when a kept-alive
-        # connection drops. Repeats are the request layer's to decide: a cancel whose answer was
-        # lost is read back, not sent again. (A private switch, the one aiohttp's own test client
-        # uses; without it we only lose that guarantee, so a missing attribute is not an error.)
-        self._session._retry_connection = False
+        _no_silent_repeats(self._session)
         return self._session
 
     async def send(

@@ -13,14 +13,13 @@ import datetime as dt
 import os
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import httpx
 from anyio.abc import TaskGroup
 
 from ._arguments import booking_request, check_slot, require_id, require_int
-from ._booking import BookingFlows, OutcomeHook
 from ._constants import (
     DEFAULT_BOOKING_CHECK_SETTLE,
     DEFAULT_CONNECT_TIMEOUT,
@@ -56,6 +55,9 @@ from ._retry import RetryPolicy
 from ._throttling import RateLimit, Throttle
 from ._version import API_VERSION
 from ._zoned import instant, require_aware
+
+if TYPE_CHECKING:
+    from ._booking import BookingFlows, OutcomeHook
 
 __all__ = ["AppointmentsClient"]
 
@@ -144,13 +146,26 @@ class AppointmentsClient:
                 rate_limit, api_key=api_key, base_url=self._api.base_url, logger=logger
             )
         self._task_group: TaskGroup | None = None
-        self._flows = BookingFlows(
-            self,
-            self._api,
-            settle=booking_check_settle,
-            on_outcome=on_booking_outcome,
-            run_bound=_run_bound(self._api.backend.read_timeout),
-        )
+        # The booking flows (_booking.py) are imported and set up on the first booking call: a
+        # client that only reads never pays for them.
+        self._flows_settings = (booking_check_settle, on_booking_outcome)
+        self._flows_made: BookingFlows | None = None
+
+    @property
+    def _flows(self) -> BookingFlows:
+        flows = self._flows_made
+        if flows is None:
+            from ._booking import BookingFlows
+
+            settle, hook = self._flows_settings
+            flows = self._flows_made = BookingFlows(
+                self,
+                self._api,
+                settle=settle,
+                on_outcome=hook,
+                run_bound=_run_bound(self._api.backend.read_timeout),
+            )
+        return flows
 
     def __repr__(self) -> str:
         return (

@@ -47,6 +47,7 @@ logger.addHandler(logging.NullHandler())
 
 USER_AGENT = f"perfectgym-appointments-client/{__version__} (PerfectGym Next API {API_VERSION})"
 _FIELD_IN_MESSAGE = re.compile(rf"^({FIELD_PATH.pattern}): ")
+_QUERY = re.compile(r"\?[^\s'\"<>)]*")
 
 
 class Operation(Protocol[T_co]):
@@ -204,9 +205,11 @@ class Requester:
     ) -> APIConnectionError:
         cls = APITimeoutError if failure.timed_out else APIConnectionError
         what = "timed out" if failure.timed_out else "failed"
-        # The query is left out of the message: it holds customer ids, nothing a log needs.
+        # Queries are left out of the message, also where a library's own text quotes the URL
+        # (aiohttp's timeouts do): they hold customer ids, nothing a log needs.
+        description = _QUERY.sub("", failure.description)
         error = cls(
-            f"{name} ({method} {self.host}{path.split('?', 1)[0]}) {what}: {failure.description}",
+            f"{name} ({method} {self.host}{path}) {what}: {description}",
             operation=name,
             method=method,
             path=path,

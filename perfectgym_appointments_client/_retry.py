@@ -9,7 +9,6 @@ decision is asynchronous (it asks the API) and may end the call with a value it 
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -47,6 +46,8 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
         seconds = float(value)
     except ValueError:
         try:
+            import email.utils  # only for an HTTP-date, which few servers send
+
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None

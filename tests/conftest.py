@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,10 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(params=["httpx", "aiohttp"])
-def http_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+async def http_backend(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """Tests that use it run on both HTTP backends (aiohttp on asyncio only): the fake API
-    (tests/fakeapi.py) is then reached through httpx.MockTransport or over a loopback socket."""
+    (tests/fakeapi.py) is then reached through httpx.MockTransport or over a loopback socket.
+    Async, so that its servers are shut down inside the test's loop; tests using it are async."""
     import fakeapi
 
     marker = request.node.get_closest_marker("httpx_only")
@@ -30,7 +31,7 @@ def http_backend(request: pytest.FixtureRequest) -> Iterator[str]:
         yield str(request.param)
     finally:
         fakeapi.BACKEND["name"] = "httpx"
-        fakeapi.stop_servers()
+        await fakeapi.stop_servers()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

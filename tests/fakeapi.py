@@ -11,7 +11,7 @@ import datetime as dt
 import inspect
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -203,7 +203,7 @@ class FakeAPI:
 # -- the HTTP backend under test ---------------------------------------------------------------------
 # tests/conftest.py's ``http_backend`` fixture sets this for the test running now.
 BACKEND = {"name": "httpx"}
-_SERVERS: list[Callable[[], None]] = []
+_SERVERS: list[Callable[[], Awaitable[None]]] = []
 
 
 def backend_kwargs(handler: Callable[[httpx.Request], Any]) -> dict[str, Any]:
@@ -249,21 +249,19 @@ def serve_on_loopback(handler: Callable[[httpx.Request], Any]) -> str:
     server = web.Server(on_request, access_log=None)
     started = loop.create_task(loop.create_server(server, sock=sock))
 
-    def stop() -> None:
-        # The test's loop lives on (anyio's runner), so connections close as their clients do.
-        if started.done() and not started.cancelled() and started.exception() is None:
-            started.result().close()
-        else:
-            started.cancel()
-            sock.close()
+    async def stop() -> None:
+        listening = await started
+        listening.close()
+        await server.shutdown(0)  # closes the server's side of every connection
+        await listening.wait_closed()
 
     _SERVERS.append(stop)
     return f"http://127.0.0.1:{port}"
 
 
-def stop_servers() -> None:
+async def stop_servers() -> None:
     while _SERVERS:
-        _SERVERS.pop()()
+        await _SERVERS.pop()()
 
 
 class Gate:

@@ -156,7 +156,7 @@ print("version", p.API_VERSION, p.AppointmentsClient(api_key="k", base_url="http
     assert "status True True" in out
     assert "'roomId': 7" in out
     assert "version 1.13.2 1.13.2" in out
-    assert "PerfectGym Next API 1.13.2;" in out
+    assert "PerfectGym Next API 1.13.2)" in out
 
 
 def test_the_bumped_repo_passes_its_spec_tests(bumped_repo: Path) -> None:

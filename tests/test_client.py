@@ -52,7 +52,7 @@ def make(api: FakeAPI, **kwargs: Any) -> AppointmentsClient:
 # -- configuration --------------------------------------------------------------------------------
 
 
-def test_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PERFECTGYM_BASE_URL", "https://env-tenant.example/")
     monkeypatch.setenv("PERFECTGYM_API_KEY", "env-key-55")
     client = AppointmentsClient()
@@ -61,7 +61,7 @@ def test_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "***" in repr(client)
 
 
-def test_missing_configuration_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_missing_configuration_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PERFECTGYM_BASE_URL", raising=False)
     monkeypatch.delenv("PERFECTGYM_API_KEY", raising=False)
     with pytest.raises(ConfigurationError, match="PERFECTGYM_API_KEY"):
@@ -103,7 +103,7 @@ async def test_default_timeout_is_set() -> None:
         ({"max_connections": 8, "http_client": httpx.AsyncClient()}, ConfigurationError),
     ],
 )
-def test_bad_connection_limits_are_refused(kwargs: dict[str, Any], error: type[Exception]) -> None:
+async def test_bad_connection_limits_are_refused(kwargs: dict[str, Any], error: type[Exception]) -> None:
     with pytest.raises(error):
         AppointmentsClient(api_key="k", base_url="https://tenant.example", **kwargs)
 

@@ -164,6 +164,7 @@ async def test_error_without_async_with_is_not_wrapped() -> None:
     fake = Fake(answer(404, ERROR_BODY), max_retries=0)
     with pytest.raises(NotFoundError):
         await fake.client.get_bookable_appointment(1)
+    await fake.client.aclose()
 
 
 async def test_error_inside_async_with_propagates_unwrapped() -> None:
@@ -375,11 +376,11 @@ async def test_transport_failures_map_to_connection_errors(
         ("-5", 0.0),
     ],
 )
-def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+async def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value) == expected
 
 
-def test_parse_retry_after_http_date_with_fixed_now() -> None:
+async def test_parse_retry_after_http_date_with_fixed_now() -> None:
     moment = dt.datetime(2015, 10, 21, 7, 28, tzinfo=dt.UTC).timestamp()
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=lambda: moment - 10) == 10.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=lambda: moment + 10) == 0.0
@@ -389,12 +390,12 @@ def test_parse_retry_after_http_date_with_fixed_now() -> None:
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True])
-def test_retry_policy_rejects_bad_max_retries(bad: Any) -> None:
+async def test_retry_policy_rejects_bad_max_retries(bad: Any) -> None:
     with pytest.raises(ValueError, match="max_retries"):
         RetryPolicy(max_retries=bad)
 
 
-def test_backoff_doubles_and_is_capped() -> None:
+async def test_backoff_doubles_and_is_capped() -> None:
     policy = RetryPolicy(random=lambda: 0.5)
     assert [policy.backoff(n) for n in range(7)] == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     full = RetryPolicy(random=lambda: 1.0, backoff_cap=3.0)

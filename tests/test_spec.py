@@ -57,7 +57,7 @@ def test_info_servers_and_security(spec: dict[str, Any]) -> None:
     version = str(spec["info"]["version"])
     assert re.fullmatch(r"\d+\.\d+\.\d+", version)
     assert version == API_VERSION
-    assert f"API {version};" in USER_AGENT
+    assert f"API {version})" in USER_AGENT
     assert AppointmentsClient(api_key="k", base_url="https://t.example").api_version == version
     assert f"<!-- api-version -->{version}<!-- /api-version -->" in (ROOT / "README.md").read_text()
     assert spec["servers"][0]["url"] == "https://open-api-demo.open-api.perfectgym.com"

@@ -1,0 +1,712 @@
+"""Both HTTP backends (httpx, aiohttp) against real failure shapes over real loopback sockets.
+
+A tiny raw HTTP/1.1 server (anyio, so it runs under asyncio and trio) answers each request as a
+test scripts it: an answer, a dropped connection, no answer at all, a truncated body. Each test
+checks that the client maps what happens to the same typed error on both backends, that booking
+and cancel requests are never repeated blindly, that the request on the wire is the same, and
+that the API key shows up nowhere in what an error carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+import pytest
+from fakeapi import BERLIN, DAY, wire
+
+from perfectgym_appointments_client import (
+    APIConnectionError,
+    APITimeoutError,
+    AppointmentsClient,
+    ConfigurationError,
+    NotFoundError,
+    PerfectGymError,
+    ResponseValidationError,
+    RetryPolicy,
+    ServiceUnavailableError,
+)
+from perfectgym_appointments_client._http import HTTPResponse
+
+pytestmark = pytest.mark.anyio
+
+KEY = "backend-secret-9f3c2e71"
+CUSTOMER = 918273
+BOOKING_ID = 4711
+APPOINTMENT = {"id": 1, "title": "Appointment 1", "duration": 60}
+BOOK_PATH = "/v1/appointments/booking/book"
+BOOKING_PATH = f"/v1/appointments/booking/{BOOKING_ID}"
+# A slot three days ahead: inside the bookings list's window, so the booking check reads the list.
+SLOT = SimpleNamespace(
+    start_date_time=dt.datetime.combine(DAY, dt.time(10), BERLIN),
+    end_date_time=dt.datetime.combine(DAY, dt.time(11), BERLIN),
+)
+NO_WAIT = RetryPolicy(max_retries=0, backoff_base=0)
+ONE_RETRY = RetryPolicy(max_retries=1, backoff_base=0)
+TWO_RETRIES = RetryPolicy(max_retries=2, backoff_base=0)
+
+
+# -- a raw HTTP/1.1 server ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Seen:
+    """One request as it arrived at the server."""
+
+    method: str
+    target: str
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        return self.target.partition("?")[0]
+
+    @property
+    def query(self) -> str:
+        return self.target.partition("?")[2]
+
+
+@dataclasses.dataclass
+class Answer:
+    """Bytes to write back (none: no answer), and whether to close the connection after them."""
+
+    data: bytes = b""
+    close: bool = False
+
+
+DROP = Answer(close=True)  # read the request, then close without a word
+
+
+def reply(
+    status: int = 200, body: Any = None, *, reason: str = "OK", headers: dict[str, str] | None = None
+) -> Answer:
+    content = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
+    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(content)}"]
+    if body is not None and not isinstance(body, bytes):
+        lines.append("Content-Type: application/json")
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return Answer(("\r\n".join(lines) + "\r\n\r\n").encode() + content)
+
+
+Handler = Callable[[Seen], Awaitable[Answer]]
+
+
+class RawServer:
+    def __init__(self, handler: Handler, port: int) -> None:
+        self.handler = handler
+        self.port = port
+        self.requests: list[Seen] = []
+        self.arrived = anyio.Event()  # set when the first request has been read
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def count(self, method: str, path: str | None = None) -> int:
+        return sum(1 for r in self.requests if r.method == method and (path is None or r.path == path))
+
+    async def connection(self, stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            buffer = b""
+            try:
+                while True:
+                    while b"\r\n\r\n" not in buffer:
+                        buffer += await stream.receive()
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+                    method, target, _ = request_line.split(" ", 2)
+                    headers: dict[str, str] = {}
+                    for line in header_lines:
+                        name, _, value = line.partition(":")
+                        assert name.lower() not in headers, f"header {name} sent twice"
+                        headers[name.lower()] = value.strip()
+                    assert "transfer-encoding" not in headers, "a body the client did not size"
+                    length = int(headers.get("content-length", "0"))
+                    while len(buffer) < length:
+                        buffer += await stream.receive()
+                    body, buffer = buffer[:length], buffer[length:]
+                    seen = Seen(method, target, headers, body)
+                    self.requests.append(seen)
+                    self.arrived.set()
+                    answer = await self.handler(seen)
+                    if answer.data:
+                        await stream.send(answer.data)
+                    if answer.close:
+                        return
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                return  # the client went away
+
+
+@contextlib.asynccontextmanager
+async def serve(handler: Handler, *, sock: socket.socket | None = None) -> AsyncIterator[RawServer]:
+    """Serve ``handler`` on 127.0.0.1 (a free port, or ``sock``) until the block ends."""
+    listener: anyio.abc.Listener[Any]
+    if sock is None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    else:
+        listener = await anyio.abc.SocketListener.from_socket(sock)
+    server = RawServer(handler, listener.extra_attributes[anyio.abc.SocketAttribute.local_port]())
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, server.connection)
+        try:
+            yield server
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def always(answer: Answer) -> Handler:
+    async def handler(seen: Seen) -> Answer:
+        return answer
+
+    return handler
+
+
+async def hang(seen: Seen) -> Answer:
+    await anyio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
+def client_for(url: str, http_backend: str, **kwargs: Any) -> AppointmentsClient:
+    kwargs.setdefault("retry_policy", NO_WAIT)
+    return AppointmentsClient(
+        api_key=KEY,
+        base_url=url,
+        http_backend=http_backend,
+        rate_limit=None,
+        booking_check_settle=0,
+        **kwargs,
+    )
+
+
+def refused_port() -> int:
+    """A port nothing listens on: bound, then closed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def booking_json(status: str = "BOOKED", *, customer: bool = False) -> dict[str, Any]:
+    booking: dict[str, Any] = {
+        "bookingId": BOOKING_ID,
+        "bookingStatus": status,
+        "startDateTime": wire(10),
+        "endDateTime": wire(11, millis=False),
+        "title": "Appointment 1",
+        "appointmentStatus": "PLANNED",
+        "participantStatus": "UNSET",
+        "instructors": [],
+    }
+    if customer:
+        booking["customerId"] = CUSTOMER
+    return booking
+
+
+def assert_key_nowhere(exc: BaseException) -> None:
+    """The key is in no text an error gives: its str/repr, its traceback, its response, the chain."""
+    texts = [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+    response = getattr(exc, "response", None)
+    if response is not None:
+        texts += [repr(response), repr(response.headers), repr(list(response.headers.items())), response.text]
+    current: BaseException | None = exc
+    for _ in range(20):
+        if current is None:
+            break
+        texts += [repr(current), str(current), repr(current.args), repr(getattr(current, "__dict__", {}))]
+        with contextlib.suppress(RuntimeError, AttributeError):  # httpx: .request unset raises
+            request = current.request  # type: ignore[attr-defined]
+            texts.append(repr(list(request.headers.items())))
+        request_info = getattr(current, "request_info", None)  # aiohttp
+        if request_info is not None:
+            texts.append(repr(list(request_info.headers.items())))
+        current = current.__cause__ or current.__context__
+    for text in texts:
+        assert KEY not in text
+
+
+# -- failure shapes ---------------------------------------------------------------------------------
+
+
+async def test_connection_refused_never_reached_the_server(http_backend: str) -> None:
+    port = refused_port()
+    async with client_for(f"http://127.0.0.1:{port}", http_backend) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.get_slots(1, customer_id=CUSTOMER, days_ahead=2)
+    exc = caught.value
+    assert type(exc) is APIConnectionError
+    assert exc.may_have_reached_server is False
+    assert exc.host == f"http://127.0.0.1:{port}"
+    assert exc.operation == "getBookableAppointmentSlots"
+    message = str(exc)
+    assert message.startswith("getBookableAppointmentSlots (GET http://127.0.0.1:")
+    assert f"http://127.0.0.1:{port}/v1/appointments/bookable/1/slots" in message
+    assert "?" not in message
+    assert str(CUSTOMER) not in message
+    assert "customerId" not in message
+    assert_key_nowhere(exc)
+
+
+async def test_refused_read_names_its_operation(http_backend: str) -> None:
+    async with client_for(f"http://127.0.0.1:{refused_port()}", http_backend) as client:
+        with pytest.raises(APIConnectionError, match=r"^getBookableAppointment \(GET ") as caught:
+            await client.get_bookable_appointment(1)
+    assert caught.value.may_have_reached_server is False
+
+
+async def test_dropped_read_is_retried_and_reached_the_server(http_backend: str) -> None:
+    async with serve(always(DROP)) as server:
+        async with client_for(server.url, http_backend, retry_policy=ONE_RETRY) as client:
+            with pytest.raises(APIConnectionError) as caught:
+                await client.get_bookable_appointment(1)
+        # One attempt and one retry; no hidden repeat by the HTTP library on top.
+        assert server.count("GET", "/v1/appointments/bookable/1") == 2
+        assert len(server.requests) == 2
+    exc = caught.value
+    assert type(exc) is APIConnectionError
+    assert exc.may_have_reached_server is True
+    assert exc.host == server.url
+    assert_key_nowhere(exc)
+
+
+async def test_dropped_booking_request_is_checked_not_repeated(http_backend: str) -> None:
+    """The server commits the booking, then drops the connection: the check finds it in the list."""
+    committed: list[Seen] = []
+
+    async def handler(seen: Seen) -> Answer:
+        if seen.method == "POST" and seen.path == "/v1/appointments/bookable/validate":
+            return reply(200, {"validationStatus": "AVAILABLE"})
+        if seen.method == "POST" and seen.path == BOOK_PATH:
+            committed.append(seen)
+            return DROP
+        if seen.method == "GET" and seen.path == "/v1/appointments/booking":
+            assert seen.query == f"customerId={CUSTOMER}"
+            return reply(200, [booking_json()] if committed else [])
+        return reply(404, {"errorMessage": "not found"})
+
+    async with serve(handler) as server:
+        async with client_for(server.url, http_backend, retry_policy=TWO_RETRIES) as client:
+            booking = await client.book(CUSTOMER, 1, SLOT)
+        assert server.count("POST", BOOK_PATH) == 1
+        assert server.count("GET", "/v1/appointments/booking") == 1  # the check read the list
+    assert booking.booking_id == BOOKING_ID
+    assert booking.customer_id == CUSTOMER
+
+
+async def test_read_timeout_may_have_reached_the_server(http_backend: str) -> None:
+    async with serve(hang) as server:
+        async with client_for(server.url, http_backend, timeout=0.3) as client:
+            with pytest.raises(APITimeoutError) as caught:
+                await client.get_bookable_appointment(1)
+        assert server.count("GET") == 1
+    exc = caught.value
+    assert exc.may_have_reached_server is True
+    assert exc.operation == "getBookableAppointment"
+    assert " timed out: " in str(exc)
+    assert_key_nowhere(exc)
+
+
+async def test_pool_timeout_never_reached_the_server(http_backend: str) -> None:
+    """One connection, held at the server: a second call waits for it, then gives up unsent."""
+    release = anyio.Event()
+
+    async def handler(seen: Seen) -> Answer:
+        await release.wait()
+        return reply(200, APPOINTMENT)
+
+    timeout = httpx.Timeout(connect=5, read=10, write=5, pool=0.3)
+    first: list[Any] = []
+    async with serve(handler) as server:
+        async with (
+            client_for(server.url, http_backend, timeout=timeout, max_connections=1) as client,
+            anyio.create_task_group() as tg,
+        ):
+
+            async def hold() -> None:
+                first.append(await client.get_bookable_appointment(1))
+
+            tg.start_soon(hold)
+            await server.arrived.wait()
+            try:
+                with pytest.raises(APITimeoutError) as caught:
+                    await client.get_slots(2, customer_id=CUSTOMER)
+            finally:
+                release.set()
+        assert [r.path for r in server.requests] == ["/v1/appointments/bookable/1"]
+    assert first[0].id == 1
+    exc = caught.value
+    assert exc.may_have_reached_server is False
+    assert exc.operation == "getBookableAppointmentSlots"
+    assert exc.host == server.url
+    assert_key_nowhere(exc)
+
+
+async def test_pool_timeout_message_has_no_query_string(http_backend: str) -> None:
+    """As for every connection error, the query (customer ids) stays out of the message."""
+    release = anyio.Event()
+
+    async def handler(seen: Seen) -> Answer:
+        await release.wait()
+        return reply(200, APPOINTMENT)
+
+    timeout = httpx.Timeout(connect=5, read=10, write=5, pool=0.3)
+    async with (
+        serve(handler) as server,
+        client_for(server.url, http_backend, timeout=timeout, max_connections=1) as client,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(client.get_bookable_appointment, 1)
+        await server.arrived.wait()
+        try:
+            with pytest.raises(APITimeoutError) as caught:
+                await client.get_slots(2, customer_id=CUSTOMER)
+        finally:
+            release.set()
+    message = str(caught.value)
+    assert str(CUSTOMER) not in message, message
+    assert "customerId" not in message
+
+
+async def test_truncated_body_is_a_connection_error(http_backend: str) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+    truncated = always(Answer(head + b'{"id": 1, "title"', close=True))
+    async with serve(truncated) as server, client_for(server.url, http_backend) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.get_bookable_appointment(1)
+    exc = caught.value
+    assert type(exc) is APIConnectionError  # not a timeout
+    assert not isinstance(exc, ResponseValidationError)
+    assert exc.may_have_reached_server is True
+    assert_key_nowhere(exc)
+
+
+# -- status errors and the key -------------------------------------------------------------------
+
+
+async def test_status_error_carries_the_response_not_the_key(http_backend: str) -> None:
+    body = {"errorMessage": "database busy", "errorCode": "DB_LOAD", "traceId": "t-503"}
+    answer = reply(503, body, reason="Service Unavailable", headers={"Retry-After": "7", "X-Echo": "plain"})
+    async with serve(always(answer)) as server:
+        async with client_for(server.url, http_backend) as client:
+            with pytest.raises(ServiceUnavailableError) as caught:
+                await client.get_bookable_appointment(1)
+        assert server.requests[0].headers["x-api-key"] == KEY  # it was sent, and is shown nowhere
+    exc = caught.value
+    response = exc.response
+    assert isinstance(response, HTTPResponse)
+    assert response.status_code == 503
+    assert response.reason_phrase == "Service Unavailable"
+    assert response.headers.get("retry-after") == "7"
+    assert response.headers.get("RETRY-AFTER") == "7"
+    assert response.headers["x-echo"] == "plain"
+    assert response.json() == body
+    assert json.loads(response.content) == body
+    assert exc.retry_after == 7.0
+    assert exc.error_code == "DB_LOAD"
+    assert exc.trace_id == "t-503"
+    assert_key_nowhere(exc)
+
+
+async def test_html_status_error_carries_the_body(http_backend: str) -> None:
+    page = b"<html><body><h1>Not here</h1></body></html>"
+    not_found = always(reply(404, page, reason="Not Found", headers={"Content-Type": "text/html"}))
+    async with serve(not_found) as server, client_for(server.url, http_backend) as client:
+        with pytest.raises(NotFoundError) as caught:
+            await client.get_bookable_appointment(1)
+    exc = caught.value
+    assert isinstance(exc.response, HTTPResponse)
+    assert exc.response.content == page
+    assert exc.response.headers.get("content-type") == "text/html"
+    assert exc.error_message == "Not here"
+    assert_key_nowhere(exc)
+
+
+async def test_sent_request_failure_shows_no_key(http_backend: str) -> None:
+    """A failure after the request was written (its headers, key included, were built)."""
+    async with serve(always(DROP)) as server, client_for(server.url, http_backend) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.validate_slot(CUSTOMER, 1, SLOT)
+    assert caught.value.__cause__ is not None or caught.value.__context__ is not None
+    assert_key_nowhere(caught.value)
+
+
+# -- the request on the wire ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_request_on_the_wire_is_the_same_on_both_backends() -> None:
+    async def handler(seen: Seen) -> Answer:
+        if seen.path == "/v1/appointments/bookable/1/slots":
+            return reply(200, [])
+        if seen.path == BOOK_PATH:
+            return reply(200, booking_json())
+        return reply(404, {"errorMessage": "not found"})
+
+    compared = ("host", "x-api-key", "user-agent", "content-type", "accept-language", "content-length")
+    wire_by_backend: dict[str, list[tuple[Any, ...]]] = {}
+    async with serve(handler) as server:
+        for backend in ("httpx", "aiohttp"):
+            start = len(server.requests)
+            async with client_for(server.url, backend, accept_language="de") as client:
+                await client.get_slots(1, customer_id=CUSTOMER, days_ahead=3, start_date=DAY)
+                booking = await client.book(CUSTOMER, 1, SLOT, validate=False, instructor_ids=[7])
+            assert booking.booking_id == BOOKING_ID
+            wire_by_backend[backend] = [
+                (
+                    r.method,
+                    r.target,
+                    {name: r.headers.get(name) for name in compared},
+                    json.loads(r.body) if r.body else None,
+                )
+                for r in server.requests[start:]
+            ]
+    httpx_wire, aiohttp_wire = wire_by_backend["httpx"], wire_by_backend["aiohttp"]
+    assert httpx_wire == aiohttp_wire
+    (get_method, get_target, get_headers, get_body), (post_method, post_target, post_headers, post_body) = (
+        httpx_wire
+    )
+    assert (get_method, get_target, get_body) == (
+        "GET",
+        f"/v1/appointments/bookable/1/slots?customerId={CUSTOMER}&daysAhead=3&slotWindowStartDate={DAY.isoformat()}",
+        None,
+    )
+    assert (post_method, post_target) == ("POST", BOOK_PATH)
+    for headers in (get_headers, post_headers):
+        assert headers["x-api-key"] == KEY
+        assert headers["user-agent"].startswith("perfectgym-appointments-client/")
+        assert headers["accept-language"] == "de"
+    assert get_headers["content-length"] in (None, "0")
+    assert post_headers["content-type"] == "application/json"
+    assert post_body["customerId"] == CUSTOMER
+    assert post_body["bookableAppointmentId"] == 1
+    assert post_body["instructorIds"] == [7]
+    assert post_body["startDateTime"] == wire(10)
+    assert post_body["endDateTime"] == wire(11)
+    assert post_headers["content-length"] == str(len(json.dumps(post_body, ensure_ascii=False).encode()))
+
+
+# -- construction and configuration ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_aiohttp_under_trio_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        AppointmentsClient(
+            api_key=KEY, base_url="http://127.0.0.1:9", http_backend="aiohttp", rate_limit=None
+        )
+    message = str(caught.value)
+    assert "asyncio" in message
+    assert "\n" not in message
+
+
+def test_aiohttp_made_outside_a_loop_works_in_asyncio_later() -> None:
+    sock = socket.socket()  # bound first: the client is made before any loop (or server) runs
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    try:
+        client = client_for(f"http://127.0.0.1:{port}", "aiohttp")
+    except BaseException:
+        sock.close()
+        raise
+    assert client._api.backend._session is None  # type: ignore[attr-defined]
+
+    async def main() -> tuple[Any, int]:
+        async with serve(always(reply(200, APPOINTMENT)), sock=sock) as server:
+            try:
+                appointment = await client.get_bookable_appointment(1)
+            finally:
+                await client.aclose()
+            return appointment, server.count("GET", "/v1/appointments/bookable/1")
+
+    appointment, requests = asyncio.run(main())
+    assert appointment.id == 1
+    assert appointment.title == "Appointment 1"
+    assert requests == 1
+
+
+def test_unknown_backend_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"http_backend must be one of httpx, aiohttp, got 'curl'"):
+        AppointmentsClient(api_key=KEY, base_url="http://127.0.0.1:9", http_backend="curl", rate_limit=None)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_http_client_of_the_other_library_is_a_configuration_error() -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ConfigurationError, match=r"httpx\.AsyncClient.*got ClientSession"):
+            AppointmentsClient(
+                api_key=KEY, base_url="http://127.0.0.1:9", http_client=session, rate_limit=None
+            )
+    async with httpx.AsyncClient() as http_client:
+        with pytest.raises(ConfigurationError, match=r"aiohttp\.ClientSession.*got AsyncClient"):
+            AppointmentsClient(
+                api_key=KEY,
+                base_url="http://127.0.0.1:9",
+                http_client=http_client,
+                http_backend="aiohttp",
+                rate_limit=None,
+            )
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_users_aiohttp_session_is_used_and_not_closed() -> None:
+    import aiohttp
+
+    async with serve(always(reply(200, APPOINTMENT))) as server:
+        async with aiohttp.ClientSession(headers={"X-Session": "mine"}) as session:
+            client = AppointmentsClient(
+                api_key=KEY, base_url=server.url, http_client=session, http_backend="aiohttp", rate_limit=None
+            )
+            assert (await client.get_bookable_appointment(1)).id == 1
+            await client.aclose()
+            assert not session.closed
+            assert (await client.get_bookable_appointment(1)).id == 1  # still usable
+            assert client._api.backend._session is session  # type: ignore[attr-defined]
+        assert [r.headers.get("x-session") for r in server.requests] == ["mine", "mine"]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_own_aiohttp_session_is_closed_by_aclose() -> None:
+    async with serve(always(reply(200, APPOINTMENT))) as server:
+        client = client_for(server.url, "aiohttp")
+        assert (await client.get_bookable_appointment(1)).id == 1
+        session = client._api.backend._session  # type: ignore[attr-defined]
+        assert session is not None
+        assert not session.closed
+        await client.aclose()
+        assert session.closed
+        assert client._api.backend._session is None  # type: ignore[attr-defined]
+        await client.aclose()  # twice is fine
+
+
+def test_without_aiohttp_httpx_works_and_aiohttp_is_a_configuration_error() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["aiohttp"] = None  # import aiohttp now raises ImportError
+
+        import asyncio, json, threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import perfectgym_appointments_client as pg
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = json.dumps({"id": 1, "title": "Appointment 1", "duration": 60}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+
+        async def main():
+            async with pg.AppointmentsClient(api_key="k", base_url=url, rate_limit=None) as client:
+                return (await client.get_bookable_appointment(1)).title
+
+        print("httpx:", asyncio.run(main()))
+        server.shutdown()
+        server.server_close()
+        for attempt in (1, 2):
+            try:
+                pg.AppointmentsClient(api_key="k", base_url=url, http_backend="aiohttp", rate_limit=None)
+            except pg.ConfigurationError as exc:
+                print("aiohttp:", exc)
+            else:
+                print("aiohttp: no error")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "httpx: Appointment 1"
+    assert len(lines) == 3
+    for line in lines[1:]:
+        assert line.startswith("aiohttp: ")
+        assert "[aiohttp]" in line
+        assert "no error" not in line
+
+
+# -- cancel is not repeated by the HTTP library -----------------------------------------------------
+
+
+def cancel_server() -> tuple[Handler, list[str]]:
+    """DELETE commits the cancel and drops the connection; GET reads the booking back."""
+    state = {"status": "BOOKED"}
+    log: list[str] = []
+
+    async def handler(seen: Seen) -> Answer:
+        log.append(f"{seen.method} {seen.target}")
+        if seen.path != BOOKING_PATH:
+            return reply(404, {"errorMessage": "not found"})
+        if seen.method == "DELETE":
+            if state["status"] == "CANCELED":
+                return reply(400, {"errorMessage": "already canceled", "errorCode": "ALREADY_CANCELED"})
+            state["status"] = "CANCELED"
+            return DROP
+        return reply(200, booking_json(state["status"], customer=True))
+
+    return handler, log
+
+
+async def test_dropped_cancel_is_read_back_not_repeated(http_backend: str) -> None:
+    handler, log = cancel_server()
+    async with (
+        serve(handler) as server,
+        client_for(server.url, http_backend, retry_policy=TWO_RETRIES) as client,
+    ):
+        # A kept-alive connection first: the DELETE goes over a reused connection.
+        assert (await client.get_booking(BOOKING_ID)).booking_status == "BOOKED"
+        message = await client.cancel_booking(BOOKING_ID)
+    assert message == f"Booking {BOOKING_ID} was canceled."
+    assert log == [f"GET {BOOKING_PATH}", f"DELETE {BOOKING_PATH}", f"GET {BOOKING_PATH}"]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_dropped_cancel_through_a_users_aiohttp_session_is_not_repeated() -> None:
+    import aiohttp
+
+    handler, log = cancel_server()
+    async with serve(handler) as server, aiohttp.ClientSession() as session:
+        client = AppointmentsClient(
+            api_key=KEY,
+            base_url=server.url,
+            http_client=session,
+            http_backend="aiohttp",
+            rate_limit=None,
+            booking_check_settle=0,
+            retry_policy=TWO_RETRIES,
+        )
+        try:
+            outcome: object = await client.cancel_booking(BOOKING_ID)
+        except PerfectGymError as exc:  # the repeat's "already canceled"
+            outcome = exc
+        finally:
+            await client.aclose()
+    assert log == [f"DELETE {BOOKING_PATH}", f"GET {BOOKING_PATH}"], outcome
+    assert outcome == f"Booking {BOOKING_ID} was canceled."
