@@ -78,6 +78,13 @@ class _Secret:
         return "***"
 
 
+class _Headers(dict[str, str]):
+    """A request's headers; their repr hides the key (tracebacks that show locals print it)."""
+
+    def __repr__(self) -> str:
+        return repr({name: "***" if name == "X-API-KEY" else value for name, value in self.items()})
+
+
 class Requester:
     """Sends operations for :class:`AppointmentsClient` over one backend; not public."""
 
@@ -126,7 +133,7 @@ class Requester:
         if prepared.params:
             url += "?" + urlencode(prepared.params)
         # The key goes on each request, not on a client-wide header dict.
-        headers = {"User-Agent": USER_AGENT, "X-API-KEY": self._key.reveal(), **prepared.headers}
+        headers = _Headers({"User-Agent": USER_AGENT, "X-API-KEY": self._key.reveal(), **prepared.headers})
         if self.accept_language is not None:
             headers["Accept-Language"] = self.accept_language
         content = None if prepared.json is None else json.dumps(prepared.json, ensure_ascii=False).encode()

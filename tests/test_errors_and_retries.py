@@ -220,7 +220,11 @@ async def test_api_key_is_sent_but_never_shown(caplog: pytest.LogCaptureFixture)
     records = [r for r in caplog.records if r.name.startswith("perfectgym_appointments_client")]
     assert any(r.levelno == logging.DEBUG for r in records)
     assert any("retrying" in r.getMessage() for r in records)
+    # Also a traceback with each frame's locals, as error reporters capture them.
+    with_locals = "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
+    assert "X-API-KEY" in with_locals  # the headers are there, masked
     shown = [str(exc), repr(exc), repr(fake.client), "".join(traceback.format_exception(exc)), caplog.text]
+    shown.append(with_locals)
     shown += [r.getMessage() for r in records]
     for text in shown:
         assert KEY not in text
