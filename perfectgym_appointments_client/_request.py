@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import time
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from ._constants import DEFAULT_MAX_CONNECTIONS
@@ -30,12 +30,14 @@ from ._exceptions import (
     status_error_class,
 )
 from ._field_paths import FIELD_PATH
-from ._generated.models import ErrorResponse
 from ._generated.types import PreparedRequest, Unset
 from ._http import HTTPBackend, HTTPResponse, SendFailure, Timeouts, open_backend
 from ._retry import Decide, Resolved, RetryPolicy, parse_retry_after
 from ._throttling import Throttle
 from ._version import API_VERSION, __version__
+
+if TYPE_CHECKING:
+    from ._generated.models import ErrorResponse
 
 __all__ = ["USER_AGENT", "Operation", "Requester", "logger"]
 
@@ -229,6 +231,8 @@ class Requester:
     def _status_error(
         operation: Operation[Any], method: str, path: str, response: HTTPResponse
     ) -> APIStatusError:
+        from ._generated.models import ErrorResponse  # loaded with the first error, not at import
+
         name, status = operation.OPERATION_ID, response.status_code
         body: ErrorResponse | None = None
         try:

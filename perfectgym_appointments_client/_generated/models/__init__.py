@@ -2,24 +2,60 @@
 # Do not edit: change openapi.yaml, generator-config.yml or templates/, then regenerate.
 """Contains all the data models used in inputs/outputs"""
 
-from .appointment_booking import AppointmentBooking
-from .appointment_booking_request import AppointmentBookingRequest
-from .appointment_status import AppointmentStatus
-from .bookable_appointment import BookableAppointment
-from .bookable_appointment_slice import BookableAppointmentSlice
-from .booking_status import BookingStatus
-from .cancel_result import CancelResult
-from .customer_appointment_booking import CustomerAppointmentBooking
-from .error_response import ErrorResponse
-from .error_response_args_type_0_item import ErrorResponseArgsType0Item
-from .instructor import Instructor
-from .language import Language
-from .participant_status import ParticipantStatus
-from .slot import Slot
-from .typed_arg import TypedArg
-from .typed_arg_type import TypedArgType
-from .validation_result import ValidationResult
-from .validation_status import ValidationStatus
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .appointment_booking import AppointmentBooking
+    from .appointment_booking_request import AppointmentBookingRequest
+    from .appointment_status import AppointmentStatus
+    from .bookable_appointment import BookableAppointment
+    from .bookable_appointment_slice import BookableAppointmentSlice
+    from .booking_status import BookingStatus
+    from .cancel_result import CancelResult
+    from .customer_appointment_booking import CustomerAppointmentBooking
+    from .error_response import ErrorResponse
+    from .error_response_args_type_0_item import ErrorResponseArgsType0Item
+    from .instructor import Instructor
+    from .language import Language
+    from .participant_status import ParticipantStatus
+    from .slot import Slot
+    from .typed_arg import TypedArg
+    from .typed_arg_type import TypedArgType
+    from .validation_result import ValidationResult
+    from .validation_status import ValidationStatus
+
+_MODULES = {
+    "AppointmentBooking": ".appointment_booking",
+    "AppointmentBookingRequest": ".appointment_booking_request",
+    "AppointmentStatus": ".appointment_status",
+    "BookableAppointment": ".bookable_appointment",
+    "BookableAppointmentSlice": ".bookable_appointment_slice",
+    "BookingStatus": ".booking_status",
+    "CancelResult": ".cancel_result",
+    "CustomerAppointmentBooking": ".customer_appointment_booking",
+    "ErrorResponse": ".error_response",
+    "ErrorResponseArgsType0Item": ".error_response_args_type_0_item",
+    "Instructor": ".instructor",
+    "Language": ".language",
+    "ParticipantStatus": ".participant_status",
+    "Slot": ".slot",
+    "TypedArg": ".typed_arg",
+    "TypedArgType": ".typed_arg_type",
+    "ValidationResult": ".validation_result",
+    "ValidationStatus": ".validation_status",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = (
     "AppointmentBooking",
