@@ -149,23 +149,22 @@ class AppointmentsClient:
         # The booking flows (_booking.py) are imported and set up on the first booking call: a
         # client that only reads never pays for them.
         self._flows_settings = (booking_check_settle, on_booking_outcome)
-        self._flows_made: BookingFlows | None = None
 
-    @property
-    def _flows(self) -> BookingFlows:
-        flows = self._flows_made
-        if flows is None:
-            from ._booking import BookingFlows
+    if TYPE_CHECKING:
+        _flows: BookingFlows
 
-            settle, hook = self._flows_settings
-            flows = self._flows_made = BookingFlows(
-                self,
-                self._api,
-                settle=settle,
-                on_outcome=hook,
-                run_bound=_run_bound(self._api.backend.read_timeout),
-            )
-        return flows
+    def __getattr__(self, name: str) -> Any:
+        # Called only for what is not set: the booking flows, made on first use, then a plain
+        # attribute (so a booking call does not pass through here again).
+        if name != "_flows" or "_flows_settings" not in vars(self):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        from ._booking import BookingFlows
+
+        settle, hook = self._flows_settings
+        self._flows = BookingFlows(
+            self, self._api, settle=settle, on_outcome=hook, run_bound=_run_bound(self._api.read_timeout)
+        )
+        return self._flows
 
     def __repr__(self) -> str:
         return (

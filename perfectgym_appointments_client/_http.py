@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ._constants import HTTP_BACKENDS
 from ._exceptions import ConfigurationError
@@ -22,21 +22,16 @@ if TYPE_CHECKING:
 __all__ = ["HTTPBackend", "HTTPResponse", "SendFailure", "Timeouts", "open_backend"]
 
 
-class HTTPResponse:
+class HTTPResponse(NamedTuple):
     """An answer as received: status, headers (case-insensitive), the whole body.
 
     Kept on :class:`APIStatusError` as ``response``; it holds nothing of the request (so no key).
     """
 
-    __slots__ = ("content", "headers", "reason_phrase", "status_code")
-
-    def __init__(
-        self, status_code: int, reason_phrase: str, headers: Mapping[str, str], content: bytes
-    ) -> None:
-        self.status_code = status_code
-        self.reason_phrase = reason_phrase
-        self.headers = headers
-        self.content = content
+    status_code: int
+    reason_phrase: str
+    headers: Mapping[str, str]
+    content: bytes
 
     @property
     def text(self) -> str:

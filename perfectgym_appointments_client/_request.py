@@ -114,6 +114,8 @@ class Requester:
         self.backend: HTTPBackend = open_backend(
             http_backend, http_client=http_client, timeouts=timeouts, max_connections=max_connections
         )
+        # How long a call may wait for an answer, and so for its rate-limit turn (None: no bound).
+        self.read_timeout = self.backend.read_timeout
 
     async def aclose(self) -> None:
         await self.backend.aclose()
@@ -146,9 +148,7 @@ class Requester:
             if self.throttle is not None:
                 # Outside the try: a wait longer than the call may take is our own RateLimitError,
                 # raised before anything is sent, not a failure to retry.
-                await self.throttle.wait_turn(
-                    name, patience=self.backend.read_timeout, method=method, path=path
-                )
+                await self.throttle.wait_turn(name, patience=self.read_timeout, method=method, path=path)
             try:
                 started = time.perf_counter()
                 try:

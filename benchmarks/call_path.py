@@ -1,0 +1,95 @@
+"""How often one call moves between the package's files: ``python -m benchmarks.call_path``.
+
+A profile hook records, for one ``get_slots`` and one ``book`` (validate, then book), the package
+file each Python frame belongs to, against canned answers (httpx.MockTransport). A "move" is two
+consecutive package frames in different files. Library frames are skipped (a backend calling
+httpx and getting its answer back is no move), and the generated model files count as one,
+``_generated/models`` (parsing a slot list visits three of them per slot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import perfectgym_appointments_client as package
+from perfectgym_appointments_client import AppointmentsClient
+
+ROOT = Path(package.__file__).parent
+START = "2030-06-24T08:00:00.000+02:00[Europe/Berlin]"
+END = "2030-06-24T09:00:00.000+02:00[Europe/Berlin]"
+SLOT = {"startDateTime": START, "endDateTime": END, "instructors": []}
+BOOKING = {
+    "bookingId": 7, "bookingStatus": "BOOKED", "startDateTime": START, "endDateTime": END,
+    "title": "Yoga", "appointmentStatus": "PLANNED", "participantStatus": "UNSET", "instructors": [],
+}  # fmt: skip
+
+
+def answer(request: httpx.Request) -> httpx.Response:
+    if request.url.path.endswith("/slots"):
+        return httpx.Response(200, json=[SLOT])
+    if request.url.path.endswith("/validate"):
+        return httpx.Response(200, json={"validationStatus": "AVAILABLE"})
+    return httpx.Response(200, json=BOOKING)
+
+
+def where(path: str) -> str | None:
+    file = Path(path)
+    if not file.is_relative_to(ROOT):
+        return None
+    name = file.relative_to(ROOT).as_posix()
+    return "_generated/models" if name.startswith("_generated/models/") else name
+
+
+async def walk(call: Callable[[AppointmentsClient], Awaitable[Any]]) -> list[str]:
+    """The package files one call passes through, in order, each run of one file once."""
+    files: list[str] = []
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        current = frame if event == "call" else frame.f_back if event == "return" else None
+        name = None if current is None else where(current.f_code.co_filename)
+        if name is not None and (not files or files[-1] != name):
+            files.append(name)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    async with AppointmentsClient(
+        api_key="k", base_url="https://tenant.example", http_client=http, booking_check_settle=0
+    ) as client:
+        await call(client)  # the first call imports and fills caches
+        sys.setprofile(hook)
+        try:
+            await call(client)
+        finally:
+            sys.setprofile(None)
+    await http.aclose()
+    return files
+
+
+CALLS: dict[str, Callable[[AppointmentsClient], Awaitable[Any]]] = {
+    "get_slots": lambda client: client.get_slots(1, days_ahead=1),
+    "book": lambda client: client.book(5, 1, SlotStub()),
+}
+
+
+class SlotStub:
+    def __init__(self) -> None:
+        from perfectgym_appointments_client import parse_zoned_datetime
+
+        self.start_date_time = parse_zoned_datetime(START)
+        self.end_date_time = parse_zoned_datetime(END)
+
+
+def main() -> None:
+    for name, call in CALLS.items():
+        files = asyncio.run(walk(call))
+        print(f"{name}: {len(files) - 1} moves between {len(set(files))} files")
+        print("   " + " -> ".join(files))
+
+
+if __name__ == "__main__":
+    main()
