@@ -16,6 +16,7 @@ __all__ = [
     "ENV_ACCEPT_LANGUAGE",
     "ENV_API_KEY",
     "ENV_BASE_URL",
+    "ENV_HTTP_BACKEND",
     "HTTP_BACKENDS",
     "KEEPALIVE_EXPIRY",
     "MAX_DAYS_PER_REQUEST",
@@ -27,6 +28,7 @@ __all__ = [
 ENV_BASE_URL = "PERFECTGYM_BASE_URL"
 ENV_API_KEY = "PERFECTGYM_API_KEY"
 ENV_ACCEPT_LANGUAGE = "PERFECTGYM_ACCEPT_LANGUAGE"  # read by the CLI only
+ENV_HTTP_BACKEND = "PERFECTGYM_HTTP_BACKEND"  # read by the CLI only
 
 # -- the API's own bounds (openapi.yaml): outside them a tenant answers 400 -----------------------
 MIN_SLICE_SIZE = 10

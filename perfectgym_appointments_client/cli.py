@@ -47,7 +47,7 @@ from . import (
     format_zoned_datetime,
     parse_zoned_datetime,
 )
-from ._constants import ENV_ACCEPT_LANGUAGE
+from ._constants import DEFAULT_HTTP_BACKEND, ENV_ACCEPT_LANGUAGE, ENV_HTTP_BACKEND, HTTP_BACKENDS
 from ._generated.models.language import Language
 from .sandbox import Faults, Sandbox
 
@@ -78,14 +78,33 @@ def _stdout_console() -> Console:
 
 
 out = _stdout_console()
+http_backend = DEFAULT_HTTP_BACKEND
+
+
+def _check_backend(value: str) -> str:
+    if value not in HTTP_BACKENDS:
+        _fail(f"--http-backend must be one of {', '.join(HTTP_BACKENDS)}; got {value!r}")
+    return value
 
 
 @app.callback()
-def _each_invocation() -> None:
+def _each_invocation(
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--http-backend",
+            envvar=ENV_HTTP_BACKEND,
+            callback=_check_backend,
+            help="The HTTP library the client sends with: httpx, or aiohttp (the [aiohttp] extra).",
+            show_envvar=True,
+        ),
+    ] = DEFAULT_HTTP_BACKEND,
+) -> None:
     # Built per invocation, not at import: whether stdout is a terminal can differ between runs
     # in one process (typer's CliRunner, an embedding program).
-    global out
+    global out, http_backend
     out = _stdout_console()
+    http_backend = backend
 
 
 def _fail(message: str, status: int = 2) -> NoReturn:
@@ -127,11 +146,13 @@ async def _client(sandbox: bool, language: str | None = None) -> AsyncIterator[A
     if sandbox:
         async with (
             Sandbox() as sb,
-            AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url, accept_language=language) as client,
+            AppointmentsClient(
+                api_key=sb.api_key, base_url=sb.base_url, accept_language=language, http_backend=http_backend
+            ) as client,
         ):
             yield client
     else:
-        async with AppointmentsClient(accept_language=language) as client:
+        async with AppointmentsClient(accept_language=language, http_backend=http_backend) as client:
             yield client
 
 

@@ -115,6 +115,33 @@ def test_slots_validate_book_json(runner: CliRunner, seed42: Sandbox) -> None:
     assert booking["needsConfirmation"] == (booking["bookingStatus"] == "BOOKED_WITH_CONFIRMATION_REQUIRED")
 
 
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_the_http_backend_can_be_chosen(runner: CliRunner, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    from perfectgym_appointments_client._aiohttp_backend import AiohttpBackend
+
+    sent: list[str] = []
+    send = AiohttpBackend.send
+
+    async def counted(self: AiohttpBackend, method: str, url: str, *args: Any) -> Any:
+        sent.append(method)
+        return await send(self, method, url, *args)
+
+    monkeypatch.setattr(AiohttpBackend, "send", counted)
+    if how == "environment":
+        monkeypatch.setenv("PERFECTGYM_HTTP_BACKEND", "aiohttp")
+        args = ["bookable", "--limit", "3", "--json", "--sandbox"]
+    else:
+        args = ["--http-backend", "aiohttp", "bookable", "--limit", "3", "--json", "--sandbox"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 3
+    assert sent, "nothing went through aiohttp"
+    assert set(sent) == {"GET"}
+    result = runner.invoke(app, ["--http-backend", "curl", "bookable", "--sandbox"])
+    assert result.exit_code == 2
+    assert "--http-backend must be one of httpx, aiohttp" in result.output
+
+
 def test_bookings_and_tables(runner: CliRunner, seed42: Sandbox) -> None:
     assert isinstance(run_json(runner, "bookings", str(seed42.demo_customer_id)), list)
     result = runner.invoke(app, ["bookable", "--sandbox", "--limit", "3"])
