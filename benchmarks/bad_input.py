@@ -2,22 +2,32 @@
 
 Each answer shape (truncated JSON, HTML, an empty body, wrong types, missing required fields, null
 lists, unknown enums, extra fields, bad date-times, huge pages, broken encodings, odd statuses...)
-is served to each of the eight operations in place of its real answer, through
-``httpx.MockTransport``: these are shapes a real server makes only by accident. Every other
-request (the reads a booking flow makes to check what happened) gets a valid answer.
+is served to each of the eight operations in place of its real answer: these are shapes a real
+server makes only by accident. Every other request (the reads a booking flow makes to check what
+happened) gets a valid answer.
+
+Each case runs on both HTTP backends, from the same bytes (:class:`Answer`: status, headers as on
+the wire, body): on httpx through ``httpx.MockTransport``, the body handed over undecoded so httpx
+reads it as it would off a socket; on aiohttp (asyncio only; it has no mock transport) over a real
+loopback socket, :class:`LoopbackServer` writing the status line, headers and body byte for byte.
 
 Every shape says what the client must do with it: raise a typed error (and which one, naming the
 operation and field), or parse tolerantly. Nothing may escape as a bare exception.
-``tests/test_bad_input_sweep.py`` runs every case; ``scripts/soak`` prints the counts.
+``tests/test_bad_input_sweep.py`` runs every case on both backends; ``scripts/soak`` prints the
+counts per backend.
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
+import contextlib
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
 
 import attrs
 import httpx
@@ -37,6 +47,7 @@ from perfectgym_appointments_client import (
     ServiceUnavailableError,
     Slot,
 )
+from perfectgym_appointments_client._constants import HTTP_BACKENDS as HTTP_BACKENDS
 
 KEY = "sweep-key"
 BASE = "https://tenant.example"
@@ -281,7 +292,8 @@ def _body_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
     yield "json-as-text-plain", _raw(good, "text/plain", error=None)
     yield "status-201", _raw(good, field="<status>", status=201)
     yield "status-204-no-body", _raw(b"", field="<status>", status=204)
-    # Content-Encoding says gzip, the body is not: httpx cannot decode it, so there is no answer.
+    # Content-Encoding says gzip, the body is not: neither httpx nor aiohttp can decode it, so
+    # there is no answer.
     yield (
         "bad-gzip",
         Bad(
@@ -426,11 +438,156 @@ def _status_cases(op: Operation) -> Iterator[tuple[str, Bad]]:
 
 def cases() -> list[tuple[Operation, str, Bad]]:
     """Every (operation, shape, answer): the sweep."""
-    found = []
+    found: list[tuple[Operation, str, Bad]] = []
     for op in OPERATIONS:
         for family in (_body_cases, _field_cases, _list_cases, _status_cases):
             found.extend((op, name, bad) for name, bad in family(op))
     return found
+
+
+# -- the bytes of an answer, and a server for them ----------------------------------------------------
+
+# Statuses whose answers have no body: they carry no Content-Length (RFC 9110, 8.6).
+_NO_BODY = frozenset({204, 304})
+
+
+@attrs.frozen
+class Answer:
+    """An answer as it goes on the wire: the status, the headers in order, the body bytes.
+
+    Both backends get exactly these: the one framing header a server adds, Content-Length, is
+    added here for both (httpx.MockTransport needs none, a socket does; the 204 gets none).
+    """
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    @classmethod
+    def of(cls, status: int, headers: Mapping[str, str], body: bytes) -> Answer:
+        framed = list(headers.items())
+        if status in _NO_BODY or status < 200:
+            if body:
+                raise ValueError(f"a {status} answer has no body")
+        else:
+            framed.append(("Content-Length", str(len(body))))
+        return cls(status, tuple(framed), body)
+
+    def to_httpx(self) -> httpx.Response:
+        # ``stream=``, not ``content=``: httpx.Response(content=...) decodes its body (and adds
+        # headers) when it is made, so a bad gzip body would fail in the mock, not in the client.
+        return httpx.Response(self.status, headers=list(self.headers), stream=httpx.ByteStream(self.body))
+
+    def to_wire(self) -> bytes:
+        lines = [f"HTTP/1.1 {self.status} {httpx.codes.get_reason_phrase(self.status)}"]
+        lines += [f"{name}: {value}" for name, value in self.headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+
+
+class Exchange:
+    """One case's conversation: the first request to the operation gets the malformed answer,
+    every other request a valid one. ``failure``: what went wrong making an answer (a request the
+    sweep has no answer for), which makes the case a bare exception on either backend."""
+
+    def __init__(self, op: Operation, bad: Bad) -> None:
+        self.op, self.bad = op, bad
+        self.served = False
+        self.requests = 0
+        self.failure: BaseException | None = None
+
+    def respond(self, method: str, path: str) -> Answer:
+        self.requests += 1
+        if not self.served and (method, path) == (self.op.method, self.op.path):
+            self.served = True
+            return Answer.of(self.bad.status, self.bad.headers, self.bad.content)
+        try:
+            valid = VALID[(method, path)]
+        except KeyError as exc:
+            self.failure = exc
+            raise
+        return Answer.of(200, {"Content-Type": "application/json"}, json.dumps(valid).encode())
+
+
+class LoopbackServer:
+    """``async with LoopbackServer() as server``: an HTTP/1.1 server on 127.0.0.1 (asyncio), kept
+    alive across cases; it answers each request from ``server.exchange`` with
+    :meth:`Answer.to_wire`'s bytes and nothing else (no Date, no Server header). A request it
+    cannot answer (one the sweep has no answer for, one it cannot read) gets its connection cut,
+    and the failure is the case's (``exchange.failure``: a bare exception, whatever the client
+    made of the cut); one that arrives between cases too, and leaving ``async with`` raises."""
+
+    def __init__(self) -> None:
+        self.exchange: Exchange | None = None
+        self.base_url = ""
+        self.stray: list[BaseException] = []  # failures that came between cases
+        self._server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        # Connections a closed client left behind, not yet seen to end (Python 3.11's
+        # wait_closed does not wait for them): closed from this side, their readers see the end.
+        for writer in self._connections.values():
+            writer.close()
+        await asyncio.gather(*self._connections)
+        if self.stray and exc is None:
+            raise RuntimeError(f"requests arrived between cases: {self.stray}")
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = writer
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return  # the client closed the connection
+                try:
+                    answer = await self._answer(head, reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                except Exception as exc:  # noqa: BLE001 - the case's failure, not the client's
+                    exchange = self.exchange
+                    if exchange is None:
+                        self.stray.append(exc)
+                    elif exchange.failure is None:
+                        exchange.failure = exc
+                    writer.transport.abort()
+                    return
+                writer.write(answer.to_wire())
+                await writer.drain()
+        except ConnectionError:
+            return
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            self._connections.pop(task, None)
+
+    async def _answer(self, head: bytes, reader: asyncio.StreamReader) -> Answer:
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = request_line.split(" ", 2)
+        headers = {
+            name.strip().lower(): value.strip()
+            for name, value in (line.split(":", 1) for line in header_lines if line)
+        }
+        if "transfer-encoding" in headers:  # the client sends its bodies as bytes: a Content-Length
+            raise RuntimeError(f"the sweep's server reads no chunked bodies: {request_line}")
+        await reader.readexactly(int(headers.get("content-length", "0")))
+        if self.exchange is None:
+            raise RuntimeError(f"{request_line} arrived between cases")
+        return self.exchange.respond(method, urlsplit(target).path)
 
 
 # -- running one ------------------------------------------------------------------------------------
@@ -444,34 +601,56 @@ class Outcome:
     requests: int = 0
 
 
-async def run_case(op: Operation, bad: Bad) -> Outcome:
-    served = False
-    requests = 0
+async def run_case(
+    op: Operation, bad: Bad, backend: str = "httpx", server: LoopbackServer | None = None
+) -> Outcome:
+    """Serve ``bad`` to ``op`` through a client on ``backend``: httpx through httpx.MockTransport;
+    aiohttp (asyncio only) over ``server``'s loopback socket (one made for this case if none)."""
+    exchange = Exchange(op, bad)
+    if backend == "httpx":
+        # A failure in handle() is raised in the client; Exchange records it all the same.
 
-    def handle(request: httpx.Request) -> httpx.Response:
-        nonlocal served, requests
-        requests += 1
-        if not served and request.method == op.method and request.url.path == op.path:
-            served = True
-            return httpx.Response(bad.status, content=bad.content, headers=bad.headers)
-        return httpx.Response(200, json=VALID[(request.method, request.url.path)])
+        def handle(request: httpx.Request) -> httpx.Response:
+            return exchange.respond(request.method, request.url.path).to_httpx()
 
-    client = AppointmentsClient(
-        api_key=KEY,
-        base_url=BASE,
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handle)),
-        retry_policy=RetryPolicy(max_retries=0),
-        booking_check_settle=0,  # the mock answers at once: nothing is ever still in progress
-        rate_limit=None,  # a 429 case would lock the endpoint for the cases after it
-    )
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
+            return await _call(exchange, base_url=BASE, http_client=http)
+    if backend != "aiohttp":
+        raise ValueError(f"backend must be one of {', '.join(HTTP_BACKENDS)}, got {backend!r}")
+    if server is None:
+        async with LoopbackServer() as own:
+            return await run_case(op, bad, backend, own)
+    server.exchange = exchange
     try:
-        async with client:
-            value = await op.call(client)
+        return await _call(exchange, base_url=server.base_url, http_backend="aiohttp")
+    finally:
+        server.exchange = None
+
+
+async def _call(exchange: Exchange, **client: Any) -> Outcome:
+    backend = client.get("http_backend", "httpx")
+    try:
+        async with AppointmentsClient(
+            api_key=KEY,
+            retry_policy=RetryPolicy(max_retries=0),
+            booking_check_settle=0,  # the answers come at once: nothing is ever still in progress
+            rate_limit=None,  # a 429 case would lock the endpoint for the cases after it
+            **client,
+        ) as appointments:
+            if appointments._api.backend.name != backend:
+                raise RuntimeError(
+                    f"the sweep asked for {backend}, the client runs {appointments._api.backend.name}"
+                )
+            value = await exchange.op.call(appointments)
     except PerfectGymError as exc:
-        return Outcome("typed", error=exc, requests=requests)
+        outcome = Outcome("typed", error=exc, requests=exchange.requests)
     except Exception as exc:  # noqa: BLE001 - what the sweep exists to find
-        return Outcome("bare", error=exc, requests=requests)
-    return Outcome("ok", value=value, requests=requests)
+        outcome = Outcome("bare", error=exc, requests=exchange.requests)
+    else:
+        outcome = Outcome("ok", value=value, requests=exchange.requests)
+    if exchange.failure is not None:  # the sweep's own gap, whatever the client made of the cut
+        return Outcome("bare", error=exchange.failure, requests=exchange.requests)
+    return outcome
 
 
 def problem(op: Operation, bad: Bad, outcome: Outcome) -> str | None:
@@ -500,14 +679,22 @@ def problem(op: Operation, bad: Bad, outcome: Outcome) -> str | None:
     return None
 
 
-async def sweep() -> tuple[Counter[str], list[str]]:
-    """Run every case; the counts by outcome, and a line per case the client got wrong."""
-    counts: Counter[str] = Counter()
-    wrong = []
-    for op, name, bad in cases():
-        outcome = await run_case(op, bad)
-        counts[outcome.kind] += 1
-        issue = problem(op, bad, outcome)
-        if issue is not None:
-            wrong.append(f"{op.name} / {name}: {issue}")
-    return counts, wrong
+async def sweep(
+    backends: Sequence[str] = HTTP_BACKENDS, selected: Sequence[tuple[Operation, str, Bad]] | None = None
+) -> dict[str, tuple[Counter[str], list[str]]]:
+    """Run every case (or the ``selected`` ones) on each backend (on asyncio: aiohttp runs on
+    nothing else); per backend the counts by outcome, and a line per case the client got wrong."""
+    results = {}
+    for backend in backends:
+        counts: Counter[str] = Counter()
+        wrong = []
+        # One server for the whole sweep: each case's client connects to it afresh.
+        async with LoopbackServer() if backend == "aiohttp" else contextlib.nullcontext() as server:
+            for op, name, bad in cases() if selected is None else selected:
+                outcome = await run_case(op, bad, backend, server)
+                counts[outcome.kind] += 1
+                issue = problem(op, bad, outcome)
+                if issue is not None:
+                    wrong.append(f"{op.name} / {name}: {issue}")
+        results[backend] = (counts, wrong)
+    return results

@@ -1,10 +1,11 @@
 """Soak: many booking flows against a misbehaving sandbox, then the server's state is audited.
 
-``scripts/soak`` runs the full one (1,000 flows from 50 tasks), then the bad-input sweep
-(benchmarks/bad_input.py); ``tests/test_soak.py`` runs a small one. Each flow reads the free slots
-of a random window over the studio's whole four-week horizon (past the bookings list's two
-weeks, where a booking's id cannot be read back), books one, reads it back, then reschedules or
-cancels it, all through one shared client, while the sandbox injects 429/503/409s, connection
+``scripts/soak`` runs the full one (1,000 flows from 50 tasks) once per HTTP backend (httpx and
+aiohttp, both on asyncio; ``--http-backend`` picks one), then the bad-input sweep
+(benchmarks/bad_input.py) on the same backends; ``tests/test_soak.py`` runs a small one. Each
+flow reads the free slots of a random window over the studio's whole four-week horizon (past the
+bookings list's two weeks, where a booking's id cannot be read back), books one, reads it back,
+then reschedules or cancels it, all through one shared client, while the sandbox injects 429/503/409s, connection
 resets, "commit then drop" on bookings and random latency, and one flow in ten is cancelled by
 its caller at a random moment (as a web app's timeout would).
 
@@ -23,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio
 
@@ -40,7 +42,7 @@ from perfectgym_appointments_client import (
 from perfectgym_appointments_client._zoned import instant
 from perfectgym_appointments_client.sandbox import BOOKING_HORIZON, BookingRecord, Faults, Sandbox, Store
 
-from .bad_input import OPERATIONS, sweep
+from .bad_input import HTTP_BACKENDS, OPERATIONS, sweep
 
 FULL_FAULTS = Faults(
     rate_429=0.05, rate_503=0.05, rate_reset=0.05, rate_commit_then_drop=0.05, rate_409=0.03,
@@ -51,6 +53,7 @@ FULL_FAULTS = Faults(
 @dataclass
 class SoakReport:
     flows: int
+    http_backend: str = "httpx"
     outcomes: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)  # why a step failed: error class names
     hook: Counter[str] = field(default_factory=Counter)  # outcome kinds the hook reported
@@ -85,7 +88,8 @@ class SoakReport:
 
     def lines(self) -> list[str]:
         return [
-            f"flows: {self.flows} in {self.seconds:.1f} s; outcomes: {dict(sorted(self.outcomes.items()))}",
+            f"[{self.http_backend}] flows: {self.flows} in {self.seconds:.1f} s; "
+            f"outcomes: {dict(sorted(self.outcomes.items()))}",
             f"why steps failed (typed errors the flows handled): {dict(sorted(self.failures.items()))}",
             f"the hook reported: {dict(sorted(self.hook.items()))}",
             f"faults injected: {dict(sorted(self.faults.items()))}",
@@ -109,9 +113,11 @@ async def run_soak(
     seed: int = 7,
     tamper: Callable[[Store, list[int]], None] | None = None,
     cancel_rate: float = 0.1,
+    http_backend: str = "httpx",
 ) -> SoakReport:
-    """``tamper(store, customers)`` runs between the flows and the audit (to test the audit)."""
-    report = SoakReport(flows=flows)
+    """The soak through a client on ``http_backend`` (``"aiohttp"``: asyncio only).
+    ``tamper(store, customers)`` runs between the flows and the audit (to test the audit)."""
+    report = SoakReport(flows=flows, http_backend=http_backend)
     returned: dict[int, str] = {}  # what return values said: booking id -> "active" / "canceled"
     abandoned: set[int] = set()  # bookings whose last step's caller was cancelled: no return value
     reported: list[BookingOutcome] = []  # what the hook said, in order
@@ -129,11 +135,16 @@ async def run_soak(
         async with AppointmentsClient(
             api_key=sandbox.api_key,
             base_url=sandbox.base_url,
+            http_backend=http_backend,
             retry_policy=policy,
             on_booking_outcome=reported.append,
             booking_check_settle=0.05,
             rate_limit=None,  # as the sandbox's: thousands of requests a minute, on purpose
         ) as client:
+            if client._api.backend.name != http_backend:
+                raise RuntimeError(
+                    f"the soak asked for {http_backend}, the client runs {client._api.backend.name}"
+                )
 
             async def flow(rng: random.Random, customer: int, touched: list[int]) -> str:
                 appointment = rng.choice(appointments)
@@ -288,19 +299,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--flows", type=int, default=1_000)
     parser.add_argument("--tasks", type=int, default=50)
-    args = parser.parse_args()
-    report = anyio.run(run_soak, args.flows, args.tasks)
-    print("\n".join(report.lines()))
-    print("soak: " + ("CLEAN" if report.clean else "PROBLEMS FOUND"))
-    counts, wrong = anyio.run(sweep)
-    print(
-        f"bad-input sweep: {sum(counts.values())} malformed answers over {len(OPERATIONS)} operations: "
-        f"{counts['typed']} typed errors, {counts['ok']} tolerant parses, {counts['bare']} bare exceptions; "
-        f"{len(wrong)} cases handled wrongly"
+    parser.add_argument(
+        "--http-backend",
+        choices=[*HTTP_BACKENDS, "both"],
+        default="both",
+        help="the client's HTTP backend; both (the default): the soak and the sweep once per backend",
     )
-    for line in wrong:
-        print("  " + line)
-    return 0 if report.clean and not wrong else 1
+    args = parser.parse_args()
+    backends = HTTP_BACKENDS if args.http_backend == "both" else (args.http_backend,)
+    ok = True
+    recap: dict[str, list[str]] = {backend: [] for backend in backends}
+    # A fresh sandbox and event loop per soak: asyncio, the one loop both backends run on.
+    for backend in backends:
+        report = anyio.run(partial(run_soak, args.flows, args.tasks, http_backend=backend))
+        verdict = "CLEAN" if report.clean else "PROBLEMS FOUND"
+        print("\n".join(report.lines()))
+        print(f"soak on {backend}: {verdict}")
+        recap[backend].append(f"soak {verdict} ({report.flows} flows in {report.seconds:.1f} s)")
+        ok = ok and report.clean
+    for backend, (counts, wrong) in anyio.run(sweep, backends).items():
+        print(
+            f"bad-input sweep on {backend}: {sum(counts.values())} malformed answers over "
+            f"{len(OPERATIONS)} operations: {counts['typed']} typed errors, {counts['ok']} tolerant "
+            f"parses, {counts['bare']} bare exceptions; {len(wrong)} cases handled wrongly"
+        )
+        for line in wrong:
+            print("  " + line)
+        recap[backend].append(f"sweep {len(wrong)} wrong of {sum(counts.values())}")
+        ok = ok and not wrong
+    for backend, parts in recap.items():
+        print(f"{backend}: {'; '.join(parts)}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

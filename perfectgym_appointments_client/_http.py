@@ -10,6 +10,7 @@ aiohttp (``[aiohttp]`` extra, asyncio only) is imported only when asked for.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -99,6 +100,9 @@ def open_backend(
     return HttpxBackend(http_client, timeouts, max_connections)
 
 
+_AIOHTTP_CODE = re.compile(r"^\d{3}, message: ")
+
+
 def describe(exc: BaseException) -> str:
     """``ConnectError: <why>``, the why taken from the first exception in the chain that gives one.
 
@@ -110,8 +114,11 @@ def describe(exc: BaseException) -> str:
     for _ in range(8):
         if current is None:
             break
-        if str(current):
+        # aiohttp's protocol errors (and the payload errors quoting them) print
+        # "400, message:\n  <why>": aiohttp's own code, not the answer's status. The why alone.
+        text = _AIOHTTP_CODE.sub("", " ".join(str(current).split()))
+        if text:
             inner = "" if current is exc else f"{type(current).__name__}: "
-            return f"{type(exc).__name__}: {inner}{current}"
+            return f"{type(exc).__name__}: {inner}{text}"
         current = current.__cause__ or current.__context__
     return type(exc).__name__

@@ -710,3 +710,18 @@ async def test_dropped_cancel_through_a_users_aiohttp_session_is_not_repeated() 
             await client.aclose()
     assert log == [f"DELETE {BOOKING_PATH}", f"GET {BOOKING_PATH}"], outcome
     assert outcome == f"Booking {BOOKING_ID} was canceled."
+
+
+def test_a_protocol_errors_description_drops_aiohttps_own_code() -> None:
+    """aiohttp prints its protocol errors as "400, message:\\n  <why>": 400 is aiohttp's code, not
+    the answer's status, and the message goes on one line."""
+    import aiohttp
+    from aiohttp.http_exceptions import ContentEncodingError
+
+    from perfectgym_appointments_client._http import describe
+
+    cause = ContentEncodingError("Can not decode content-encoding: gzip")
+    assert describe(aiohttp.ClientPayloadError(str(cause))) == (
+        "ClientPayloadError: Can not decode content-encoding: gzip"
+    )
+    assert describe(cause) == "ContentEncodingError: Can not decode content-encoding: gzip"

@@ -1,4 +1,5 @@
-"""Booking safety against the sandbox, over real sockets, on asyncio and trio.
+"""Booking safety against the sandbox, over real sockets, on both HTTP backends: httpx on asyncio
+and trio, aiohttp on asyncio (tests/conftest.py deselects trio with aiohttp).
 
 The rules under test are written down in perfectgym_appointments_client/_booking.py's docstring.
 Each test makes one thing go wrong at the server (an answer lost or failed after the booking was
@@ -164,7 +165,9 @@ def audit(
         if o.kind in (OutcomeKind.BOOKED, OutcomeKind.RESCHEDULED) and o.booking_id is not None
     }
     canceled = {i for o in outcomes for i in o.canceled_booking_ids}
-    canceled |= {o.booking_id for o in outcomes if o.kind is OutcomeKind.CANCELED}
+    canceled |= {
+        o.booking_id for o in outcomes if o.kind is OutcomeKind.CANCELED and o.booking_id is not None
+    }
     if returned is not None:
         assert returned.booking_id in made, "the hook was told of the booking the call returned"
     said_held = made - canceled
@@ -222,13 +225,26 @@ class Studio:
         return found
 
 
+@pytest.fixture(params=["httpx", "aiohttp"])
+def http_backend(request: pytest.FixtureRequest) -> str:
+    """The client's HTTP backend; every test talks to the sandbox over real sockets through it.
+
+    Named as tests/conftest.py's fixture (which is for tests/fakeapi.py and does not apply here)
+    so that conftest's collection hook deselects the trio + aiohttp combinations."""
+    return str(request.param)
+
+
 @asynccontextmanager
 async def studio(
-    *, now: dt.datetime | None = None, client_timeout: float | None = None, settle: float = 0.2
+    http_backend: str,
+    *,
+    now: dt.datetime | None = None,
+    client_timeout: float | None = None,
+    settle: float = 0.2,
 ) -> AsyncIterator[Studio]:
-    """A sandbox (no rate limit) and a client of it with a quick retry policy; ``now`` pins the
-    clock of both (the sandbox's, and the client's for the bookings list's window);
-    ``client_timeout`` is the client's ``timeout``."""
+    """A sandbox (no rate limit) and a client of it over ``http_backend`` with a quick retry
+    policy; ``now`` pins the clock of both (the sandbox's, and the client's for the bookings
+    list's window); ``client_timeout`` is the client's ``timeout``."""
     server = ServerHook()
     clock = None if now is None else (lambda: now)
     extra: dict[str, Any] = {} if client_timeout is None else {"timeout": client_timeout}
@@ -238,6 +254,7 @@ async def studio(
             async with AppointmentsClient(
                 api_key=sb.api_key,
                 base_url=sb.base_url,
+                http_backend=http_backend,
                 booking_check_settle=settle,
                 on_booking_outcome=outcomes.append,
                 retry_policy=RetryPolicy(max_retries=2, backoff_base=0.01, backoff_cap=0.05),
@@ -245,6 +262,7 @@ async def studio(
             ) as client:
                 if clock is not None:
                     client._flows.now = clock
+                assert client._api.backend.name == http_backend
                 yield Studio(sb, client, server, outcomes, sb.store.add_customer().id)
         finally:
             server.release_all()  # a held request must not keep the sandbox from stopping
@@ -299,7 +317,7 @@ class CommitFault:
     faults: Faults
     count: str  # its name in sb.fault_counts
     seen_as: type[APIError]  # what the client's booking request failed with
-    studio: dict[str, float] = attrs.field(factory=dict)  # studio(...) options
+    studio: dict[str, Any] = attrs.field(factory=dict)  # studio(...) options
 
 
 COMMIT_FAULTS = {
@@ -349,10 +367,10 @@ def failure_logged(caplog: pytest.LogCaptureFixture, booking: Booking) -> APIErr
 
 @pytest.mark.parametrize("name", COMMIT_FAULTS)
 async def test_booking_made_but_unanswered_inside_the_list_window_is_returned(
-    name: str, caplog: pytest.LogCaptureFixture
+    name: str, caplog: pytest.LogCaptureFixture, http_backend: str
 ) -> None:
     fault = COMMIT_FAULTS[name]
-    async with studio(**fault.studio) as st:
+    async with studio(http_backend, **fault.studio) as st:
         appointment = st.plain()
         slot = (await st.slots(appointment, INSIDE))[0]
         arm(st, fault, ("GET", BOOKINGS))
@@ -374,10 +392,10 @@ async def test_booking_made_but_unanswered_inside_the_list_window_is_returned(
 
 @pytest.mark.parametrize("name", COMMIT_FAULTS)
 async def test_booking_made_but_unanswered_outside_the_list_window_is_booked_with_unknown_id(
-    name: str,
+    name: str, http_backend: str
 ) -> None:
     fault = COMMIT_FAULTS[name]
-    async with studio(**fault.studio) as st:
+    async with studio(http_backend, **fault.studio) as st:
         appointment = st.plain()
         slot = (await st.slots(appointment, OUTSIDE))[0]
         arm(st, fault, ("POST", VALIDATE))
@@ -399,8 +417,10 @@ async def test_booking_made_but_unanswered_outside_the_list_window_is_booked_wit
 
 
 @pytest.mark.parametrize("days", [INSIDE, OUTSIDE], ids=["inside the list window", "outside it"])
-async def test_connection_cut_before_the_booking_is_handled_is_repeated_and_books_once(days: int) -> None:
-    async with studio() as st:
+async def test_connection_cut_before_the_booking_is_handled_is_repeated_and_books_once(
+    days: int, http_backend: str
+) -> None:
+    async with studio(http_backend) as st:
         appointment = st.plain()
         slot = (await st.slots(appointment, days))[0]
         # Armed while the validate request is at the server: the next request, the booking, is cut.
@@ -420,8 +440,10 @@ async def test_connection_cut_before_the_booking_is_handled_is_repeated_and_book
         assert [(o.kind, o.booking_id) for o in st.outcomes] == [(OutcomeKind.BOOKED, booking.booking_id)]
 
 
-async def test_appointment_renamed_while_the_answer_is_lost_still_returns_the_booking() -> None:
-    async with studio() as st:
+async def test_appointment_renamed_while_the_answer_is_lost_still_returns_the_booking(
+    http_backend: str,
+) -> None:
+    async with studio(http_backend) as st:
         appointment = st.plain()
         slot = (await st.slots(appointment, INSIDE))[0]
         renamed = f"{appointment.title} (new name)"
@@ -467,13 +489,13 @@ AUTUMN, SPRING = next_change(10), next_change(3)
     ids=["autumn, answer lost", "spring"],
 )
 async def test_slot_across_a_dst_change_is_booked_by_instant_and_sent_back_as_received(
-    day: dt.date, start: str, end: str, faults: Faults
+    day: dt.date, start: str, end: str, faults: Faults, http_backend: str
 ) -> None:
     assert ZONE.utcoffset(dt.datetime.combine(day, dt.time(0))) != ZONE.utcoffset(
         dt.datetime.combine(day, dt.time(12))
     ), f"Europe/Berlin changes its clocks on {day}"
     now = dt.datetime.combine(day - dt.timedelta(days=5), dt.time(12), ZONE)
-    async with studio(now=now) as st:
+    async with studio(http_backend, now=now) as st:
         gym = st.sb.store.open_gym()
         slots = await st.client.get_slots(gym.id, st.customer, days_ahead=6, start_date=now.date())
         wire_start, wire_end = f"{day}T{start}[Europe/Berlin]", f"{day}T{end}[Europe/Berlin]"
@@ -501,8 +523,8 @@ async def test_slot_across_a_dst_change_is_booked_by_instant_and_sent_back_as_re
 # -- the caller cancelled at each await point ---------------------------------------------------------
 
 
-async def test_book_cancelled_while_validating_books_nothing_and_reports_nothing() -> None:
-    async with studio() as st:
+async def test_book_cancelled_while_validating_books_nothing_and_reports_nothing(http_backend: str) -> None:
+    async with studio(http_backend) as st:
         appointment = st.plain()
         slot = (await st.slots(appointment, INSIDE))[0]
         hold = st.server.hold("received", "POST", VALIDATE)
@@ -525,9 +547,11 @@ BOOK_POINTS = {
 
 
 @pytest.mark.parametrize("point", BOOK_POINTS)
-async def test_book_cancelled_with_its_request_at_the_server_runs_to_the_end_and_reports(point: str) -> None:
+async def test_book_cancelled_with_its_request_at_the_server_runs_to_the_end_and_reports(
+    point: str, http_backend: str
+) -> None:
     (phase, method, path), faults = BOOK_POINTS[point]
-    async with studio() as st:
+    async with studio(http_backend) as st:
         appointment = st.plain()
         slot = (await st.slots(appointment, INSIDE))[0]
         st.sb.faults = faults
@@ -545,8 +569,10 @@ async def test_book_cancelled_with_its_request_at_the_server_runs_to_the_end_and
 
 
 @pytest.mark.parametrize("point", ["new booking committed", "old booking's cancel received"])
-async def test_reschedule_cancelled_ends_with_exactly_the_new_booking_and_reports_it(point: str) -> None:
-    async with studio() as st:
+async def test_reschedule_cancelled_ends_with_exactly_the_new_booking_and_reports_it(
+    point: str, http_backend: str
+) -> None:
+    async with studio(http_backend) as st:
         appointment = st.plain()
         slots = await st.slots(appointment, INSIDE)
         first = slots[0]

@@ -1,6 +1,7 @@
 """The client against a sandbox that misbehaves on purpose: rate limits, overload, resets, lost answers.
 
-Every test checks the server's own state afterwards, not only what the client says.
+Every test checks the server's own state afterwards, not only what the client says. The client's
+tests run on both HTTP backends (httpx on asyncio and trio, aiohttp on asyncio).
 """
 
 from __future__ import annotations
@@ -58,11 +59,22 @@ def quick(retries: int = 3) -> RetryPolicy:
     return RetryPolicy(max_retries=retries, backoff_base=0.0)
 
 
+@pytest.fixture(params=["httpx", "aiohttp"])
+def http_backend(request: pytest.FixtureRequest) -> str:
+    """The client's HTTP backend. Named as tests/conftest.py's fixture (which is for
+    tests/fakeapi.py, not the sandbox) so that conftest's hook deselects trio + aiohttp."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def client(sandbox: Sandbox) -> AsyncIterator[AppointmentsClient]:
+async def client(sandbox: Sandbox, http_backend: str) -> AsyncIterator[AppointmentsClient]:
     async with AppointmentsClient(
-        api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick()
+        http_backend=http_backend,
+        api_key=sandbox.api_key,
+        base_url=sandbox.base_url,
+        retry_policy=quick(),
     ) as c:
+        assert c._api.backend.name == http_backend
         yield c
 
 
@@ -75,10 +87,10 @@ def slot_on(appointment: Appointment, days: int, hour: int = 9) -> Slot:
     return Slot(start_date_time=start, end_date_time=start + dt.timedelta(minutes=appointment.duration))
 
 
-async def test_reads_ride_out_rate_limits_and_overload(sandbox: Sandbox) -> None:
+async def test_reads_ride_out_rate_limits_and_overload(sandbox: Sandbox, http_backend: str) -> None:
     sandbox.faults = Faults(rate_429=0.15, rate_503=0.15, retry_after=0, seed=1)
     async with AppointmentsClient(
-        api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick(8)
+        http_backend=http_backend, api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick(8)
     ) as c:
         appointments = [a async for a in c.bookable_appointments(slice_size=10)]
     assert [a.id for a in appointments] == [a.id for a in sandbox.store.listed()]
@@ -110,10 +122,12 @@ async def test_reads_ride_out_connection_resets(client: AppointmentsClient, sand
     assert sandbox.fault_counts["reset"] > 0
 
 
-async def test_every_connection_reset_surfaces_as_a_connection_error(sandbox: Sandbox) -> None:
+async def test_every_connection_reset_surfaces_as_a_connection_error(
+    sandbox: Sandbox, http_backend: str
+) -> None:
     sandbox.faults = Faults(rate_reset=1.0)
     async with AppointmentsClient(
-        api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick(1)
+        http_backend=http_backend, api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick(1)
     ) as c:
         with pytest.raises(APIConnectionError) as caught:
             await c.list_bookings(sandbox.demo_customer_id)
@@ -122,10 +136,14 @@ async def test_every_connection_reset_surfaces_as_a_connection_error(sandbox: Sa
     assert sandbox.api_key not in str(caught.value)
 
 
-async def test_latency_meets_the_client_timeout(sandbox: Sandbox) -> None:
+async def test_latency_meets_the_client_timeout(sandbox: Sandbox, http_backend: str) -> None:
     sandbox.faults = Faults(latency=2.0)
     async with AppointmentsClient(
-        api_key=sandbox.api_key, base_url=sandbox.base_url, timeout=0.2, retry_policy=quick(0)
+        http_backend=http_backend,
+        api_key=sandbox.api_key,
+        base_url=sandbox.base_url,
+        timeout=0.2,
+        retry_policy=quick(0),
     ) as c:
         with pytest.raises(APITimeoutError):
             await c.get_bookable_appointment(next(iter(sandbox.store.appointments)))
@@ -160,7 +178,7 @@ async def test_commit_then_drop_returns_the_booking_the_server_made(
     assert booking.start_date_time == slot.start_date_time
 
 
-async def test_many_bookings_under_every_fault_never_double_book(sandbox: Sandbox) -> None:
+async def test_many_bookings_under_every_fault_never_double_book(sandbox: Sandbox, http_backend: str) -> None:
     store = sandbox.store
     sandbox.faults = Faults(
         rate_429=0.1, rate_503=0.1, rate_reset=0.1, rate_commit_then_drop=0.3, latency_jitter=0.01,
@@ -181,7 +199,10 @@ async def test_many_bookings_under_every_fault_never_double_book(sandbox: Sandbo
 
     async def flow(customer: int, appointment: Appointment) -> None:
         async with AppointmentsClient(
-            api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick(6)
+            http_backend=http_backend,
+            api_key=sandbox.api_key,
+            base_url=sandbox.base_url,
+            retry_policy=quick(6),
         ) as client:
             for day in range(1, 6):
                 try:
@@ -217,7 +238,9 @@ async def test_persistent_429_on_book_makes_nothing(client: AppointmentsClient, 
     assert sandbox.fault_counts["429"] == 4
 
 
-async def test_cancel_through_resets_ends_canceled(client: AppointmentsClient, sandbox: Sandbox) -> None:
+async def test_cancel_through_resets_ends_canceled(
+    client: AppointmentsClient, sandbox: Sandbox, http_backend: str
+) -> None:
     customer = sandbox.demo_customer_id
     # 06:00, 09:00, ... 18:00: every slot length fits that grid
     bookings = [
@@ -226,7 +249,7 @@ async def test_cancel_through_resets_ends_canceled(client: AppointmentsClient, s
     ]
     sandbox.faults = Faults(rate_reset=0.3, seed=3)
     async with AppointmentsClient(
-        api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick(8)
+        http_backend=http_backend, api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick(8)
     ) as c:
         for booking in bookings:
             assert str(booking.booking_id) in await c.cancel_booking(booking.booking_id)
@@ -258,10 +281,12 @@ async def test_injected_429_and_503_send_no_retry_after_unless_asked(sandbox: Sa
             assert answer.headers["retry-after"] == "7"
 
 
-async def test_a_429_without_retry_after_is_a_lockout_not_retried_into(sandbox: Sandbox) -> None:
+async def test_a_429_without_retry_after_is_a_lockout_not_retried_into(
+    sandbox: Sandbox, http_backend: str
+) -> None:
     sandbox.faults = Faults(rate_429=1.0)
     async with AppointmentsClient(
-        api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick(2)
+        http_backend=http_backend, api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick(2)
     ) as c:
         with pytest.raises(RateLimitError, match="closed until") as caught:
             await c.get_bookable_appointment(bookable(sandbox)[0].id)
@@ -271,10 +296,16 @@ async def test_a_429_without_retry_after_is_a_lockout_not_retried_into(sandbox: 
     assert caught.value.reopens_at is not None
 
 
-async def test_without_the_client_limiter_a_persistent_429_still_gives_up(sandbox: Sandbox) -> None:
+async def test_without_the_client_limiter_a_persistent_429_still_gives_up(
+    sandbox: Sandbox, http_backend: str
+) -> None:
     sandbox.faults = Faults(rate_429=1.0)
     async with AppointmentsClient(
-        api_key=sandbox.api_key, base_url=sandbox.base_url, retry_policy=quick(2), rate_limit=None
+        http_backend=http_backend,
+        api_key=sandbox.api_key,
+        base_url=sandbox.base_url,
+        retry_policy=quick(2),
+        rate_limit=None,
     ) as c:
         with pytest.raises(RateLimitError) as caught:
             await c.get_bookable_appointment(bookable(sandbox)[0].id)
