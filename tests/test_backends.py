@@ -725,3 +725,28 @@ def test_a_protocol_errors_description_drops_aiohttps_own_code() -> None:
         "ClientPayloadError: Can not decode content-encoding: gzip"
     )
     assert describe(cause) == "ContentEncodingError: Can not decode content-encoding: gzip"
+
+
+@pytest.mark.parametrize("bypassed", [False, True], ids=["through the proxy", "NO_PROXY"])
+async def test_the_environments_proxy_is_used_as_httpx_uses_it(
+    http_backend: str, bypassed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY and NO_PROXY count on both backends (aiohttp's are read once, not per request).
+    The tenant's host does not resolve: only a proxy can answer for it."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    async with serve(always(reply(200, APPOINTMENT))) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "tenant.invalid" if bypassed else "")
+        async with client_for("http://tenant.invalid", http_backend, retry_policy=NO_WAIT) as client:
+            if bypassed:
+                with pytest.raises(APIConnectionError) as info:
+                    await client.get_bookable_appointment(1)
+                assert info.value.may_have_reached_server is False
+                assert proxy.requests == []
+            else:
+                appointment = await client.get_bookable_appointment(1)
+                assert appointment.id == 1
+                assert [r.target for r in proxy.requests] == [
+                    "http://tenant.invalid/v1/appointments/bookable/1"
+                ]

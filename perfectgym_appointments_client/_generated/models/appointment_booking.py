@@ -158,14 +158,14 @@ class AppointmentBooking:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
-        # The dict test first: JSON objects are dicts, and an ABC isinstance costs four times more.
-        if not isinstance(src_dict, dict) and not isinstance(src_dict, Mapping):
+        # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+        if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
         d = src_dict
         booking_id = d["bookingId"]
-        if not isinstance(booking_id, int) or isinstance(booking_id, bool):
+        if type(booking_id) is not int:
             raise TypeError(f"bookingId: expected int, got {type(booking_id).__name__}")
 
         booking_status = BookingStatus.from_json(d["bookingStatus"], "bookingStatus")

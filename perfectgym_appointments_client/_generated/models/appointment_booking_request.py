@@ -72,22 +72,20 @@ class AppointmentBookingRequest:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
-        # The dict test first: JSON objects are dicts, and an ABC isinstance costs four times more.
-        if not isinstance(src_dict, dict) and not isinstance(src_dict, Mapping):
+        # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+        if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
         d = src_dict
         customer_id = d["customerId"]
-        if not isinstance(customer_id, int) or isinstance(customer_id, bool):
+        if type(customer_id) is not int:
             raise TypeError(
                 f"customerId: expected int, got {type(customer_id).__name__}"
             )
 
         bookable_appointment_id = d["bookableAppointmentId"]
-        if not isinstance(bookable_appointment_id, int) or isinstance(
-            bookable_appointment_id, bool
-        ):
+        if type(bookable_appointment_id) is not int:
             raise TypeError(
                 f"bookableAppointmentId: expected int, got {type(bookable_appointment_id).__name__}"
             )

@@ -86,14 +86,14 @@ class BookableAppointment:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
-        # The dict test first: JSON objects are dicts, and an ABC isinstance costs four times more.
-        if not isinstance(src_dict, dict) and not isinstance(src_dict, Mapping):
+        # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+        if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
         d = src_dict
         id = d["id"]
-        if not isinstance(id, int) or isinstance(id, bool):
+        if type(id) is not int:
             raise TypeError(f"id: expected int, got {type(id).__name__}")
 
         title: None | str | Unset = d.get("title", UNSET)

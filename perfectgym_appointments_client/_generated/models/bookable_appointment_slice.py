@@ -50,8 +50,8 @@ class BookableAppointmentSlice:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
-        # The dict test first: JSON objects are dicts, and an ABC isinstance costs four times more.
-        if not isinstance(src_dict, dict) and not isinstance(src_dict, Mapping):
+        # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+        if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
@@ -73,11 +73,11 @@ class BookableAppointmentSlice:
             result.append(result_item)
 
         has_next = d["hasNext"]
-        if not isinstance(has_next, bool):
+        if type(has_next) is not bool:
             raise TypeError(f"hasNext: expected bool, got {type(has_next).__name__}")
 
         offset = d["offset"]
-        if not isinstance(offset, str):
+        if type(offset) is not str:
             raise TypeError(f"offset: expected str, got {type(offset).__name__}")
 
         bookable_appointment_slice = cls(

@@ -32,14 +32,14 @@ class CancelResult:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
-        # The dict test first: JSON objects are dicts, and an ABC isinstance costs four times more.
-        if not isinstance(src_dict, dict) and not isinstance(src_dict, Mapping):
+        # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+        if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
         d = src_dict
         success = d["success"]
-        if not isinstance(success, str):
+        if type(success) is not str:
             raise TypeError(f"success: expected str, got {type(success).__name__}")
 
         cancel_result = cls(

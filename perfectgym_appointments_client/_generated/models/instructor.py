@@ -53,22 +53,22 @@ class Instructor:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
-        # The dict test first: JSON objects are dicts, and an ABC isinstance costs four times more.
-        if not isinstance(src_dict, dict) and not isinstance(src_dict, Mapping):
+        # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+        if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
         d = src_dict
         id = d["id"]
-        if not isinstance(id, int) or isinstance(id, bool):
+        if type(id) is not int:
             raise TypeError(f"id: expected int, got {type(id).__name__}")
 
         first_name = d["firstName"]
-        if not isinstance(first_name, str):
+        if type(first_name) is not str:
             raise TypeError(f"firstName: expected str, got {type(first_name).__name__}")
 
         last_name = d["lastName"]
-        if not isinstance(last_name, str):
+        if type(last_name) is not str:
             raise TypeError(f"lastName: expected str, got {type(last_name).__name__}")
 
         public_name: None | str | Unset = d.get("publicName", UNSET)

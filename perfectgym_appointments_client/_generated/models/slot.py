@@ -76,8 +76,8 @@ class Slot:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
-        # The dict test first: JSON objects are dicts, and an ABC isinstance costs four times more.
-        if not isinstance(src_dict, dict) and not isinstance(src_dict, Mapping):
+        # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+        if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
