@@ -1,4 +1,4 @@
-"""The client-side rate limit, measured (section 6 of RESULTS.md; ``benchmarks.run`` runs it).
+"""The client-side rate limit, measured (section 7 of RESULTS.md; ``benchmarks.run`` runs it).
 
 * a fan-out against a sandbox with a small limit: with the client's matching ``RateLimit``, wall
   time against the floor that budget allows, and without it (``rate_limit=None``);
@@ -142,7 +142,7 @@ async def limited_fan_out(repeats: int) -> dict[str, Any]:
 
 def _held(clients: list[AppointmentsClient], shared: httpx.AsyncClient | None) -> int:
     """TCP connections open in the clients' pools (httpcore's pool, private but stable in 1.0)."""
-    https = [shared] if shared is not None else [client._api.http for client in clients]
+    https: list[Any] = [shared] if shared is not None else [client._api.backend.client for client in clients]
     transports: list[Any] = [http._transport for http in https]
     return sum(len(transport._pool.connections) for transport in transports)
 

@@ -1,21 +1,25 @@
 """Benchmarks: ``python -m benchmarks.run`` (or ``scripts/bench``) measures and writes RESULTS.md.
 
 Every figure is a ratio of things measured side by side in the same run (these machines are
-noisy), as the median over interleaved rounds. Loopback figures use a sandbox in a separate
-process, so the client and the server do not share one GIL. The rate limit's part (section 6) is
-measured in ``benchmarks/rate_limit.py``.
+noisy), as the median over interleaved rounds. Loopback figures use a server in a separate
+process (the sandbox, or ``serve_fixed`` for the HTTP backends), so the client and the server do
+not share one GIL. The rate limit's part (section 7) is measured in ``benchmarks/rate_limit.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import cProfile
 import datetime as dt
+import functools
 import gc
 import json
 import math
 import os
 import platform
+import pstats
 import socket
 import ssl
 import statistics
@@ -29,6 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import httpx
 import trustme
@@ -45,12 +50,11 @@ from benchmarks.rate_limit import (
     redis_server,
 )
 from perfectgym_appointments_client import AppointmentsClient
-from perfectgym_appointments_client._base_client import DEFAULT_MAX_CONNECTIONS
+from perfectgym_appointments_client._constants import DEFAULT_MAX_CONNECTIONS, KEEPALIVE_EXPIRY
 from perfectgym_appointments_client._generated.api.appointments import (
     get_bookable_appointment_slots,
     get_bookable_appointments,
 )
-from perfectgym_appointments_client._generated.client import Client as GeneratedClient
 from perfectgym_appointments_client._throttling import SPAN_MARGIN
 from perfectgym_appointments_client._zoned import _parse
 
@@ -171,7 +175,175 @@ def stats(base_url: str, tls: ssl.SSLContext | None = None) -> dict[str, Any]:
     return dict(answer.json())
 
 
+# -- a trivial keep-alive server in its own process ------------------------------------------------
+
+
+def appointment_payload() -> bytes:
+    return json.dumps(
+        {
+            "id": APPOINTMENT,
+            "title": "Personal Training",
+            "duration": 60,
+            "category": "Training",
+            "description": "One hour of personal training with a coach of your choice.",
+            "imgUrl": "https://example.com/img/1.png",
+        }
+    ).encode()
+
+
+def serve_fixed(port: int) -> None:
+    """Serve 127.0.0.1:``port`` (``python -m benchmarks.run --serve-fixed PORT``): every request is
+    answered at once, 200 with a fixed JSON body (30 slots for a path ending in ``/slots``, one
+    bookable appointment otherwise), and the connection kept alive. Next to nothing per request,
+    so a client's own cost shows; the client sends GETs only (no request body to read)."""
+
+    def answer(body: bytes) -> bytes:
+        head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        return head.encode() + body
+
+    slots, one = answer(slots_payload()), answer(appointment_payload())
+
+    class Fixed(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.pending = b""
+            self.transport: asyncio.Transport | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            assert self.transport is not None
+            self.pending += data
+            while (end := self.pending.find(b"\r\n\r\n")) >= 0:
+                head, self.pending = self.pending[:end], self.pending[end + 4 :]
+                target = head.split(b" ", 2)[1].split(b"?", 1)[0]
+                self.transport.write(slots if target.endswith(b"/slots") else one)
+
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_server(Fixed, "127.0.0.1", port, backlog=1024)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+@contextlib.contextmanager
+def fixed_server() -> Iterator[str]:
+    """``serve_fixed`` in a process of its own; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.run", "--serve-fixed", str(port)], cwd=ROOT, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    detail = process.stderr.read() if process.stderr else ""
+                    raise RuntimeError(f"the fixed server did not start: {detail!r}") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 # -- measuring ---------------------------------------------------------------------------------------
+
+
+async def drive(call: Callable[[], Awaitable[object]], tasks: int, calls: int) -> tuple[float, float, float]:
+    """``calls`` calls from ``tasks`` tasks (``calls // tasks`` each, one after another):
+    this process's CPU seconds (``time.process_time``: every thread), wall seconds, and the CPU
+    seconds of this thread (the event loop's; the rest is worker threads')."""
+    each = calls // tasks
+
+    async def worker() -> None:
+        for _ in range(each):
+            await call()
+
+    started, used, own = time.perf_counter(), time.process_time(), time.thread_time()
+    if tasks == 1:
+        await worker()
+    else:
+        async with anyio.create_task_group() as tg:
+            for _ in range(tasks):
+                tg.start_soon(worker)
+    return time.process_time() - used, time.perf_counter() - started, time.thread_time() - own
+
+
+# Where own time is counted in a profile, first match wins: (a part of the file's path, label);
+# other files count for their package (site-packages) or standard-library module.
+COMPONENTS = (
+    ("perfectgym_appointments_client/_generated/", "generated models and operations"),
+    ("perfectgym_appointments_client/_zoned.py", "date-time parsing (`_zoned`)"),
+    ("perfectgym_appointments_client/", "the package's other code (facade, request layer, backend)"),
+)
+
+
+def component(file: str, name: str) -> str:
+    """The part of the code a profiled function belongs to (``COMPONENTS``)."""
+    if file.startswith("<attrs generated"):  # the models' __init__, written by attrs
+        return COMPONENTS[0][1]
+    if file == "~":
+        if any(word in name for word in ("socket", "epoll", "select")):
+            return "sockets and epoll (C)"
+        return "C built-ins (isinstance, len, dict and list methods, ...)"
+    for part, label in COMPONENTS:
+        if part in file:
+            return label
+    where = short_path(file).split("/", 1)[0].removesuffix(".py")
+    return where if "site-packages/" in file else f"stdlib {where}"
+
+
+async def where_time_goes(call: Callable[[], Awaitable[object]], tasks: int, calls: int) -> dict[str, Any]:
+    """``calls`` calls from ``tasks`` tasks under cProfile, timed by the event loop thread's CPU
+    (``time.thread_time``: waiting on the server is not counted). Own time by component and the
+    functions with the most own time, as shares of the profiled total; and the CPU other threads
+    of this process spent meanwhile (executor threads), in µs per call (not profiled)."""
+    await call()
+    profiler = cProfile.Profile(time.thread_time)
+    thread, used = time.thread_time(), time.process_time()
+    profiler.enable()
+    try:
+        await drive(call, tasks, calls)
+    finally:
+        profiler.disable()
+    thread, used = time.thread_time() - thread, time.process_time() - used
+    entries: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in entries.values()) or 1.0
+    components: dict[str, float] = {}
+    functions: list[tuple[float, str]] = []
+    for (file, line, name), (_, _, own, _, _) in entries.items():
+        label = component(file, name)
+        components[label] = components.get(label, 0.0) + own / total
+        if file == "~":
+            where = name
+        elif file.startswith("<attrs generated"):
+            where = f"{name} (attrs, {file.rstrip('>').rsplit('.', 1)[-1]})"
+        else:
+            where = f"{name} ({short_path(file)}:{line})"
+        functions.append((own / total, where))
+    functions.sort(reverse=True)
+    return {
+        "components": sorted(((share, label) for label, share in components.items()), reverse=True),
+        "functions": functions[:6],
+        "other_threads_us": max(used - thread, 0.0) / calls * 1e6,
+    }
+
+
+def short_path(file: str) -> str:
+    """A profiled file's path from its package on (``aiohttp/client.py``)."""
+    for marker in ("site-packages/", "perfectgym_appointments_client/", "python3."):
+        if marker in file:
+            tail = file.split(marker, 1)[1]
+            return tail.split("/", 1)[1] if marker == "python3." else tail
+    return Path(file).name
 
 
 async def per_call(call: Callable[[], Awaitable[object]], calls: int) -> float:
@@ -183,8 +355,16 @@ async def per_call(call: Callable[[], Awaitable[object]], calls: int) -> float:
     return (time.perf_counter() - started) / calls
 
 
-async def overhead(rounds: int, calls: int, base_url: str | None) -> dict[str, dict[str, float]]:
-    """Seconds per call of raw httpx + json.loads, the generated function and the facade."""
+async def overhead(
+    rounds: int, calls: int, base_url: str | None, profile: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Seconds per call of raw httpx + json.loads, the generated parse by hand and the facade.
+
+    The generated layer has no transport of its own: "generated" is what a caller of it writes,
+    ``build_request`` -> httpx -> ``json.loads`` -> ``parse_response`` (the models built), so the
+    facade over it is the request layer's own cost (URL and headers, the retry loop, typed errors,
+    the backend's wrapper). With ``profile``, where the facade's time goes (``where_time_goes``).
+    """
     transport = None if base_url else canned_transport()
     url = base_url or BASE
     headers = {"X-API-KEY": KEY}
@@ -193,13 +373,11 @@ async def overhead(rounds: int, calls: int, base_url: str | None) -> dict[str, d
         if transport
         else httpx.AsyncClient(base_url=url, headers=headers)
     )
-    generated = GeneratedClient(base_url=url, headers=headers)
     gen_http = (
         httpx.AsyncClient(transport=transport, base_url=url, headers=headers)
         if transport
         else httpx.AsyncClient(base_url=url, headers=headers)
     )
-    generated.set_async_httpx_client(gen_http)
     facade_http = httpx.AsyncClient(transport=transport, base_url=url) if transport else None
     # default retries on; no rate limit (thousands of calls a minute to one endpoint)
     facade = AppointmentsClient(api_key=KEY, base_url=url, http_client=facade_http, rate_limit=None)
@@ -221,11 +399,18 @@ async def overhead(rounds: int, calls: int, base_url: str | None) -> dict[str, d
         )
         return json.loads(answer.content)
 
+    async def generated(operation: Any, *args: Any, **kwargs: Any) -> object:
+        prepared = operation.build_request(*args, **kwargs)
+        answer = await gen_http.request(
+            prepared.method, prepared.path, params=prepared.params, headers=prepared.headers
+        )
+        return operation.parse_response(answer.status_code, json.loads(answer.content))
+
     async def gen_page() -> object:
-        return await get_bookable_appointments.asyncio(client=generated, offset="0", slice_size=50)
+        return await generated(get_bookable_appointments, offset="0", slice_size=50)
 
     async def gen_slots() -> object:
-        return await get_bookable_appointment_slots.asyncio(appointment, client=generated, days_ahead=days)
+        return await generated(get_bookable_appointment_slots, appointment, days_ahead=days)
 
     async def facade_page() -> object:
         return await facade.bookable_appointments(slice_size=50, limit=50).to_list()
@@ -247,14 +432,30 @@ async def overhead(rounds: int, calls: int, base_url: str | None) -> dict[str, d
         },
     }
     samples: dict[str, dict[str, list[float]]] = {op: {v: [] for v in vs} for op, vs in variants.items()}
+    profiles: dict[str, dict[str, Any]] = {}
     async with facade:
         for _ in range(rounds):
             for op, vs in variants.items():
                 for name, call in vs.items():
                     samples[op][name].append(await per_call(call, calls))
+        if profile:
+            for op, vs in variants.items():
+                profiles[op] = await where_time_goes(vs["facade"], 1, calls)
+    # the models alone: parse_response on an answer already decoded (the date-time cache warm)
+    models: dict[str, float] = {}
+    if transport is not None:
+        decoded = {"page": json.loads(page_payload()), "slots": json.loads(slots_payload())}
+        for op, operation in (("page", get_bookable_appointments), ("slots", get_bookable_appointment_slots)):
+            times = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                for _ in range(calls):
+                    operation.parse_response(200, decoded[op])
+                times.append((time.perf_counter() - started) / calls)
+            models[op] = statistics.median(times)
     await raw_http.aclose()
     await gen_http.aclose()
-    result: dict[str, dict[str, float]] = {}
+    result: dict[str, dict[str, Any]] = {}
     for op, by_variant in samples.items():
         result[op] = {name: statistics.median(values) for name, values in by_variant.items()}
         result[op]["facade/raw"] = statistics.median(
@@ -270,6 +471,10 @@ async def overhead(rounds: int, calls: int, base_url: str | None) -> dict[str, d
             result[op]["facade_cold/raw"] = statistics.median(
                 f / r for f, r in zip(by_variant["facade_cold"], by_variant["raw"], strict=True)
             )
+        if op in profiles:
+            result[op]["profile"] = profiles[op]
+        if op in models:
+            result[op]["models"] = models[op]
     return result
 
 
@@ -510,6 +715,127 @@ async def concurrency(
     return result
 
 
+BACKEND_TASKS = (1, 100)
+# The four rows, each against the raw client it is measured against.
+BACKEND_ROWS = {
+    "raw_httpx": "raw_httpx",
+    "raw_aiohttp": "raw_aiohttp",
+    "facade_httpx": "raw_httpx",
+    "facade_aiohttp": "raw_aiohttp",
+}
+# Where the facade's time on aiohttp goes, at 100 tasks only.
+BACKEND_DIAGNOSTICS = {"generated_aiohttp": "raw_aiohttp", "facade_aiohttp_no_env": "raw_aiohttp"}
+
+
+async def backends(base_url: str, rounds: int, sequential: int, concurrent: int) -> dict[str, Any]:
+    """``get_slots`` (a 30-slot answer) against ``serve_fixed`` over loopback: raw httpx, raw
+    aiohttp, the facade on each; from 1 task (``sequential`` calls) and 100 tasks (``concurrent``),
+    every client with 16 connections, all kept alive (5 s). Client CPU per call and calls/s,
+    median over interleaved rounds (the order rotated each round); ratios per round, then median.
+
+    Two diagnostic variants at 100 tasks: the generated parse on aiohttp by hand
+    (``build_request`` -> the raw session -> ``json.loads`` -> ``parse_response``), and the facade
+    on aiohttp with the session's ``trust_env`` switched off after it was made (the backend turns
+    it on, which makes aiohttp look for a proxy and a .netrc entry on every request, each in a
+    worker thread). Then one profiled batch of each facade at 100 tasks (``where_time_goes``).
+    """
+    limit = DEFAULT_MAX_CONNECTIONS
+    headers = {"X-API-KEY": KEY}
+    path = f"/v1/appointments/bookable/{APPOINTMENT}/slots"
+    days = 3
+    params = {"daysAhead": days}
+    raw_http = httpx.AsyncClient(
+        base_url=base_url,
+        headers=headers,
+        limits=httpx.Limits(
+            max_connections=limit, max_keepalive_connections=limit, keepalive_expiry=KEEPALIVE_EXPIRY
+        ),
+    )
+    session = aiohttp.ClientSession(
+        base_url=base_url,
+        headers=headers,
+        connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=KEEPALIVE_EXPIRY),
+    )
+    facades = {
+        name: AppointmentsClient(
+            api_key=KEY, base_url=base_url, rate_limit=None, http_backend=backend, max_connections=limit
+        )
+        for name, backend in (
+            ("facade_httpx", "httpx"),
+            ("facade_aiohttp", "aiohttp"),
+            ("facade_aiohttp_no_env", "aiohttp"),
+        )
+    }
+
+    async def raw_httpx() -> object:
+        answer = await raw_http.get(path, params=params)
+        assert answer.status_code == 200
+        return json.loads(answer.content)
+
+    async def raw_aiohttp() -> object:
+        async with session.get(path, params=params) as answer:
+            assert answer.status == 200
+            body = await answer.read()
+        return json.loads(body)
+
+    async def generated_aiohttp() -> object:
+        operation = get_bookable_appointment_slots
+        prepared = operation.build_request(APPOINTMENT, days_ahead=days)
+        async with session.request(
+            prepared.method, prepared.path, params=prepared.params, headers=prepared.headers
+        ) as answer:
+            body = await answer.read()
+        return operation.parse_response(answer.status, json.loads(body))
+
+    def facade_call(client: AppointmentsClient) -> Callable[[], Awaitable[object]]:
+        return functools.partial(client.get_slots, APPOINTMENT, days_ahead=days)
+
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "raw_httpx": raw_httpx,
+        "raw_aiohttp": raw_aiohttp,
+        "generated_aiohttp": generated_aiohttp,
+        **{name: facade_call(client) for name, client in facades.items()},
+    }
+    for call in calls.values():  # warm up: every connection opened, every cache filled
+        await drive(call, limit, limit * 4)
+        assert len(await call()) == 30  # type: ignore[arg-type]
+    # private, for the diagnostic only (the backend makes its session on the first call)
+    facades["facade_aiohttp_no_env"]._api.backend._session._trust_env = False  # type: ignore[attr-defined]
+    cpu: dict[str, list[float]] = {}
+    wall: dict[str, list[float]] = {}
+    workers: dict[str, list[float]] = {}
+    for number in range(rounds):
+        for tasks in BACKEND_TASKS:
+            names = list(BACKEND_ROWS) + (list(BACKEND_DIAGNOSTICS) if tasks > 1 else [])
+            shift = number % len(names)
+            for name in names[shift:] + names[:shift]:
+                count = sequential if tasks == 1 else concurrent
+                used, took, own = await drive(calls[name], tasks, count)
+                cpu.setdefault(f"{name}_{tasks}", []).append(used / count)
+                wall.setdefault(f"{name}_{tasks}", []).append(took / count)
+                workers.setdefault(f"{name}_{tasks}", []).append(max(used - own, 0.0) / count)
+    result: dict[str, Any] = {"rounds": rounds, "sequential": sequential, "concurrent": concurrent}
+    for key in cpu:
+        result[f"{key}_cpu_us"] = statistics.median(cpu[key]) * 1e6
+        result[f"{key}_workers_us"] = statistics.median(workers[key]) * 1e6
+        result[f"{key}_rps"] = statistics.median(1 / w for w in wall[key])
+    for tasks in BACKEND_TASKS:
+        pairs = {**BACKEND_ROWS, **(BACKEND_DIAGNOSTICS if tasks > 1 else {})}
+        for name, base in pairs.items():
+            mine, theirs = cpu[f"{name}_{tasks}"], cpu[f"{base}_{tasks}"]
+            result[f"{name}/{base}_{tasks}"] = statistics.median(
+                m / t for m, t in zip(mine, theirs, strict=True)
+            )
+    tasks = BACKEND_TASKS[-1]
+    for name in ("facade_httpx", "facade_aiohttp"):
+        result[f"{name}_profile"] = await where_time_goes(calls[name], tasks, concurrent // 2)
+    await raw_http.aclose()
+    await session.close()
+    for client in facades.values():
+        await client.aclose()
+    return result
+
+
 def import_time(repeats: int) -> dict[str, float]:
     def run(code: str) -> float:
         started = time.perf_counter()
@@ -526,14 +852,53 @@ def import_time(repeats: int) -> dict[str, float]:
         "httpx_ms": (med["httpx"] - med["base"]) * 1000,
         "package_ms": (med["package"] - med["base"]) * 1000,
         "ratio": (med["package"] - med["base"]) / (med["httpx"] - med["base"]),
+        "repeats": repeats,
+        "beyond_httpx": import_breakdown(3),
     }
+
+
+def import_breakdown(repeats: int) -> list[tuple[float, str, int]]:
+    """What ``import perfectgym_appointments_client`` imports beyond ``import httpx``
+    (``python -X importtime``, median of ``repeats`` fresh interpreters): own import time in ms by
+    top-level package (the package itself by module, its generated layer as one), largest first,
+    with the number of modules."""
+
+    def modules(code: str) -> dict[str, int]:
+        trace = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True
+        ).stderr
+        found: dict[str, int] = {}
+        for line in trace.splitlines():
+            if line.startswith("import time:") and "self [us]" not in line:
+                own, _, name = line.removeprefix("import time:").split("|")
+                found[name.strip()] = int(own)
+        return found
+
+    httpx_modules = set(modules("import httpx"))
+    runs = [modules("import perfectgym_appointments_client") for _ in range(repeats)]
+    groups: dict[str, list[str]] = {}
+    for name in runs[0]:
+        if name in httpx_modules:
+            continue
+        parts = name.split(".")
+        if parts[0] == "perfectgym_appointments_client" and len(parts) > 1:
+            group = ".".join(parts[:2])
+        else:
+            group = parts[0]
+        groups.setdefault(group, []).append(name)
+    sizes = [
+        (statistics.median(sum(run.get(name, 0) for name in names) for run in runs) / 1000, group, len(names))
+        for group, names in groups.items()
+    ]
+    return sorted(sizes, reverse=True)
 
 
 # -- report ------------------------------------------------------------------------------------------
 
 
 def versions() -> str:
-    names = ["perfectgym-appointments-client", "httpx", "httpcore", "attrs", "anyio", "uvicorn", "starlette"]
+    names = ["perfectgym-appointments-client", "httpx", "httpcore", "aiohttp", "attrs", "anyio", "uvicorn",
+             "starlette"]  # fmt: skip
     found = ", ".join(f"{n} {metadata.version(n)}" for n in names)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
@@ -569,12 +934,15 @@ def report(results: dict[str, Any], command: str) -> str:
         "",
         f"Machine: {versions()}.",
         "",
-        "Each ratio is measured side by side in one run, median over interleaved rounds.",
+        f"Each ratio is measured side by side in one run, median over interleaved rounds. The run took "
+        f"{results['wall_s'] / 60:.1f} min.",
         "",
         "## 1. Per-call overhead",
         "",
-        "Sequential calls; `raw` is httpx + `json.loads`, `generated` the generated async function",
-        "(models built), `facade` `AppointmentsClient` (retry wrapper, typed errors, checks).",
+        "Sequential calls over httpx; `raw` is httpx + `json.loads`; `generated` the generated layer used",
+        "by hand: the operation's `build_request`, httpx, `json.loads`, its `parse_response` (models built;",
+        "the generated layer has no transport of its own); `facade` `AppointmentsClient` (the request",
+        "layer: retry loop, typed errors, checks; default retries, no rate limit). Wall µs per call.",
         "",
         "| transport | call | raw µs | generated µs | facade µs | generated/raw | facade/raw | facade/generated |",
         "|---|---|---|---|---|---|---|---|",
@@ -588,14 +956,19 @@ def report(results: dict[str, Any], command: str) -> str:
             )
     lines += [
         "",
+        "The facade can take less than `generated`: the request layer hands httpx one finished URL string, "
+        "while raw and generated pass a relative path and `params=` through httpx's base-URL merge and query "
+        "encoding, which cost more.",
+        "",
         f"Date-times are parsed once per distinct string (a bounded cache: slot lists repeat the same grid); "
         f"with that cache emptied before every call, in-process slots cost {o_in['slots']['facade_cold'] * us:.0f} µs "
         f"(facade/raw {o_in['slots']['facade_cold/raw']:.2f}).",
         "",
-        f"Goals (in-process): facade/raw <= 1.4: page {verdict(o_in['page']['facade/raw'], 1.4)}, "
-        f"slots {verdict(o_in['slots']['facade/raw'], 1.4)}; facade/generated <= 1.05: "
+        f"Goals (in-process): facade/raw <= 1.2: page {verdict(o_in['page']['facade/raw'], 1.2)}, "
+        f"slots {verdict(o_in['slots']['facade/raw'], 1.2)}; facade/generated <= 1.05: "
         f"page {verdict(o_in['page']['facade/generated'], 1.05)}, slots {verdict(o_in['slots']['facade/generated'], 1.05)}.",
         "",
+        *overhead_notes(o_in),
         "## 2. Pagination with prefetch",
         "",
         "10,000 items in pages of 100, 20 ms server latency, a consumer spending 10 ms per page.",
@@ -685,14 +1058,151 @@ def report(results: dict[str, Any], command: str) -> str:
         "(quadratically, encode/httpx#3215): the client CPU column. Requests/s are also bound by the "
         "single-process sandbox on a 2-core machine and vary by about 20% from run to run.",
         "",
-        "## 5. Import time",
+        *backends_report(results["backends"]),
+        "## 6. Import time",
         "",
         f"`import perfectgym_appointments_client`: {imp['package_ms']:.0f} ms; `import httpx`: {imp['httpx_ms']:.0f} ms "
-        f"(each minus a bare interpreter start); ratio **{imp['ratio']:.2f}**.",
+        f"(each minus a bare interpreter start, median of {imp['repeats']:.0f} fresh interpreters); ratio "
+        f"**{imp['ratio']:.2f}**, goal <= 1.25: {verdict(imp['ratio'], 1.25)}.",
         "",
+        *import_notes(imp),
         *rate_limit_report(results),
     ]
     return "\n".join(lines)
+
+
+def profile_line(profile: dict[str, Any], what: str) -> str:
+    """One sentence from ``where_time_goes``: components and the functions with most own time."""
+    parts = ", ".join(f"{label} {share:.0%}" for share, label in profile["components"][:6])
+    functions = ", ".join(f"`{name}` {share:.0%}" for share, name in profile["functions"][:5])
+    return (
+        f"Where the time goes ({what}; cProfile timed by the event loop thread's CPU, shares of its profiled "
+        f"own time; the profiler inflates code made of many small calls): {parts}. Most own time: {functions}."
+    )
+
+
+def overhead_notes(o_in: dict[str, Any]) -> list[str]:
+    """For a missed in-process goal: the models' share (``parse_response`` timed apart) of what the
+    facade adds to raw, and the profile of the facade's calls."""
+    lines: list[str] = []
+    for op, name in (("page", "50-item page"), ("slots", "30 slots")):
+        r = o_in[op]
+        if r["facade/raw"] <= 1.2:
+            continue
+        added, models = (r["facade"] - r["raw"]) * 1e6, r["models"] * 1e6
+        rest = added - models
+        lines += [
+            f"{name}, facade/raw {r['facade/raw']:.2f} (missed): the facade takes {added:.0f} µs more than raw "
+            f"httpx + `json.loads`. The models alone (`parse_response` on an answer already decoded, timed "
+            f"apart) take {models:.0f} µs, so everything else the facade does costs {rest:+.0f} µs net against "
+            "raw's `http.get(path, params=...)`. Without the models the facade would be at "
+            f"{(r['facade'] - r['models']) / r['raw']:.2f} x raw. "
+            + profile_line(r["profile"], f"{name}, sequential in-process facade calls"),
+            "",
+        ]
+    return lines
+
+
+def backends_report(b: dict[str, Any]) -> list[str]:
+    labels = {
+        "raw_httpx": "raw httpx + `json.loads`",
+        "raw_aiohttp": "raw aiohttp + `json.loads`",
+        "facade_httpx": "facade on httpx",
+        "facade_aiohttp": 'facade on aiohttp (`http_backend="aiohttp"`)',
+        "generated_aiohttp": "diagnostic: generated parse on the raw aiohttp session",
+        "facade_aiohttp_no_env": "diagnostic: facade on aiohttp, its session's `trust_env` off",
+    }
+    lines = [
+        "## 5. HTTP backends: httpx and aiohttp",
+        "",
+        f"`get_slots` of one appointment (a {len(slots_payload()) / 1024:.1f} KiB answer of 30 slots) over "
+        "loopback, against a trivial keep-alive server in another process (`serve_fixed`: an asyncio protocol "
+        "that answers every request at once with a fixed body), from 1 task "
+        f"({b['sequential']:,} calls a round) and from 100 tasks sharing one client ({b['concurrent']:,} calls a "
+        "round). Every client has 16 connections, all kept alive (5 s). Raw httpx: `httpx.AsyncClient(limits="
+        "16/16)`, `get`, `json.loads(response.content)`; raw aiohttp: `aiohttp.ClientSession(connector="
+        "TCPConnector(limit=16))`, `get`, `await response.read()`, `json.loads`; the facade: `AppointmentsClient("
+        "rate_limit=None)`, default retries, models built. CPU is this process's (`time.process_time`, every "
+        f"thread) per request, median of {b['rounds']} interleaved rounds (the order rotated each round); "
+        "worker threads: that minus the event loop thread's (`time.thread_time`). The ratio to raw of its "
+        "library is taken per round, then the median; the last column is the ratio of the medians.",
+        "",
+        "| client | tasks | client CPU µs/request | of it, worker threads | requests/s | CPU / raw of its library "
+        "| CPU / raw aiohttp |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for tasks in BACKEND_TASKS:
+        pairs = {**BACKEND_ROWS, **(BACKEND_DIAGNOSTICS if tasks > 1 else {})}
+        for name, base in pairs.items():
+            key = f"{name}_{tasks}"
+            ratio = b[f"{name}/{base}_{tasks}"]
+            bold = "**" if name.startswith("facade") and tasks > 1 and "no_env" not in name else ""
+            lines.append(
+                f"| {labels[name]} | {tasks} | {b[key + '_cpu_us']:.0f} | {b[key + '_workers_us']:.0f} "
+                f"| {b[key + '_rps']:.0f} "
+                f"| {bold}{ratio:.2f}{bold} | {b[key + '_cpu_us'] / b[f'raw_aiohttp_{tasks}_cpu_us']:.2f} |"
+            )
+    aio, hx = b["facade_aiohttp/raw_aiohttp_100"], b["facade_httpx/raw_httpx_100"]
+    lines += [
+        "",
+        f"Goals (client CPU per request, 100 tasks): facade on aiohttp <= 1.5 x raw aiohttp: {verdict(aio, 1.5)}; "
+        f"facade on httpx <= 1.1 x raw httpx: {verdict(hx, 1.1)}.",
+        "",
+        f"The facade on aiohttp takes {b['facade_aiohttp_100_cpu_us'] / b['facade_httpx_100_cpu_us']:.2f} of the "
+        f"facade on httpx's CPU per request at 100 tasks, "
+        f"{b['facade_aiohttp_1_cpu_us'] / b['facade_httpx_1_cpu_us']:.2f} from 1 task; raw aiohttp takes "
+        f"{b['raw_aiohttp_100_cpu_us'] / b['raw_httpx_100_cpu_us']:.2f} of raw httpx's at 100 tasks. httpx's cost "
+        "at 100 tasks is mostly httpcore's pool, which walks every queued request on each request and release "
+        "(encode/httpx#3215, section 4).",
+        "",
+    ]
+    if aio > 1.5:
+        raw = b["raw_aiohttp_100_cpu_us"]
+        generated, facade = b["generated_aiohttp_100_cpu_us"], b["facade_aiohttp_100_cpu_us"]
+        no_env = b["facade_aiohttp_no_env_100_cpu_us"]
+        profile = b["facade_aiohttp_profile"]
+        env = (
+            f"the session's `trust_env=True` (`_aiohttp_backend.py`) {facade - no_env:.0f} µs: with it aiohttp "
+            "runs, on every request, `get_env_proxy_for_url` (`asyncio.to_thread`) and the .netrc lookup "
+            "(`run_in_executor`; it opens ~/.netrc each time, and parses it if there is one), two worker-thread hops (httpx reads "
+            "the proxy environment once, when the client is made): the worker-thread column, and the event "
+            "loop's share of each hop (scheduling, waking up, a GIL handover). With `trust_env` off the "
+            f"facade is at {b['facade_aiohttp_no_env/raw_aiohttp_100']:.2f} x raw."
+            if facade - no_env > 0.1 * raw
+            else f"the session's `trust_env`: {facade - no_env:.0f} µs (noise)."
+        )
+        lines += [
+            f"Facade on aiohttp, missed: it adds {facade - raw:.0f} µs of CPU a request to raw aiohttp. Measured "
+            f"apart at 100 tasks (the diagnostic rows): the generated parse (`build_request` + `parse_response`, "
+            f"30 slots' models; alone {b['generated_aiohttp/raw_aiohttp_100']:.2f} x raw) {generated - raw:.0f} "
+            f"µs; the request layer and the backend over it, `trust_env` off, {no_env - generated:.0f} µs; {env} "
+            + profile_line(profile, "facade on aiohttp, 100 tasks"),
+            "",
+        ]
+    if hx > 1.1:
+        lines += [
+            f"Facade on httpx, missed: {b['facade_httpx_100_cpu_us'] - b['raw_httpx_100_cpu_us']:.0f} µs a request "
+            "over raw httpx. " + profile_line(b["facade_httpx_profile"], "facade on httpx, 100 tasks"),
+            "",
+        ]
+    return lines
+
+
+def import_notes(imp: dict[str, Any]) -> list[str]:
+    """What the package imports beyond httpx, the largest first (``import_breakdown``)."""
+    if imp["ratio"] <= 1.25:
+        return []
+    extra = sum(ms for ms, _, _ in imp["beyond_httpx"])
+    top = ", ".join(
+        f"`{group}` {ms:.0f} ms ({count} module{'s' if count != 1 else ''})"
+        for ms, group, count in imp["beyond_httpx"][:8]
+    )
+    return [
+        f"Missed by {imp['package_ms'] - 1.25 * imp['httpx_ms']:.0f} ms. Beyond what `import httpx` imports, "
+        f"`python -X importtime` counts {extra:.0f} ms of own import time (median of 3; `-X importtime` adds its "
+        f"own overhead), the largest: {top}.",
+        "",
+    ]
 
 
 def rate_limit_report(results: dict[str, Any]) -> list[str]:
@@ -702,7 +1212,7 @@ def rate_limit_report(results: dict[str, Any]) -> list[str]:
     off, each = fan["unthrottled"], fan["unthrottled_each"]
     failed_with = f" (`{each['error']}`)" if each["error"] else ""
     lines = [
-        "## 6. Rate limits",
+        "## 7. Rate limits",
         "",
         "The client keeps a per-endpoint budget (`RateLimit`, 1,000 per 60 s by default, in one in-memory "
         f"window per key and base URL for the whole process, or on Redis), counted over a span of seconds + "
@@ -828,38 +1338,48 @@ def rate_limit_report(results: dict[str, Any]) -> list[str]:
 async def main(quick: bool) -> dict[str, Any]:
     rounds, calls = (3, 100) if quick else (7, 300)
     results: dict[str, Any] = {}
-    print("1. per-call overhead, in-process ...", flush=True)
-    results["overhead_inprocess"] = await overhead(rounds, calls, None)
+    started = time.perf_counter()
+
+    def stage(name: str) -> None:
+        print(f"[{time.perf_counter() - started:4.0f} s] {name} ...", flush=True)
+
+    stage("1. per-call overhead, in-process")
+    results["overhead_inprocess"] = await overhead(rounds, calls, None, profile=True)
     with sandbox_process() as url:
-        print("1. per-call overhead, loopback ...", flush=True)
+        stage("1. per-call overhead, loopback")
         results["overhead_loopback"] = await overhead(rounds, calls // 3, url)
-        print("4. concurrency ...", flush=True)
+        stage("4. concurrency")
         results["concurrency"] = await concurrency(url)
     tls = trusting_context()
     with sandbox_process(tls=tls) as url:
-        print("4. concurrency, HTTPS ...", flush=True)
+        stage("4. concurrency, HTTPS")
         results["concurrency_tls"] = await concurrency(url, requests=2_000, tls=tls)
-    print("2. pagination ...", flush=True)
+    stage("2. pagination")
     results["pagination"] = await pagination(1 if quick else 3)
     results["memory"] = await pagination_memory()
     with sandbox_process("--appointments", "10000", "--latency", "0.02") as url:
-        print("2. pagination, loopback ...", flush=True)
+        stage("2. pagination, loopback")
         results["pagination_loopback"] = await pagination(1, url)
-        print("3. fan-out, loopback ...", flush=True)
+        stage("3. fan-out, loopback")
         results["fan_out_loopback"] = await fan_out(1 if quick else 3, url)
-    print("3. fan-out ...", flush=True)
+    stage("3. fan-out")
     results["fan_out"] = await fan_out(3 if quick else 7)
-    print("5. import time ...", flush=True)
+    with fixed_server() as url:
+        stage("5. HTTP backends, loopback")
+        results["backends"] = await backends(url, *((2, 100, 500) if quick else (5, 300, 2000)))
+    stage("6. import time")
     results["import"] = import_time(5 if quick else 15)
-    print("6. rate limits: fan-out against a limited sandbox ...", flush=True)
+    stage("7. rate limits: fan-out against a limited sandbox")
     results["rate_fan_out"] = await limited_fan_out(1 if quick else 3)
     with sandbox_process() as url:
-        print("6. rate limits: memory per client ...", flush=True)
+        stage("7. rate limits: memory per client")
         results["rate_memory"] = await client_memory(url, KEY)
     with redis_server() as redis_url:
-        print("6. rate limits: CPU per call ...", flush=True)
+        stage("7. rate limits: CPU per call")
         # more calls than in section 1: limits' expiry timer fires every 10 ms of calls (steady state)
         results["rate_cpu"] = await limiter_cpu(rounds, 300 if quick else 1000, redis_url)
+    stage("done; writing the report")
+    results["wall_s"] = time.perf_counter() - started
     return results
 
 
@@ -868,7 +1388,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--quick", action="store_true", help="fewer repeats (a smoke run; does not write RESULTS.md)"
     )
+    parser.add_argument("--serve-fixed", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_fixed:
+        serve_fixed(args.serve_fixed)
+        sys.exit()
     outcome = anyio.run(main, args.quick)
     text = report(outcome, "scripts/bench" + (" --quick" if args.quick else ""))
     print(text)
