@@ -724,7 +724,7 @@ BACKEND_ROWS = {
     "facade_aiohttp": "raw_aiohttp",
 }
 # Where the facade's time on aiohttp goes, at 100 tasks only.
-BACKEND_DIAGNOSTICS = {"generated_aiohttp": "raw_aiohttp", "facade_aiohttp_no_env": "raw_aiohttp"}
+BACKEND_DIAGNOSTICS = {"generated_aiohttp": "raw_aiohttp"}
 
 
 async def backends(base_url: str, rounds: int, sequential: int, concurrent: int) -> dict[str, Any]:
@@ -733,11 +733,10 @@ async def backends(base_url: str, rounds: int, sequential: int, concurrent: int)
     every client with 16 connections, all kept alive (5 s). Client CPU per call and calls/s,
     median over interleaved rounds (the order rotated each round); ratios per round, then median.
 
-    Two diagnostic variants at 100 tasks: the generated parse on aiohttp by hand
-    (``build_request`` -> the raw session -> ``json.loads`` -> ``parse_response``), and the facade
-    on aiohttp with the session's ``trust_env`` switched off after it was made (the backend turns
-    it on, which makes aiohttp look for a proxy and a .netrc entry on every request, each in a
-    worker thread). Then one profiled batch of each facade at 100 tasks (``where_time_goes``).
+    A diagnostic variant at 100 tasks: the generated parse on aiohttp by hand (``build_request``
+    -> the raw session -> ``json.loads`` -> ``parse_response``), which splits the facade's cost
+    into the models and the rest. Then one profiled batch of each facade at 100 tasks
+    (``where_time_goes``).
     """
     limit = DEFAULT_MAX_CONNECTIONS
     headers = {"X-API-KEY": KEY}
@@ -763,7 +762,6 @@ async def backends(base_url: str, rounds: int, sequential: int, concurrent: int)
         for name, backend in (
             ("facade_httpx", "httpx"),
             ("facade_aiohttp", "aiohttp"),
-            ("facade_aiohttp_no_env", "aiohttp"),
         )
     }
 
@@ -799,8 +797,6 @@ async def backends(base_url: str, rounds: int, sequential: int, concurrent: int)
     for call in calls.values():  # warm up: every connection opened, every cache filled
         await drive(call, limit, limit * 4)
         assert len(await call()) == 30  # type: ignore[arg-type]
-    # private, for the diagnostic only (the backend makes its session on the first call)
-    facades["facade_aiohttp_no_env"]._api.backend._session._trust_env = False  # type: ignore[attr-defined]
     cpu: dict[str, list[float]] = {}
     wall: dict[str, list[float]] = {}
     workers: dict[str, list[float]] = {}
@@ -837,6 +833,13 @@ async def backends(base_url: str, rounds: int, sequential: int, concurrent: int)
 
 
 def import_time(repeats: int) -> dict[str, float]:
+    # As installed: with byte code cached. httpx's is (pip compiles site-packages); ours may not be
+    # (an editable install, PYTHONDONTWRITEBYTECODE), and compiling it on every import measures
+    # the compiler, not the import.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "perfectgym_appointments_client")], check=True
+    )
+
     def run(code: str) -> float:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True)
@@ -1110,7 +1113,6 @@ def backends_report(b: dict[str, Any]) -> list[str]:
         "facade_httpx": "facade on httpx",
         "facade_aiohttp": 'facade on aiohttp (`http_backend="aiohttp"`)',
         "generated_aiohttp": "diagnostic: generated parse on the raw aiohttp session",
-        "facade_aiohttp_no_env": "diagnostic: facade on aiohttp, its session's `trust_env` off",
     }
     lines = [
         "## 5. HTTP backends: httpx and aiohttp",
@@ -1136,7 +1138,7 @@ def backends_report(b: dict[str, Any]) -> list[str]:
         for name, base in pairs.items():
             key = f"{name}_{tasks}"
             ratio = b[f"{name}/{base}_{tasks}"]
-            bold = "**" if name.startswith("facade") and tasks > 1 and "no_env" not in name else ""
+            bold = "**" if name.startswith("facade") and tasks > 1 else ""
             lines.append(
                 f"| {labels[name]} | {tasks} | {b[key + '_cpu_us']:.0f} | {b[key + '_workers_us']:.0f} "
                 f"| {b[key + '_rps']:.0f} "
@@ -1159,23 +1161,12 @@ def backends_report(b: dict[str, Any]) -> list[str]:
     if aio > 1.5:
         raw = b["raw_aiohttp_100_cpu_us"]
         generated, facade = b["generated_aiohttp_100_cpu_us"], b["facade_aiohttp_100_cpu_us"]
-        no_env = b["facade_aiohttp_no_env_100_cpu_us"]
         profile = b["facade_aiohttp_profile"]
-        env = (
-            f"the session's `trust_env=True` (`_aiohttp_backend.py`) {facade - no_env:.0f} µs: with it aiohttp "
-            "runs, on every request, `get_env_proxy_for_url` (`asyncio.to_thread`) and the .netrc lookup "
-            "(`run_in_executor`; it opens ~/.netrc each time, and parses it if there is one), two worker-thread hops (httpx reads "
-            "the proxy environment once, when the client is made): the worker-thread column, and the event "
-            "loop's share of each hop (scheduling, waking up, a GIL handover). With `trust_env` off the "
-            f"facade is at {b['facade_aiohttp_no_env/raw_aiohttp_100']:.2f} x raw."
-            if facade - no_env > 0.1 * raw
-            else f"the session's `trust_env`: {facade - no_env:.0f} µs (noise)."
-        )
         lines += [
             f"Facade on aiohttp, missed: it adds {facade - raw:.0f} µs of CPU a request to raw aiohttp. Measured "
-            f"apart at 100 tasks (the diagnostic rows): the generated parse (`build_request` + `parse_response`, "
+            f"apart at 100 tasks (the diagnostic row): the generated parse (`build_request` + `parse_response`, "
             f"30 slots' models; alone {b['generated_aiohttp/raw_aiohttp_100']:.2f} x raw) {generated - raw:.0f} "
-            f"µs; the request layer and the backend over it, `trust_env` off, {no_env - generated:.0f} µs; {env} "
+            f"µs; the request layer and the backend over it {facade - generated:.0f} µs. "
             + profile_line(profile, "facade on aiohttp, 100 tasks"),
             "",
         ]
