@@ -2,9 +2,9 @@
 
 Each method checks its arguments (before any request), then calls a generated operation through
 ``Requester.request`` (``_request.py``: build -> send over the backend, in the one retry loop ->
-typed error or parse). The booking
-flows (``book``, ``cancel_booking``, ``reschedule``, ``book_first_available``) hand over to
-``_booking.py``, where their safety rules are written down in one place.
+typed error or parse). The booking flows (``book``, ``cancel_booking``, ``reschedule``,
+``book_first_available``) hand over to ``_booking.py``, where their safety rules are written
+down in one place.
 """
 
 from __future__ import annotations
@@ -75,9 +75,10 @@ class AppointmentsClient:
     Otherwise at most ``max_connections`` requests (default 16) are in flight at once, each
     connection kept alive for reuse; more concurrent calls wait for a free connection.
 
-    ``http_backend="aiohttp"`` sends through aiohttp (the ``[aiohttp]`` extra; asyncio only),
-    a seventh of httpx's client CPU per request with 100 tasks, a quarter from one; ``http_client`` is then an ``aiohttp.ClientSession``.
-    Errors, retries, limits and the booking check are the same on both.
+    ``http_backend="aiohttp"`` sends through aiohttp (the ``[aiohttp]`` extra; asyncio only): a
+    seventh of httpx's client CPU per request with 100 tasks, a quarter from one. ``http_client``
+    is then an ``aiohttp.ClientSession``. Errors, retries, limits and the booking check are the
+    same on both.
     """
 
     def __init__(

@@ -106,7 +106,8 @@ class Requester:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         # Named in connection errors: "connection refused" alone does not say which tenant.
-        self.host = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        # (Without any user:password@ a URL may carry.)
+        self.host = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
         self.accept_language = accept_language
         self.throttle = throttle
         self.retry_policy = retry_policy
