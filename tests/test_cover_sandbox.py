@@ -91,3 +91,30 @@ def test_a_date_time_that_is_not_a_string_is_400_naming_the_field(value: object)
     assert answer.status_code == 400
     error = answer.json()
     assert (error["errorCode"], error["reference"]) == ("errormessage.validation.datetime", "startDateTime")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_client_that_leaves_mid_body_is_no_server_error(anyio_backend: str) -> None:
+    """A cancelled call closes its connection while its body is on the way: the sandbox answers
+    nobody (499) instead of raising, which uvicorn would log as an ASGI application error."""
+    from perfectgym_appointments_client.sandbox._app import create_app
+
+    app = create_app(Store(seed=7), "key")
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/appointments/bookable/validate", "raw_path": b"", "query_string": b"",
+        "root_path": "", "headers": [(b"x-api-key", b"key"), (b"content-length", b"200")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2),
+    }  # fmt: skip
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)  # raised ClientDisconnect before
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 499

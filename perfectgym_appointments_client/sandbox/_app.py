@@ -25,7 +25,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -426,6 +426,11 @@ def create_app(
         headers = exc.headers if isinstance(exc, HTTPException) and exc.headers else None
         return _error(error, negotiate(request.headers.get("accept-language")), headers)
 
+    async def gone(request: Request, exc: Exception) -> Response:
+        # The client left while sending its body (a cancelled call): nobody reads an answer,
+        # and it is no server error to log.
+        return Response(status_code=499)
+
     async def server_error(request: Request, exc: Exception) -> Response:
         error = RuleViolation(500, "errormessage.internal.error")
         return _error(error, negotiate(request.headers.get("accept-language")))
@@ -444,7 +449,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[Middleware(_KeyCheckOnHead, is_valid=lambda sent: scopes_of(sent) is not None)],
-        exception_handlers={HTTPException: http_error, Exception: server_error},
+        exception_handlers={HTTPException: http_error, ClientDisconnect: gone, Exception: server_error},
     )
     app.state.on_request = on_request
     return app
