@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import httpx
-from anyio.abc import TaskGroup
 
 from ._arguments import booking_request, check_slot, require_id, require_int
 from ._constants import (
@@ -57,6 +56,8 @@ from ._version import API_VERSION
 from ._zoned import instant, require_aware
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from ._booking import BookingFlows, OutcomeHook
 
 __all__ = ["AppointmentsClient"]

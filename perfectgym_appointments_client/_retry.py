@@ -59,6 +59,11 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     return max(0.0, seconds)
 
 
+async def _sleep(seconds: float) -> None:
+    # anyio.sleep, looked up when a retry first waits: anyio loads its event-loop module lazily.
+    await anyio.sleep(seconds)
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How :class:`AppointmentsClient` retries calls that are safe to repeat.
@@ -74,7 +79,7 @@ class RetryPolicy:
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
     max_retry_after: float = 60.0
-    sleep: Callable[[float], Awaitable[None]] = attrs.field(default=anyio.sleep, repr=False)
+    sleep: Callable[[float], Awaitable[None]] = attrs.field(default=_sleep, repr=False)
     random: Callable[[], float] = attrs.field(default=random.random, repr=False)
 
     def __attrs_post_init__(self) -> None:

@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
-import anyio.to_thread
 import attrs
 
 __all__ = ["RateLimit", "Throttle"]
@@ -173,6 +172,8 @@ class Throttle:
     async def _run(self, function: Callable[..., Any], *args: Any) -> Any:
         # Memory answers in microseconds: in the event loop. Redis is a network call: in a thread.
         if self._shared:
+            import anyio.to_thread  # only for Redis: not loaded at import
+
             return await anyio.to_thread.run_sync(function, *args)
         return function(*args)
 

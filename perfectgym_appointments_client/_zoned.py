@@ -14,7 +14,6 @@ import re
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["ZonedDateTime", "format_zoned_datetime", "instant", "parse_zoned_datetime", "require_aware"]
 
@@ -148,6 +147,9 @@ def _offset(text: str) -> timedelta:
 
 @lru_cache(maxsize=512)
 def _zone(name: str) -> tzinfo:
+    # Imported with the first zone, not with the package: zoneinfo loads sysconfig to find tzdata.
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder: IsADirectoryError
@@ -215,7 +217,7 @@ def _parse(value: str) -> ZonedDateTime:
 def _named_zone(name: str, value: str) -> tzinfo:
     try:
         return _zone(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
+    except (KeyError, ValueError, OSError):  # KeyError: zoneinfo's ZoneInfoNotFoundError
         raise ValueError(f"unknown time zone {name!r} in {value!r}") from None
 
 
