@@ -65,7 +65,6 @@ class AiohttpBackend:
             _no_silent_repeats(http_client)
         self._owns_session = http_client is None
         self._max_connections = max_connections
-        self._environment: dict[str, str] | None = None
         self._proxies: dict[str, str | None] = {}
         self._timeout = (
             None
@@ -83,15 +82,14 @@ class AiohttpBackend:
         """The proxy for ``scheme://host:port`` as aiohttp's trust_env finds it (HTTP_PROXY,
         HTTPS_PROXY, NO_PROXY, or the system's settings), looked up once per origin: redirects
         are not followed, so the origins are few."""
-        environment = self._environment
-        if environment is None:
-            environment = self._environment = urllib.request.getproxies()
+        if origin in self._proxies:
+            return self._proxies[origin]
         parts = urlsplit(origin)
-        proxy = environment.get(parts.scheme)
-        if proxy and parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        proxy = urllib.request.getproxies().get(parts.scheme) or None
+        if proxy is not None and parts.hostname and urllib.request.proxy_bypass(parts.hostname):
             proxy = None
-        self._proxies[origin] = proxy or None
-        return proxy or None
+        self._proxies[origin] = proxy
+        return proxy
 
     @property
     def read_timeout(self) -> float | None:
@@ -99,8 +97,7 @@ class AiohttpBackend:
         return None if timeout is None else timeout.sock_read
 
     def _open(self) -> aiohttp.ClientSession:
-        if sniffio.current_async_library() != "asyncio":
-            raise ConfigurationError(_ASYNCIO_ONLY)
+        _require_asyncio()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=KEEPALIVE_EXPIRY),
             timeout=self._timeout or aiohttp.ClientTimeout(),
@@ -119,8 +116,7 @@ class AiohttpBackend:
         session = self._session or self._open()
         kwargs: dict[str, Any] = {"headers": headers, "data": content, "allow_redirects": False}
         if self._owns_session:
-            origin = url[: url.find("/", url.find("//") + 2)]
-            proxy = self._proxies[origin] if origin in self._proxies else self._proxy(origin)
+            proxy = self._proxy(url[: url.find("/", url.find("//") + 2)])
             if proxy is not None:
                 kwargs["proxy"] = proxy
         if self._timeout is not None and not self._owns_session:
