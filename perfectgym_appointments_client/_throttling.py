@@ -28,6 +28,8 @@ from typing import Any
 import anyio
 import attrs
 
+from ._constants import DEFAULT_RATE_LIMIT_REQUESTS, DEFAULT_RATE_LIMIT_SECONDS
+
 __all__ = ["RateLimit", "Throttle"]
 
 # Added to the span the client keeps: requests reach the server a little later and unevenly, and
@@ -66,8 +68,8 @@ class RateLimit:
     same Redis, API key and base URL (``pip install 'perfectgym-appointments-client[redis]'``).
     """
 
-    requests: int = attrs.field(default=1000, validator=_positive_int)
-    seconds: int = attrs.field(default=60, validator=_positive_int)
+    requests: int = attrs.field(default=DEFAULT_RATE_LIMIT_REQUESTS, validator=_positive_int)
+    seconds: int = attrs.field(default=DEFAULT_RATE_LIMIT_SECONDS, validator=_positive_int)
     storage: str | None = attrs.field(default=None, validator=_storage, repr=False)
     per_endpoint: Mapping[str, tuple[int, int]] = attrs.field(factory=dict, validator=_overrides)
 
