@@ -30,11 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._generated.models import ValidationStatus
-    from ._http import HTTPResponse
 
 __all__ = [
     "APIConnectionError",
@@ -60,6 +59,20 @@ __all__ = [
     "ServiceUnavailableError",
     "SlotNotBookableError",
 ]
+
+
+class Response(Protocol):
+    """An answer as received, as an error keeps it (``APIStatusError.response``): the request
+    layer hands over its own ``HTTPResponse``, whatever backend received it."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
 
 
 class PerfectGymError(Exception):
@@ -99,7 +112,7 @@ class APIStatusError(APIError):
         reference: str | None = None,
         args: list[Any] | None = None,
         typed_args: list[tuple[str, Any]] | None = None,
-        response: HTTPResponse | None = None,
+        response: Response | None = None,
     ) -> None:
         detail = f"{operation} ({method} {path}) failed: HTTP {status_code}"
         if error_code:

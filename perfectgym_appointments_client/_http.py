@@ -1,10 +1,10 @@
-"""What the request layer needs from an HTTP library, and the backends that provide it.
+"""What a backend is: what the request layer needs from an HTTP library.
 
 A backend sends one request and returns the whole answer (:class:`HTTPResponse`), or raises
 :class:`SendFailure` saying whether it timed out and whether the request may have reached the
 server. Everything else (the key, retries, typed errors, parsing) is the request layer's
-(``_request.py``), so both backends behave the same. httpx is the default (asyncio and trio);
-aiohttp (``[aiohttp]`` extra, asyncio only) is imported only when asked for.
+(``_request.py``), so both backends behave the same. The backends (``_httpx_backend.py``,
+``_aiohttp_backend.py``) build on this module; ``_backends.py`` picks one by name.
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from ._constants import HTTP_BACKENDS
-from ._exceptions import ConfigurationError
-
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["HTTPBackend", "HTTPResponse", "SendFailure", "Timeouts", "open_backend"]
+__all__ = ["HTTPBackend", "HTTPResponse", "SendFailure", "Timeouts", "describe"]
 
 
 class HTTPResponse(NamedTuple):
@@ -83,21 +80,6 @@ class HTTPBackend(Protocol):
     ) -> HTTPResponse: ...
 
     async def aclose(self) -> None: ...
-
-
-def open_backend(
-    name: str, *, http_client: object | None, timeouts: Timeouts | None, max_connections: int
-) -> HTTPBackend:
-    """The backend called ``name``, sending through ``http_client`` if given (never closing it)."""
-    if name not in HTTP_BACKENDS:
-        raise ConfigurationError(f"http_backend must be one of {', '.join(HTTP_BACKENDS)}, got {name!r}")
-    if name == "aiohttp":
-        from ._aiohttp_backend import AiohttpBackend
-
-        return AiohttpBackend(http_client, timeouts, max_connections)
-    from ._httpx_backend import HttpxBackend
-
-    return HttpxBackend(http_client, timeouts, max_connections)
 
 
 _AIOHTTP_CODE = re.compile(r"^\d{3}, message: ")

@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlencode, urlsplit
 
+from ._backends import open_backend
 from ._constants import DEFAULT_MAX_CONNECTIONS
 from ._exceptions import (
     APIConnectionError,
@@ -31,7 +32,7 @@ from ._exceptions import (
 )
 from ._field_paths import FIELD_PATH
 from ._generated.types import PreparedRequest, Unset
-from ._http import HTTPBackend, HTTPResponse, SendFailure, Timeouts, open_backend
+from ._http import HTTPBackend, HTTPResponse, SendFailure, Timeouts
 from ._retry import Decide, Resolved, RetryPolicy, parse_retry_after
 from ._throttling import Throttle
 from ._version import API_VERSION, __version__
