@@ -1,17 +1,17 @@
 """AppointmentsClient: the one object users hold, and the list of operations they call.
 
-Each method checks its arguments (before any request), then calls a generated operation through
-``Requester.request`` (``_request.py``: build -> send over the backend, in the one retry loop ->
-typed error or parse). The booking flows (``book``, ``cancel_booking``, ``reschedule``,
-``book_first_available``) hand over to ``_booking.py``, where their safety rules are written
-down in one place.
+The client composes the two layers below it and hands each call to one of them: the reads and
+validation to ``Operations`` (``_operations.py``: argument checks, then a generated operation
+through ``Requester.request``), the booking flows (``book``, ``cancel_booking``, ``reschedule``,
+``book_first_available``) to ``BookingFlows`` (``_booking/``, where their safety rules are written
+down), which read through the same ``Operations``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -30,30 +30,17 @@ from ._constants import (
     DEFAULT_TIMEOUT,
     ENV_API_KEY,
     ENV_BASE_URL,
-    MAX_DAYS_PER_REQUEST,
-    MAX_SLICE_SIZE,
-    MIN_SLICE_SIZE,
 )
-from ._exceptions import AuthenticationError, ConfigurationError
-from ._generated.api.appointments import (
-    check_api_key,
-    get_appointment_booking,
-    get_appointment_bookings,
-    get_bookable_appointment,
-    get_bookable_appointment_slots,
-    get_bookable_appointments,
-    validate_for_appointment_booking,
-)
-from ._generated.models import AppointmentBookingRequest, Language
-from ._generated.types import UNSET
+from ._exceptions import ConfigurationError
+from ._generated.models import Language
 from ._http import Timeouts
-from ._models import BookableAppointment, Booking, Page, Slot, SlotLike, ValidationStatus
+from ._models import BookableAppointment, Booking, Slot, SlotLike, ValidationStatus
+from ._operations import Operations
 from ._pagination import AsyncPaginator
 from ._request import Requester, logger
 from ._retry import RetryPolicy
 from ._throttling import RateLimit, Throttle
 from ._version import API_VERSION
-from ._zoned import instant, require_aware
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -147,8 +134,9 @@ class AppointmentsClient:
             self._api.throttle = Throttle(
                 rate_limit, api_key=api_key, base_url=self._api.base_url, logger=logger
             )
+        self._ops = Operations(self._api)
         self._task_group: TaskGroup | None = None
-        # The booking flows (_booking.py) are imported and set up on the first booking call: a
+        # The booking flows (_booking/) are imported and set up on the first booking call: a
         # client that only reads never pays for them.
         self._flows_settings = (booking_check_settle, on_booking_outcome)
 
@@ -164,7 +152,7 @@ class AppointmentsClient:
 
         settle, hook = self._flows_settings
         self._flows = BookingFlows(
-            self, self._api, settle=settle, on_outcome=hook, run_bound=_run_bound(self._api.read_timeout)
+            self._ops, settle=settle, on_outcome=hook, run_bound=_run_bound(self._api.read_timeout)
         )
         return self._flows
 
@@ -187,13 +175,14 @@ class AppointmentsClient:
     async def __aenter__(self) -> Self:
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
-        self._task_group = task_group
+        self._task_group = self._ops.task_group = task_group
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         task_group, self._task_group = self._task_group, None
+        self._ops.task_group = None
         try:
             if task_group is not None:
                 task_group.cancel_scope.cancel()  # abandon page prefetches nobody will read
@@ -213,11 +202,7 @@ class AppointmentsClient:
 
         The key alone is checked, not its scopes. Other failures (no connection, 5xx) raise.
         """
-        try:
-            await self._api.request(check_api_key)
-        except AuthenticationError:
-            return False
-        return True
+        return await self._ops.check_api_key()
 
     # -- bookable appointments ------------------------------------------------------------------
     def bookable_appointments(
@@ -227,31 +212,11 @@ class AppointmentsClient:
 
         ``async for appt in ...`` item by item, ``async for page in ....pages()`` page by page.
         """
-        require_int("slice_size", slice_size, low=MIN_SLICE_SIZE, high=MAX_SLICE_SIZE)
-        if limit is not None:
-            require_int("limit", limit, low=1)
-
-        async def fetch(offset: str, number: int) -> Page[BookableAppointment]:
-            page = await self._api.request(get_bookable_appointments, offset=offset, slice_size=slice_size)
-            return Page(items=page.result, has_next=page.has_next, offset=page.offset, number=number)
-
-        return AsyncPaginator(fetch, operation="getBookableAppointments", limit=limit, spawn=self._spawner())
-
-    def _spawner(self) -> Callable[[Callable[[], Coroutine[Any, Any, None]]], None] | None:
-        """Background tasks (page prefetch) run in the task group of ``async with client``."""
-        task_group = self._task_group
-        if task_group is None:
-            return None
-
-        def spawn(job: Callable[[], Coroutine[Any, Any, None]]) -> None:
-            task_group.start_soon(job)
-
-        return spawn
+        return self._ops.bookable_appointments(slice_size, limit)
 
     async def get_bookable_appointment(self, bookable_appointment_id: int) -> BookableAppointment:
         """Get one bookable appointment."""
-        require_id("bookable_appointment_id", bookable_appointment_id)
-        return await self._api.request(get_bookable_appointment, bookable_appointment_id)
+        return await self._ops.get_bookable_appointment(bookable_appointment_id)
 
     async def get_slots(
         self,
@@ -268,75 +233,7 @@ class AppointmentsClient:
         per request; a longer window is asked for as consecutive windows of at most 6 days,
         concurrently, and merged into one list in time order (duplicates at the edges dropped).
         """
-        require_id("bookable_appointment_id", bookable_appointment_id)
-        if customer_id is not None:
-            require_id("customer_id", customer_id)
-        if days_ahead is not None:
-            require_int("days_ahead", days_ahead, low=1)
-        if start_date is not None:
-            if isinstance(start_date, dt.datetime):
-                start_date = require_aware(start_date, "start_date").date()
-            elif not isinstance(start_date, dt.date):
-                raise TypeError(f"start_date must be a datetime.date, got {type(start_date).__name__}")
-        if days_ahead is None or days_ahead <= MAX_DAYS_PER_REQUEST:
-            return await self._slots_window(bookable_appointment_id, customer_id, days_ahead, start_date)
-        return await self._slots_windows(bookable_appointment_id, customer_id, days_ahead, start_date)
-
-    async def _slots_window(
-        self, appointment_id: int, customer_id: int | None, days: int | None, first_day: dt.date | None
-    ) -> list[Slot]:
-        return await self._api.request(
-            get_bookable_appointment_slots,
-            appointment_id,
-            customer_id=UNSET if customer_id is None else customer_id,
-            days_ahead=UNSET if days is None else days,
-            slot_window_start_date=UNSET if first_day is None else first_day,
-        )
-
-    async def _slots_windows(
-        self, appointment_id: int, customer_id: int | None, days: int, start_date: dt.date | None
-    ) -> list[Slot]:
-        found: list[Slot] = []
-        trim_after: int | None = None
-        if start_date is None:
-            # "Today" is the studio's, and only its answers say which zone that is: the first
-            # window goes without a date, and its slots name the zone for the rest.
-            found = await self._slots_window(appointment_id, customer_id, MAX_DAYS_PER_REQUEST, None)
-            if found:
-                start_date = dt.datetime.now(found[0].start_date_time.tzinfo).date()
-            else:
-                # No slot, no zone. The studio's today is within a day of UTC's: starting a day
-                # early and ending a day late leaves no gap after the first window, and each
-                # slot is then trimmed by its own zone's today.
-                start_date = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-                trim_after, days = days, days + 2
-            windows = range(MAX_DAYS_PER_REQUEST, days, MAX_DAYS_PER_REQUEST)
-        else:
-            windows = range(0, days, MAX_DAYS_PER_REQUEST)
-        answers: dict[int, list[Slot]] = {}
-
-        async def window(offset: int) -> None:
-            assert start_date is not None
-            answers[offset] = await self._slots_window(
-                appointment_id,
-                customer_id,
-                min(MAX_DAYS_PER_REQUEST, days - offset),
-                start_date + dt.timedelta(days=offset),
-            )
-
-        async with anyio.create_task_group() as tg:
-            for offset in windows:
-                tg.start_soon(window, offset)
-        for offset in windows:
-            found.extend(answers[offset])
-        if trim_after is not None:
-            ends: dict[Any, dt.date] = {}
-            for slot in found:
-                zone = slot.start_date_time.tzinfo
-                if zone not in ends:
-                    ends[zone] = dt.datetime.now(zone).date() + dt.timedelta(days=trim_after)
-            found = [s for s in found if s.start_date_time.date() < ends[s.start_date_time.tzinfo]]
-        return _merge_slots(found)
+        return await self._ops.get_slots(bookable_appointment_id, customer_id, days_ahead, start_date)
 
     async def search_slots(
         self,
@@ -348,24 +245,9 @@ class AppointmentsClient:
         concurrency: int = DEFAULT_SEARCH_CONCURRENCY,
     ) -> dict[int, list[Slot]]:
         """List the free slots of many bookable appointments, at most ``concurrency`` requests at a time."""
-        ids = list(bookable_appointment_ids)
-        for appointment_id in ids:
-            require_id("bookable_appointment_ids[]", appointment_id)
-        require_int("concurrency", concurrency, low=1)
-        unique = list(dict.fromkeys(ids))
-        found: dict[int, list[Slot]] = {}
-        limiter = anyio.CapacityLimiter(concurrency)
-
-        async def one(appointment_id: int) -> None:
-            async with limiter:
-                found[appointment_id] = await self.get_slots(
-                    appointment_id, customer_id, days_ahead, start_date
-                )
-
-        async with anyio.create_task_group() as tg:
-            for appointment_id in unique:
-                tg.start_soon(one, appointment_id)
-        return {appointment_id: found[appointment_id] for appointment_id in unique}
+        return await self._ops.search_slots(
+            bookable_appointment_ids, customer_id, days_ahead, start_date, concurrency
+        )
 
     # -- validation and booking -----------------------------------------------------------------
     async def validate_slot(
@@ -377,13 +259,9 @@ class AppointmentsClient:
         instructor_ids: Sequence[int] | None = None,
     ) -> ValidationStatus:
         """Check whether a customer may book a slot. Safe to repeat, so it is retried like a read."""
-        return await self._validate(
+        return await self._ops.validate(
             booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
         )
-
-    async def _validate(self, body: AppointmentBookingRequest) -> ValidationStatus:
-        result = await self._api.request(validate_for_appointment_booking, body=body)
-        return result.validation_status
 
     async def book(
         self,
@@ -401,7 +279,7 @@ class AppointmentsClient:
         evidence that the first made nothing; a booking a failed request did make is returned.
         :class:`BookingIdUnknownError`: booked (proven) but its id cannot be read yet;
         :class:`BookingOutcomeUnknownError`: nothing proves either way. The rules are in
-        ``_booking.py``. A ``BOOKED_WITH_CONFIRMATION_REQUIRED`` answer is returned as such
+        ``_booking/``. A ``BOOKED_WITH_CONFIRMATION_REQUIRED`` answer is returned as such
         (``needs_confirmation``).
         """
         body = booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
@@ -457,15 +335,12 @@ class AppointmentsClient:
     # -- bookings -------------------------------------------------------------------------------
     async def get_booking(self, booking_id: int) -> Booking:
         """Get one appointment booking (with the customer it belongs to)."""
-        require_id("booking_id", booking_id)
-        return Booking.from_api(await self._api.request(get_appointment_booking, booking_id))
+        return await self._ops.get_booking(booking_id)
 
     async def list_bookings(self, customer_id: int) -> list[Booking]:
         """List a customer's appointment bookings: those that start and end within two weeks before
         or after now (the API shows no others); canceled ones are listed with their status."""
-        require_id("customer_id", customer_id)
-        raw = await self._api.request(get_appointment_bookings, customer_id=customer_id)
-        return [Booking.from_api(b, customer_id=customer_id) for b in raw]
+        return await self._ops.list_bookings(customer_id)
 
     async def cancel_booking(self, booking_id: int) -> str:
         """Cancel an appointment booking; returns the server's confirmation text.
@@ -499,11 +374,3 @@ def _run_bound(read_timeout: float | None) -> float:
     """How long a booking flow may run on after its caller is cancelled: the request and its check,
     each within the client's timeout, with the retries the policy allows."""
     return 4 * (read_timeout or DEFAULT_TIMEOUT) + 30.0
-
-
-def _merge_slots(slots: list[Slot]) -> list[Slot]:
-    """One list in time order (by instant), each slot once: windows may overlap at their edges."""
-    unique: dict[tuple[dt.timedelta, dt.timedelta], Slot] = {}
-    for slot in slots:
-        unique.setdefault((instant(slot.start_date_time), instant(slot.end_date_time)), slot)
-    return [unique[key] for key in sorted(unique)]

@@ -1,0 +1,61 @@
+"""Cancelling a booking: repeated only when the request surely did nothing; after an ambiguous
+failure (or a 409: someone else changed it) the booking is read back, and canceled by then is
+done."""
+
+from __future__ import annotations
+
+import anyio
+
+from .._exceptions import (
+    APIError,
+    BadRequestError,
+    BookingOutcomeUnknownError,
+    ConflictError,
+    NotFoundError,
+    PerfectGymError,
+    ResponseValidationError,
+)
+from .._generated.api.appointments import delete_appointment_booking
+from .._generated.models import CancelResult
+from .._retry import Resolved
+from ._check import BookingCheck
+from ._evidence import ambiguous, never_arrived
+
+__all__ = ["cancel_once"]
+
+
+async def cancel_once(check: BookingCheck, booking_id: int) -> str:
+    """One cancel (with its safe repeats); returns the server's confirmation text."""
+    api = check.ops.api
+    sent_again = False
+
+    async def decide(exc: APIError, can_retry: bool) -> bool | Resolved:
+        nonlocal sent_again
+        if never_arrived(exc):
+            sent_again = sent_again or can_retry
+            return api.retry_policy.is_retryable(exc)
+        # "Already canceled" after our own repeat means our first request did it.
+        if not ambiguous(exc) and not (sent_again and isinstance(exc, BadRequestError)):
+            return False
+        await anyio.sleep(check.settle)
+        try:
+            if (await check.look(lambda: check.ops.get_booking(booking_id))).is_canceled:
+                return Resolved(f"Booking {booking_id} was canceled.")
+        except NotFoundError:
+            return False
+        except PerfectGymError as read_error:
+            raise BookingOutcomeUnknownError(
+                f"cancelling booking {booking_id} failed ambiguously ({exc}) and reading it back failed "
+                f"too ({read_error}): it may or may not be canceled; get_booking({booking_id}) tells",
+                customer_id=None,
+                cause=exc,
+            ) from read_error
+        if isinstance(exc, ResponseValidationError):
+            return False  # a success status we cannot read, and the booking still active
+        retry = api.retry_policy.is_retryable(exc) or isinstance(exc, ConflictError)
+        sent_again = sent_again or (retry and can_retry)
+        return retry
+
+    # Resolved by the check: the text for a booking found canceled.
+    result: CancelResult | str = await api.request(delete_appointment_booking, booking_id, decide=decide)
+    return result if isinstance(result, str) else str(result.success)

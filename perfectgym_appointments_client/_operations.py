@@ -1,0 +1,211 @@
+"""The API's operations as the facade and the booking flows use them: each checks its arguments
+(a ``TypeError``/``ValueError`` before any request), calls one generated operation through
+``Requester.request`` and returns the public model.
+
+It sits below both of its users: ``AppointmentsClient`` hands its reads to it, and the booking
+flows (``_booking/``) read and validate through it, so neither depends on the other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._arguments import require_id, require_int
+from ._constants import MAX_DAYS_PER_REQUEST, MAX_SLICE_SIZE, MIN_SLICE_SIZE
+from ._exceptions import AuthenticationError
+from ._generated.api.appointments import (
+    check_api_key,
+    get_appointment_booking,
+    get_appointment_bookings,
+    get_bookable_appointment,
+    get_bookable_appointment_slots,
+    get_bookable_appointments,
+    validate_for_appointment_booking,
+)
+from ._generated.types import UNSET
+from ._models import BookableAppointment, Booking, Page, Slot, ValidationStatus
+from ._pagination import AsyncPaginator
+from ._request import Requester
+from ._zoned import instant, require_aware
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+    from ._generated.models import AppointmentBookingRequest
+
+__all__ = ["Operations"]
+
+
+class Operations:
+    """One client's operations over its :class:`Requester` (``client._ops``)."""
+
+    def __init__(self, api: Requester) -> None:
+        self.api = api
+        # The task group of ``async with client``, where listings prefetch their next page.
+        self.task_group: TaskGroup | None = None
+
+    async def check_api_key(self) -> bool:
+        try:
+            await self.api.request(check_api_key)
+        except AuthenticationError:
+            return False
+        return True
+
+    # -- bookable appointments ------------------------------------------------------------------
+    def bookable_appointments(
+        self, slice_size: int, limit: int | None
+    ) -> AsyncPaginator[BookableAppointment]:
+        require_int("slice_size", slice_size, low=MIN_SLICE_SIZE, high=MAX_SLICE_SIZE)
+        if limit is not None:
+            require_int("limit", limit, low=1)
+
+        async def fetch(offset: str, number: int) -> Page[BookableAppointment]:
+            page = await self.api.request(get_bookable_appointments, offset=offset, slice_size=slice_size)
+            return Page(items=page.result, has_next=page.has_next, offset=page.offset, number=number)
+
+        return AsyncPaginator(fetch, operation="getBookableAppointments", limit=limit, spawn=self._spawner())
+
+    def _spawner(self) -> Callable[[Callable[[], Coroutine[Any, Any, None]]], None] | None:
+        task_group = self.task_group
+        if task_group is None:
+            return None
+
+        def spawn(job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+            task_group.start_soon(job)
+
+        return spawn
+
+    async def get_bookable_appointment(self, bookable_appointment_id: int) -> BookableAppointment:
+        require_id("bookable_appointment_id", bookable_appointment_id)
+        return await self.api.request(get_bookable_appointment, bookable_appointment_id)
+
+    # -- slots ----------------------------------------------------------------------------------
+    async def get_slots(
+        self,
+        bookable_appointment_id: int,
+        customer_id: int | None,
+        days_ahead: int | None,
+        start_date: dt.date | None,
+    ) -> list[Slot]:
+        require_id("bookable_appointment_id", bookable_appointment_id)
+        if customer_id is not None:
+            require_id("customer_id", customer_id)
+        if days_ahead is not None:
+            require_int("days_ahead", days_ahead, low=1)
+        if start_date is not None:
+            if isinstance(start_date, dt.datetime):
+                start_date = require_aware(start_date, "start_date").date()
+            elif not isinstance(start_date, dt.date):
+                raise TypeError(f"start_date must be a datetime.date, got {type(start_date).__name__}")
+        if days_ahead is None or days_ahead <= MAX_DAYS_PER_REQUEST:
+            return await self._slots_window(bookable_appointment_id, customer_id, days_ahead, start_date)
+        return await self._slots_windows(bookable_appointment_id, customer_id, days_ahead, start_date)
+
+    async def _slots_window(
+        self, appointment_id: int, customer_id: int | None, days: int | None, first_day: dt.date | None
+    ) -> list[Slot]:
+        return await self.api.request(
+            get_bookable_appointment_slots,
+            appointment_id,
+            customer_id=UNSET if customer_id is None else customer_id,
+            days_ahead=UNSET if days is None else days,
+            slot_window_start_date=UNSET if first_day is None else first_day,
+        )
+
+    async def _slots_windows(
+        self, appointment_id: int, customer_id: int | None, days: int, start_date: dt.date | None
+    ) -> list[Slot]:
+        found: list[Slot] = []
+        trim_after: int | None = None
+        if start_date is None:
+            # "Today" is the studio's, and only its answers say which zone that is: the first
+            # window goes without a date, and its slots name the zone for the rest.
+            found = await self._slots_window(appointment_id, customer_id, MAX_DAYS_PER_REQUEST, None)
+            if found:
+                start_date = dt.datetime.now(found[0].start_date_time.tzinfo).date()
+            else:
+                # No slot, no zone. The studio's today is within a day of UTC's: starting a day
+                # early and ending a day late leaves no gap after the first window, and each
+                # slot is then trimmed by its own zone's today.
+                start_date = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+                trim_after, days = days, days + 2
+            windows = range(MAX_DAYS_PER_REQUEST, days, MAX_DAYS_PER_REQUEST)
+        else:
+            windows = range(0, days, MAX_DAYS_PER_REQUEST)
+        answers: dict[int, list[Slot]] = {}
+
+        async def window(offset: int) -> None:
+            assert start_date is not None
+            answers[offset] = await self._slots_window(
+                appointment_id,
+                customer_id,
+                min(MAX_DAYS_PER_REQUEST, days - offset),
+                start_date + dt.timedelta(days=offset),
+            )
+
+        async with anyio.create_task_group() as tg:
+            for offset in windows:
+                tg.start_soon(window, offset)
+        for offset in windows:
+            found.extend(answers[offset])
+        if trim_after is not None:
+            ends: dict[Any, dt.date] = {}
+            for slot in found:
+                zone = slot.start_date_time.tzinfo
+                if zone not in ends:
+                    ends[zone] = dt.datetime.now(zone).date() + dt.timedelta(days=trim_after)
+            found = [s for s in found if s.start_date_time.date() < ends[s.start_date_time.tzinfo]]
+        return merge_slots(found)
+
+    async def search_slots(
+        self,
+        bookable_appointment_ids: Iterable[int],
+        customer_id: int | None,
+        days_ahead: int | None,
+        start_date: dt.date | None,
+        concurrency: int,
+    ) -> dict[int, list[Slot]]:
+        ids = list(bookable_appointment_ids)
+        for appointment_id in ids:
+            require_id("bookable_appointment_ids[]", appointment_id)
+        require_int("concurrency", concurrency, low=1)
+        unique = list(dict.fromkeys(ids))
+        found: dict[int, list[Slot]] = {}
+        limiter = anyio.CapacityLimiter(concurrency)
+
+        async def one(appointment_id: int) -> None:
+            async with limiter:
+                found[appointment_id] = await self.get_slots(
+                    appointment_id, customer_id, days_ahead, start_date
+                )
+
+        async with anyio.create_task_group() as tg:
+            for appointment_id in unique:
+                tg.start_soon(one, appointment_id)
+        return {appointment_id: found[appointment_id] for appointment_id in unique}
+
+    # -- validation and bookings ----------------------------------------------------------------
+    async def validate(self, body: AppointmentBookingRequest) -> ValidationStatus:
+        result = await self.api.request(validate_for_appointment_booking, body=body)
+        return result.validation_status
+
+    async def get_booking(self, booking_id: int) -> Booking:
+        require_id("booking_id", booking_id)
+        return Booking.from_api(await self.api.request(get_appointment_booking, booking_id))
+
+    async def list_bookings(self, customer_id: int) -> list[Booking]:
+        require_id("customer_id", customer_id)
+        raw = await self.api.request(get_appointment_bookings, customer_id=customer_id)
+        return [Booking.from_api(b, customer_id=customer_id) for b in raw]
+
+
+def merge_slots(slots: list[Slot]) -> list[Slot]:
+    """One list in time order (by instant), each slot once: windows may overlap at their edges."""
+    unique: dict[tuple[dt.timedelta, dt.timedelta], Slot] = {}
+    for slot in slots:
+        unique.setdefault((instant(slot.start_date_time), instant(slot.end_date_time)), slot)
+    return [unique[key] for key in sorted(unique)]
