@@ -5,6 +5,10 @@ file each Python frame belongs to, against canned answers (httpx.MockTransport).
 consecutive package frames in different files. Library frames are skipped (a backend calling
 httpx and getting its answer back is no move), and the generated model files count as one,
 ``_generated/models`` (parsing a slot list visits three of them per slot).
+
+A "return to a file already left" is a call into a file that is already on the calling chain
+further up, through another file: code below calling back up (a cycle at run time). A call
+path that reads top-down has none; the figure is printed per call.
 """
 
 from __future__ import annotations
@@ -46,15 +50,33 @@ def where(path: str) -> str | None:
     return "_generated/models" if name.startswith("_generated/models/") else name
 
 
-async def walk(call: Callable[[AppointmentsClient], Awaitable[Any]]) -> list[str]:
-    """The package files one call passes through, in order, each run of one file once."""
+def chain(frame: Any) -> list[str]:
+    """The package files of the frames calling ``frame``, nearest first (library frames skipped)."""
     files: list[str] = []
+    caller = frame.f_back
+    while caller is not None:
+        name = where(caller.f_code.co_filename)
+        if name is not None:
+            files.append(name)
+        caller = caller.f_back
+    return files
+
+
+async def walk(call: Callable[[AppointmentsClient], Awaitable[Any]]) -> tuple[list[str], list[str]]:
+    """The package files one call passes through, in order, each run of one file once; and the
+    returns to a file already left (``caller -> file``)."""
+    files: list[str] = []
+    returns: list[str] = []
 
     def hook(frame: Any, event: str, arg: Any) -> None:
         current = frame if event == "call" else frame.f_back if event == "return" else None
         name = None if current is None else where(current.f_code.co_filename)
         if name is not None and (not files or files[-1] != name):
             files.append(name)
+        if event == "call" and name is not None:
+            callers = chain(frame)
+            if callers and callers[0] != name and name in callers[1:]:
+                returns.append(f"{callers[0]} -> {name}")
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     async with AppointmentsClient(
@@ -67,7 +89,7 @@ async def walk(call: Callable[[AppointmentsClient], Awaitable[Any]]) -> list[str
         finally:
             sys.setprofile(None)
     await http.aclose()
-    return files
+    return files, returns
 
 
 CALLS: dict[str, Callable[[AppointmentsClient], Awaitable[Any]]] = {
@@ -86,9 +108,12 @@ class SlotStub:
 
 def main() -> None:
     for name, call in CALLS.items():
-        files = asyncio.run(walk(call))
+        files, returns = asyncio.run(walk(call))
         print(f"{name}: {len(files) - 1} moves between {len(set(files))} files")
         print("   " + " -> ".join(files))
+        print(f"   returns to a file already left: {len(returns)}")
+        for move in dict.fromkeys(returns):
+            print(f"      {move}")
 
 
 if __name__ == "__main__":

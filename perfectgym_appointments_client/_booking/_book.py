@@ -20,8 +20,18 @@ from .._retry import Resolved
 from ._cancel import cancel_once
 from ._check import BookingCheck, booking_id
 from ._evidence import ambiguous, id_unknown, never_arrived, refusal_status
+from ._outcome import BookingOutcome, OutcomeKind, outcome
 
-__all__ = ["book_once"]
+
+async def book(
+    check: BookingCheck, body: AppointmentBookingRequest, validated: bool
+) -> tuple[Booking, BookingOutcome]:
+    """``book_once``, and the outcome it is reported as."""
+    booking, duplicates = await book_once(check, body, validated)
+    return booking, outcome("book", OutcomeKind.BOOKED, body, booking.booking_id, duplicates)
+
+
+__all__ = ["book", "book_once"]
 
 
 async def book_once(

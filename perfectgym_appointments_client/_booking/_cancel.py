@@ -20,8 +20,16 @@ from .._generated.models import CancelResult
 from .._retry import Resolved
 from ._check import BookingCheck
 from ._evidence import ambiguous, never_arrived
+from ._outcome import BookingOutcome, OutcomeKind
 
-__all__ = ["cancel_once"]
+
+async def cancel(check: BookingCheck, booking_id: int) -> tuple[str, BookingOutcome]:
+    """``cancel_once``, and the outcome it is reported as."""
+    message = await cancel_once(check, booking_id)
+    return message, BookingOutcome(operation="cancel", kind=OutcomeKind.CANCELED, booking_id=booking_id)
+
+
+__all__ = ["cancel", "cancel_once"]
 
 
 async def cancel_once(check: BookingCheck, booking_id: int) -> str:

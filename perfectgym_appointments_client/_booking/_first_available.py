@@ -7,17 +7,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections import Counter
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anyio
 
 from .._arguments import booking_request, require_id, require_int, start_filter
 from .._exceptions import APIError, NoSlotAvailableError, SlotNotBookableError
-from .._generated.models import AppointmentBookingRequest
 from .._models import Booking, Slot, ValidationStatus
 from .._operations import Operations
 from .._zoned import instant
+from ._book import book
+from ._check import BookingCheck
+from ._shield import Shield
 
 __all__ = ["CUSTOMER_WIDE_STATUSES", "book_first_available"]
 
@@ -33,13 +35,10 @@ CUSTOMER_WIDE_STATUSES = frozenset(
     }
 )
 
-# Books a slot that just validated AVAILABLE (the flows' ``book``, with its shield and report).
-BookValidated = Callable[[AppointmentBookingRequest], Awaitable[Booking]]
-
 
 async def book_first_available(
-    ops: Operations,
-    book: BookValidated,
+    check: BookingCheck,
+    shield: Shield,
     customer_id: int,
     bookable_appointment_id: int,
     start_date: dt.date | None,
@@ -55,6 +54,7 @@ async def book_first_available(
     require_int("concurrency", concurrency, low=1)
     if instructor_id is not None:
         require_id("instructor_id", instructor_id)
+    ops = check.ops
     starts_ok = start_filter(earliest, latest)
     slots = await ops.get_slots(bookable_appointment_id, customer_id, days_ahead, start_date)
     candidates = sorted(
@@ -87,7 +87,8 @@ async def book_first_available(
                 continue
             body = booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
             try:
-                return await book(body)
+                # It just validated AVAILABLE: evidence the booking check can use.
+                return await shield.run("book", body, book, check, body, True)
             except SlotNotBookableError as exc:  # taken meanwhile: try the next one
                 statuses["TAKEN_MEANWHILE"] += 1
                 first_error = first_error or exc

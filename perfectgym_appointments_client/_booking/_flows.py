@@ -10,27 +10,30 @@ from .._exceptions import SlotNotBookableError
 from .._generated.models import AppointmentBookingRequest
 from .._models import Booking, SlotLike, ValidationStatus
 from .._operations import Operations
-from ._book import book_once
-from ._cancel import cancel_once
+from ._book import book
+from ._cancel import cancel
 from ._check import BookingCheck
 from ._first_available import book_first_available
-from ._outcome import BookingOutcome, OutcomeHook, OutcomeKind, outcome
+from ._outcome import OutcomeHook
 from ._reschedule import prepare_reschedule, reschedule_once
-from ._shield import run_to_the_end
+from ._shield import Shield
 
 __all__ = ["BookingFlows"]
 
 
 class BookingFlows:
-    """The booking flows of one client (``client._flows``), over its :class:`Operations`."""
+    """The booking flows of one client (``client._flows``), over its :class:`Operations`.
+
+    Each call hands ``Shield.run`` a flow from the module named for it, with its arguments (not
+    a closure defined here), so a trace goes down from here and never comes back up.
+    """
 
     def __init__(
         self, ops: Operations, *, settle: float, on_outcome: OutcomeHook | None, run_bound: float
     ) -> None:
         self._ops = ops
         self._check = BookingCheck(ops, settle=settle)
-        self._on_outcome = on_outcome
-        self._run_bound = run_bound
+        self._shield = Shield(bound=run_bound, hook=on_outcome)
 
     @property
     def settle(self) -> float:
@@ -49,33 +52,19 @@ class BookingFlows:
     def now(self, clock: Callable[[], dt.datetime]) -> None:
         self._check.now = clock
 
-    async def book(
-        self, body: AppointmentBookingRequest, *, validate: bool, validated: bool = False
-    ) -> Booking:
-        """``validate``: validate first (SlotNotBookableError unless AVAILABLE); ``validated``:
-        the caller just saw it validate AVAILABLE (evidence the check can use)."""
+    async def book(self, body: AppointmentBookingRequest, *, validate: bool) -> Booking:
+        """``validate``: validate first (SlotNotBookableError unless AVAILABLE), which is also
+        evidence the booking check can use."""
         if validate:
             status = await self._ops.validate(body)
             if status is not ValidationStatus.AVAILABLE:
                 raise SlotNotBookableError(
                     status, customer_id=body.customer_id, bookable_appointment_id=body.bookable_appointment_id
                 )
-            validated = True
-
-        async def run() -> tuple[Booking, BookingOutcome]:
-            booking, duplicates = await book_once(self._check, body, validated)
-            return booking, outcome("book", OutcomeKind.BOOKED, body, booking.booking_id, duplicates)
-
-        return await run_to_the_end("book", body, run, bound=self._run_bound, hook=self._on_outcome)
+        return await self._shield.run("book", body, book, self._check, body, validate)
 
     async def cancel(self, booking_id: int) -> str:
-        async def run() -> tuple[str, BookingOutcome]:
-            message = await cancel_once(self._check, booking_id)
-            return message, BookingOutcome(
-                operation="cancel", kind=OutcomeKind.CANCELED, booking_id=booking_id
-            )
-
-        return await run_to_the_end("cancel", booking_id, run, bound=self._run_bound, hook=self._on_outcome)
+        return await self._shield.run("cancel", booking_id, cancel, self._check, booking_id)
 
     async def reschedule(
         self, booking_id: int, new_slot: SlotLike, *, bookable_appointment_id: int | None, validate: bool
@@ -83,13 +72,10 @@ class BookingFlows:
         body, validated = await prepare_reschedule(
             self._check, booking_id, new_slot, bookable_appointment_id, validate
         )
-
-        async def run() -> tuple[Booking, BookingOutcome]:
-            return await reschedule_once(self._check, booking_id, body, validated)
-
-        return await run_to_the_end(
-            "reschedule", body, run, bound=self._run_bound, hook=self._on_outcome, old_booking_id=booking_id
-        )
+        return await self._shield.run(
+            "reschedule", body, reschedule_once, self._check, booking_id, body, validated,
+            old_booking_id=booking_id,
+        )  # fmt: skip
 
     async def book_first_available(
         self,
@@ -102,10 +88,7 @@ class BookingFlows:
         instructor_id: int | None,
         concurrency: int,
     ) -> Booking:
-        async def book_validated(body: AppointmentBookingRequest) -> Booking:
-            return await self.book(body, validate=False, validated=True)
-
         return await book_first_available(
-            self._ops, book_validated, customer_id, bookable_appointment_id, start_date, days_ahead,
+            self._check, self._shield, customer_id, bookable_appointment_id, start_date, days_ahead,
             earliest, latest, instructor_id, concurrency,
         )  # fmt: skip

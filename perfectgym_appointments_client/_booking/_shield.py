@@ -16,21 +16,44 @@ from .._exceptions import APITimeoutError, BookingOutcomeUnknownError
 from .._generated.models import AppointmentBookingRequest
 from ._outcome import BookingOutcome, OutcomeHook, describe, report
 
-__all__ = ["run_to_the_end"]
+__all__ = ["Shield", "run_to_the_end"]
 
 T = TypeVar("T")
+
+
+@attrs.frozen
+class Shield:
+    """Runs flows to their end for one client: at most ``bound`` seconds each, reported to ``hook``."""
+
+    bound: float
+    hook: OutcomeHook | None
+
+    async def run(
+        self,
+        operation: str,
+        subject: AppointmentBookingRequest | int,
+        flow: Callable[..., Awaitable[tuple[T, BookingOutcome]]],
+        *args: Any,
+        old_booking_id: int | None = None,
+    ) -> T:
+        """``flow(*args)`` run to its end; its outcome reported; its value returned (or its error
+        raised), unless the caller was cancelled meanwhile."""
+        return await run_to_the_end(
+            operation, subject, flow, args, bound=self.bound, hook=self.hook, old_booking_id=old_booking_id
+        )
 
 
 async def run_to_the_end(
     operation: str,
     subject: AppointmentBookingRequest | int,
-    run: Callable[[], Awaitable[tuple[T, BookingOutcome]]],
+    flow: Callable[..., Awaitable[tuple[T, BookingOutcome]]],
+    args: tuple[Any, ...],
     *,
     bound: float,
     hook: OutcomeHook | None,
     old_booking_id: int | None = None,
 ) -> T:
-    """Run a flow whose request may reach the server to its end (at most ``bound`` seconds),
+    """Run ``flow(*args)``, whose request may reach the server, to its end (at most ``bound`` seconds),
     whatever the caller does, and report how it ended.
 
     Under trio and anyio cancel scopes a shielded scope is enough. Under asyncio a native
@@ -42,7 +65,7 @@ async def run_to_the_end(
     async def bounded() -> None:
         with anyio.move_on_after(bound):
             try:
-                result.append(await run())
+                result.append(await flow(*args))
             except Exception as exc:  # noqa: BLE001 - handed to the caller below
                 result.append(exc)
         if not result:  # the bound ran out mid-flow: whatever was sent, we cannot tell
