@@ -10,7 +10,6 @@ operations made by openapi-python-client from openapi.yaml) is ``_generated``.
 
 from typing import TYPE_CHECKING, Any
 
-from ._client import AppointmentsClient
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -35,31 +34,52 @@ from ._exceptions import (
     ServiceUnavailableError,
     SlotNotBookableError,
 )
-from ._models import (
-    AppointmentStatus,
-    BookableAppointment,
-    Booking,
-    BookingStatus,
-    Instructor,
-    Page,
-    ParticipantStatus,
-    Slot,
-    SlotLike,
-    ValidationStatus,
-)
-from ._pagination import AsyncPaginator
-from ._retry import RetryPolicy
-from ._throttling import RateLimit
 from ._version import API_VERSION, __version__
-from ._zoned import ZonedDateTime, format_zoned_datetime, parse_zoned_datetime
 
 if TYPE_CHECKING:
     from ._booking import BookingOutcome, OutcomeKind
+    from ._client import AppointmentsClient
     from ._display import Rows, SlotsChart, slots_chart, slots_per_day_and_instructor, to_rows
+    from ._models import (
+        AppointmentStatus,
+        BookableAppointment,
+        Booking,
+        BookingStatus,
+        Instructor,
+        Page,
+        ParticipantStatus,
+        Slot,
+        SlotLike,
+        ValidationStatus,
+    )
+    from ._pagination import AsyncPaginator
+    from ._retry import RetryPolicy
+    from ._throttling import RateLimit
+    from ._zoned import ZonedDateTime, format_zoned_datetime, parse_zoned_datetime
 
-# Imported on first use: a first call needs neither the booking flows' report types nor the
-# notebook helpers (import time, benchmarks/RESULTS.md).
+# Imported on first use (PEP 562): ``import perfectgym_appointments_client`` loads the exception
+# tree and the versions only, so a program that imports it (a CLI's --help, a web app's module
+# scan) does not pay for attrs, the generated models and the request layer until it names them.
+# ``from perfectgym_appointments_client import AppointmentsClient`` loads the client and what
+# it needs (benchmarks/RESULTS.md has both figures).
 _LAZY = {
+    "AppointmentsClient": "_client",
+    "AppointmentStatus": "_models",
+    "BookableAppointment": "_models",
+    "Booking": "_models",
+    "BookingStatus": "_models",
+    "Instructor": "_models",
+    "Page": "_models",
+    "ParticipantStatus": "_models",
+    "Slot": "_models",
+    "SlotLike": "_models",
+    "ValidationStatus": "_models",
+    "AsyncPaginator": "_pagination",
+    "RetryPolicy": "_retry",
+    "RateLimit": "_throttling",
+    "ZonedDateTime": "_zoned",
+    "format_zoned_datetime": "_zoned",
+    "parse_zoned_datetime": "_zoned",
     "BookingOutcome": "_booking",
     "OutcomeKind": "_booking",
     "Rows": "_display",

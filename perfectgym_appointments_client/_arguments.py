@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from ._generated.models import AppointmentBookingRequest
-from ._generated.types import UNSET
-from ._models import SlotLike
 from ._zoned import instant, require_aware
+
+if TYPE_CHECKING:
+    from ._generated.models import AppointmentBookingRequest
+    from ._models import SlotLike
 
 __all__ = [
     "booking_request",
@@ -55,6 +57,10 @@ def check_slot(slot: object) -> tuple[dt.datetime, dt.datetime]:
 def booking_request(
     customer_id: int, bookable_appointment_id: int, slot: SlotLike, instructor_ids: Sequence[int] | None
 ) -> AppointmentBookingRequest:
+    # The attrs model loads with the first booking request, not with the client (import time).
+    from ._generated.models import AppointmentBookingRequest
+    from ._generated.types import UNSET
+
     require_id("customer_id", customer_id)
     require_id("bookable_appointment_id", bookable_appointment_id)
     start, end = check_slot(slot)

@@ -34,9 +34,7 @@ from ._constants import (
 from ._exceptions import ConfigurationError
 from ._generated.models import Language
 from ._http import Timeouts
-from ._models import BookableAppointment, Booking, Slot, SlotLike, ValidationStatus
 from ._operations import Operations
-from ._pagination import AsyncPaginator
 from ._request import Requester, logger
 from ._retry import RetryPolicy
 from ._throttling import RateLimit, Throttle
@@ -46,6 +44,8 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from ._booking import BookingFlows, OutcomeHook
+    from ._models import BookableAppointment, Booking, Slot, SlotLike, ValidationStatus
+    from ._pagination import AsyncPaginator
 
 __all__ = ["AppointmentsClient"]
 

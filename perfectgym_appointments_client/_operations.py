@@ -17,17 +17,7 @@ import anyio
 from ._arguments import require_id, require_int
 from ._constants import MAX_DAYS_PER_REQUEST, MAX_SLICE_SIZE, MIN_SLICE_SIZE
 from ._exceptions import AuthenticationError
-from ._generated.api.appointments import (
-    check_api_key,
-    get_appointment_booking,
-    get_appointment_bookings,
-    get_bookable_appointment,
-    get_bookable_appointment_slots,
-    get_bookable_appointments,
-    validate_for_appointment_booking,
-)
 from ._generated.types import UNSET
-from ._models import BookableAppointment, Booking, Page, Slot, ValidationStatus
 from ._pagination import AsyncPaginator
 from ._request import Requester
 from ._zoned import instant, require_aware
@@ -36,6 +26,11 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from ._generated.models import AppointmentBookingRequest
+    from ._models import BookableAppointment, Booking, Page, Slot, ValidationStatus
+
+# The generated operations (and the attrs models they parse into) load with the first call, not
+# with the client: importing the client stays within 1.25 x ``import httpx`` (RESULTS.md).
+# After the first call each ``from ... import`` below is a dictionary lookup.
 
 __all__ = ["Operations"]
 
@@ -49,6 +44,8 @@ class Operations:
         self.task_group: TaskGroup | None = None
 
     async def check_api_key(self) -> bool:
+        from ._generated.api.appointments import check_api_key
+
         try:
             await self.api.request(check_api_key)
         except AuthenticationError:
@@ -64,6 +61,9 @@ class Operations:
             require_int("limit", limit, low=1)
 
         async def fetch(offset: str, number: int) -> Page[BookableAppointment]:
+            from ._generated.api.appointments import get_bookable_appointments
+            from ._models import Page
+
             page = await self.api.request(get_bookable_appointments, offset=offset, slice_size=slice_size)
             return Page(items=page.result, has_next=page.has_next, offset=page.offset, number=number)
 
@@ -81,6 +81,8 @@ class Operations:
 
     async def get_bookable_appointment(self, bookable_appointment_id: int) -> BookableAppointment:
         require_id("bookable_appointment_id", bookable_appointment_id)
+        from ._generated.api.appointments import get_bookable_appointment
+
         return await self.api.request(get_bookable_appointment, bookable_appointment_id)
 
     # -- slots ----------------------------------------------------------------------------------
@@ -108,6 +110,8 @@ class Operations:
     async def _slots_window(
         self, appointment_id: int, customer_id: int | None, days: int | None, first_day: dt.date | None
     ) -> list[Slot]:
+        from ._generated.api.appointments import get_bookable_appointment_slots
+
         return await self.api.request(
             get_bookable_appointment_slots,
             appointment_id,
@@ -190,15 +194,23 @@ class Operations:
 
     # -- validation and bookings ----------------------------------------------------------------
     async def validate(self, body: AppointmentBookingRequest) -> ValidationStatus:
+        from ._generated.api.appointments import validate_for_appointment_booking
+
         result = await self.api.request(validate_for_appointment_booking, body=body)
         return result.validation_status
 
     async def get_booking(self, booking_id: int) -> Booking:
         require_id("booking_id", booking_id)
+        from ._generated.api.appointments import get_appointment_booking
+        from ._models import Booking
+
         return Booking.from_api(await self.api.request(get_appointment_booking, booking_id))
 
     async def list_bookings(self, customer_id: int) -> list[Booking]:
         require_id("customer_id", customer_id)
+        from ._generated.api.appointments import get_appointment_bookings
+        from ._models import Booking
+
         raw = await self.api.request(get_appointment_bookings, customer_id=customer_id)
         return [Booking.from_api(b, customer_id=customer_id) for b in raw]
 
