@@ -67,10 +67,8 @@ def imports(path: Path, source: str | None = None) -> set[str]:
                 base = package.split(".") if package else []
                 base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
                 prefix = ".".join([*base, node.module] if node.module else base)
-                if node.module:
-                    targets = [prefix]
-                else:  # from . import x: x is a module
-                    targets = [f"{prefix}.{a.name}".lstrip(".") for a in node.names]
+                # ``from . import x``: x is a module.
+                targets = [prefix] if node.module else [f"{prefix}.{a.name}".lstrip(".") for a in node.names]
             elif node.module and (node.module == NAME or node.module.startswith(NAME + ".")):
                 targets = [node.module.removeprefix(NAME).lstrip(".")]
         elif isinstance(node, ast.Import):
