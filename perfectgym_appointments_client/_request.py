@@ -3,8 +3,8 @@ typed error or parse, inside the one retry loop.
 
 An operation is a generated module (``_generated/api/appointments/*.py``): it names itself
 (``OPERATION_ID``, ``METHOD``, ``REQUIRED_SCOPE``), builds its request (``build_request``) and
-reads a successful answer from status and JSON (``parse_response``). The backend (``_http.py``)
-moves bytes. What neither knows lives here: the API key, the User-Agent, retries, the rate limit,
+reads a successful answer from status and JSON (``parse_response``). The backend (``_http.py``
+says what one is, ``_backends.py`` picks one) moves bytes. What neither knows lives here: the API key, the User-Agent, retries, the rate limit,
 typed errors and logging.
 """
 

@@ -2,7 +2,7 @@
 
 The loop itself is ``Requester.request`` (``_request.py``) (one loop for every call). It asks a decision after each
 failure: calls that are safe to repeat (reads, validate) use :meth:`RetryPolicy.is_retryable`;
-book and cancel pass a decision that checks what the failed request did first (``_booking.py``),
+book and cancel pass a decision that checks what the failed request did first (``_booking/``),
 because a blind repeat can double-book. The loop is ours rather than tenacity's because that
 decision is asynchronous (it asks the API) and may end the call with a value it found.
 """

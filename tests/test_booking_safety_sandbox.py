@@ -1,7 +1,7 @@
 """Booking safety against the sandbox, over real sockets, on both HTTP backends: httpx on asyncio
 and trio, aiohttp on asyncio (tests/conftest.py deselects trio with aiohttp).
 
-The rules under test are written down in perfectgym_appointments_client/_booking.py's docstring.
+The rules under test are written down in perfectgym_appointments_client/_booking/__init__.py's docstring.
 Each test makes one thing go wrong at the server (an answer lost or failed after the booking was
 made, a commit slower than the client's timeout, a connection cut before the request was
 handled, an appointment renamed meanwhile, a slot across a DST change, a caller cancelled while
