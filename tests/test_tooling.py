@@ -1,8 +1,10 @@
-"""The tooling around the tests: pre-commit runs what scripts/test runs, and scripts/test measures
-coverage of the whole suite, subprocesses included, without leaving data files behind."""
+"""The tooling around the tests: pre-commit runs what scripts/test runs, the lock files hold what
+pyproject.toml pins, and scripts/test measures coverage of the whole suite, subprocesses and xdist
+workers included, without leaving data files behind."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -20,11 +22,40 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "perfectgym_appointments_client"
 
 
+def dev_group() -> list[str]:
+    return list(tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["dev"])
+
+
 def pinned(name: str) -> str:
-    """The version the dev extra pins for ``name``."""
-    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
-    [version] = [req.split("==", 1)[1] for req in dev if re.fullmatch(rf"{re.escape(name)}==[\w.]+", req)]
+    """The version the dev dependency group pins for ``name``."""
+    [version] = [
+        req.split("==", 1)[1] for req in dev_group() if re.fullmatch(rf"{re.escape(name)}==[\w.]+", req)
+    ]
     return version
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked(lock: str) -> dict[str, set[str]]:
+    """Package -> the versions ``lock`` (a requirements file with hashes) installs (one per marker)."""
+    versions: dict[str, set[str]] = {}
+    for line in (ROOT / lock).read_text().splitlines():
+        found = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", line)
+        if found:
+            versions.setdefault(canonical(found[1]), set()).add(found[2])
+    return versions
+
+
+def stamp_hash(root: Path) -> str:
+    """The hash scripts/_venv.sh records: pyproject.toml and the two lock files, a missing one empty."""
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "requirements-dev.txt", "requirements-cli.txt"):
+        path = root / name
+        digest.update(path.read_bytes() if path.exists() else b"")
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def scripts_test_ruff_commands() -> list[list[str]]:
@@ -52,7 +83,7 @@ def test_pre_commit_runs_the_ruff_commands_of_scripts_test() -> None:
         assert hook["always_run"] is True, hook["id"]
 
 
-def test_pre_commit_runs_the_ruff_version_the_dev_extra_pins() -> None:
+def test_pre_commit_runs_the_ruff_version_the_dev_group_pins() -> None:
     version = pinned("ruff")
     hooks = ruff_hooks()
     assert hooks
@@ -70,6 +101,33 @@ def test_pre_commit_accepts_the_config() -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -- the lock files -----------------------------------------------------------------------------------
+
+
+def test_the_dev_lock_holds_every_pin_of_the_dev_group() -> None:
+    lock = locked("requirements-dev.txt")
+    pins = [req.split("==", 1) for req in dev_group() if "==" in req]
+    assert ["pytest-xdist", pinned("pytest-xdist")] in pins
+    for name, version in pins:
+        assert lock.get(canonical(name)) == {version}, name
+
+
+def test_the_demo_lock_installs_the_versions_of_the_dev_lock() -> None:
+    dev, cli = locked("requirements-dev.txt"), locked("requirements-cli.txt")
+    assert {"typer", "rich", "starlette", "uvicorn", "httpx"} <= cli.keys()
+    for name, versions in cli.items():
+        assert versions <= dev.get(name, set()), name
+
+
+def test_every_locked_requirement_has_hashes() -> None:
+    for lock in ("requirements-dev.txt", "requirements-cli.txt"):
+        text = (ROOT / lock).read_text()
+        entries = re.findall(
+            r"^[A-Za-z0-9][^\n]*==[^\n]*\\\n((?:\s+--hash=sha256:[0-9a-f]{64}[ \\]*\n)+)", text, re.M
+        )
+        assert len(entries) == sum(len(v) for v in locked(lock).values()), lock
 
 
 # -- scripts/test and coverage -------------------------------------------------------------------------
@@ -104,13 +162,8 @@ def fake_checkout(tmp_path: Path, pyproject: str, pytest_exit: int = 0) -> tuple
         (venv / "bin" / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n')
     for path in (venv / "bin").iterdir():
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    # Installed already: the stamp holds this pyproject.toml's hash and the dev extra.
-    digest = subprocess.run(
-        [sys.executable, "-c", "import hashlib,sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())",
-         str(root / "pyproject.toml")],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    (venv / ".pgac-installed").write_text(f"{digest} dev\n")
+    # Installed already: the stamp holds the hash of this pyproject.toml (no lock files) and the dev set.
+    (venv / ".pgac-installed").write_text(f"{stamp_hash(root)} dev\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
     env["PGAC_VENV"] = str(venv)
     return root, log, env
@@ -133,7 +186,7 @@ def test_the_whole_suite_runs_under_coverage_and_reports_the_floor(tmp_path: Pat
     assert lines[:3] == ["ruff check .", "ruff format --check .", "mypy "]
     assert lines[3:7] == [
         "python -m coverage erase",  # no data of an earlier, interrupted run counts
-        "python -m coverage run -m pytest",
+        "python -m coverage run -m pytest -n 2",  # on two xdist workers
         "python -m coverage combine --quiet",  # the subprocesses' .coverage.* files into .coverage
         "python -m coverage report",  # the table, the total, and the floor's exit status
     ]
@@ -155,7 +208,7 @@ def test_a_failing_suite_still_combines_and_keeps_its_exit_status(tmp_path: Path
     proc = run_script(root, env)
     assert proc.returncode == 3
     lines = log.read_text().splitlines()
-    after = lines[lines.index("python -m coverage run -m pytest") + 1 :]
+    after = lines[lines.index("python -m coverage run -m pytest -n 2") + 1 :]
     # Combined (no .coverage.* left in the tree) and reported, but the floor is not the verdict.
     assert after[:2] == ["python -m coverage combine --quiet", "python -m coverage report --fail-under=0"]
     assert "coverage floor" not in proc.stdout
