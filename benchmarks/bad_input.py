@@ -9,7 +9,7 @@ happened) gets a valid answer.
 Each case runs on both HTTP backends, from the same bytes (:class:`Answer`: status, headers as on
 the wire, body): on httpx through ``httpx.MockTransport``, the body handed over undecoded so httpx
 reads it as it would off a socket; on aiohttp (asyncio only; it has no mock transport) over a real
-loopback socket, :class:`LoopbackServer` writing the status line, headers and body byte for byte.
+loopback socket, :class:`LoopbackServer` (benchmarks/loopback.py) writing the status line, headers and body byte for byte.
 
 Every shape says what the client must do with it: raise a typed error (and which one, naming the
 operation and field), or parse tolerantly. Nothing may escape as a bare exception.
@@ -19,7 +19,6 @@ counts per backend.
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import contextlib
 import json
@@ -48,6 +47,8 @@ from perfectgym_appointments_client import (
     Slot,
 )
 from perfectgym_appointments_client._constants import HTTP_BACKENDS as HTTP_BACKENDS
+
+from . import loopback
 
 KEY = "sweep-key"
 BASE = "https://tenant.example"
@@ -479,9 +480,7 @@ class Answer:
         return httpx.Response(self.status, headers=list(self.headers), stream=httpx.ByteStream(self.body))
 
     def to_wire(self) -> bytes:
-        lines = [f"HTTP/1.1 {self.status} {httpx.codes.get_reason_phrase(self.status)}"]
-        lines += [f"{name}: {value}" for name, value in self.headers]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+        return loopback.response_bytes(self.status, self.headers, self.body)
 
 
 class Exchange:
@@ -509,8 +508,8 @@ class Exchange:
 
 
 class LoopbackServer:
-    """``async with LoopbackServer() as server``: an HTTP/1.1 server on 127.0.0.1 (asyncio), kept
-    alive across cases; it answers each request from ``server.exchange`` with
+    """``async with LoopbackServer() as server``: the loopback server (benchmarks/loopback.py) on
+    127.0.0.1, kept alive across cases; it answers each request from ``server.exchange`` with
     :meth:`Answer.to_wire`'s bytes and nothing else (no Date, no Server header). A request it
     cannot answer (one the sweep has no answer for, one it cannot read) gets its connection cut,
     and the failure is the case's (``exchange.failure``: a bare exception, whatever the client
@@ -520,74 +519,31 @@ class LoopbackServer:
         self.exchange: Exchange | None = None
         self.base_url = ""
         self.stray: list[BaseException] = []  # failures that came between cases
-        self._server: asyncio.Server | None = None
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._server = loopback.LoopbackServer(self._answer, on_error=self._failed)
 
     async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}"
+        await self._server.__aenter__()
+        self.base_url = self._server.url
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-        # Connections a closed client left behind, not yet seen to end (Python 3.11's
-        # wait_closed does not wait for them): closed from this side, their readers see the end.
-        for writer in self._connections.values():
-            writer.close()
-        await asyncio.gather(*self._connections)
+        await self._server.__aexit__(exc_type, exc, tb)
         if self.stray and exc is None:
             raise RuntimeError(f"requests arrived between cases: {self.stray}")
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections[task] = writer
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return  # the client closed the connection
-                try:
-                    answer = await self._answer(head, reader)
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                except Exception as exc:  # noqa: BLE001 - the case's failure, not the client's
-                    exchange = self.exchange
-                    if exchange is None:
-                        self.stray.append(exc)
-                    elif exchange.failure is None:
-                        exchange.failure = exc
-                    writer.transport.abort()
-                    return
-                writer.write(answer.to_wire())
-                await writer.drain()
-        except ConnectionError:
-            return
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-            self._connections.pop(task, None)
+    def _failed(self, exc: Exception) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            self.stray.append(exc)
+        elif exchange.failure is None:
+            exchange.failure = exc
 
-    async def _answer(self, head: bytes, reader: asyncio.StreamReader) -> Answer:
-        request_line, *header_lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = request_line.split(" ", 2)
-        headers = {
-            name.strip().lower(): value.strip()
-            for name, value in (line.split(":", 1) for line in header_lines if line)
-        }
-        if "transfer-encoding" in headers:  # the client sends its bodies as bytes: a Content-Length
-            raise RuntimeError(f"the sweep's server reads no chunked bodies: {request_line}")
-        await reader.readexactly(int(headers.get("content-length", "0")))
+    async def _answer(self, request: loopback.Request) -> loopback.Answer:
         if self.exchange is None:
-            raise RuntimeError(f"{request_line} arrived between cases")
-        return self.exchange.respond(method, urlsplit(target).path)
+            raise RuntimeError(f"{request.method} {request.target} arrived between cases")
+        return loopback.Answer(self.exchange.respond(request.method, urlsplit(request.target).path).to_wire())
 
 
 # -- running one ------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ import anyio
 import anyio.lowlevel
 import httpx
 
+from benchmarks import loopback
+
 KEY = "fake-key-7d1e"
 BERLIN = ZoneInfo("Europe/Berlin")
 # Three days ahead: inside the bookings list's window (+/- 2 weeks around now), as the real API
@@ -218,42 +220,47 @@ def backend_kwargs(handler: Callable[[httpx.Request], Any]) -> dict[str, Any]:
 
 
 def serve_on_loopback(handler: Callable[[httpx.Request], Any]) -> str:
-    """Serve an httpx-style handler at ``http://127.0.0.1:PORT`` until the test ends. A handler
-    that raises an httpx transport error drops the connection without an answer."""
+    """Serve an httpx-style handler at ``http://127.0.0.1:PORT`` (benchmarks/loopback.py, in this
+    asyncio loop) until the test ends. A handler that raises an httpx transport error drops the
+    connection without an answer; one that raises anything else answers 500."""
     import asyncio
 
-    from aiohttp import web
-
-    async def on_request(request: web.BaseRequest) -> web.StreamResponse:
-        body = await request.read()
+    async def answer(request: loopback.Request) -> loopback.Answer:
         outgoing = httpx.Request(
-            request.method, str(request.url), headers=list(request.headers.items()), content=body
+            request.method,
+            f"http://{request.headers['host']}{request.target}",
+            headers=list(request.headers.items()),
+            content=request.body,
         )
         try:
             result = handler(outgoing)
             response = await result if inspect.isawaitable(result) else result
         except httpx.TransportError:
-            assert request.transport is not None
-            request.transport.abort()
-            raise
+            return loopback.CUT
+        except Exception:  # noqa: BLE001 - a fault of the fake, answered as a server would
+            return loopback.reply(500, b"500 Internal Server Error")
         await response.aread()
         skip = {"content-length", "transfer-encoding", "content-encoding"}
         headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in skip]
-        return web.Response(status=response.status_code, body=response.content, headers=headers)
+        headers.append(("Content-Length", str(len(response.content))))
+        body = b"" if request.method == "HEAD" else response.content
+        return loopback.Answer(loopback.response_bytes(response.status_code, headers, body))
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]
-    loop = asyncio.get_running_loop()
-    server = web.Server(on_request, access_log=None)
-    started = loop.create_task(loop.create_server(server, sock=sock))
+    stopping = asyncio.Event()
+
+    async def run() -> None:
+        async with loopback.LoopbackServer(answer, sock=sock):
+            await stopping.wait()
+
+    running = asyncio.get_running_loop().create_task(run())
 
     async def stop() -> None:
-        listening = await started
-        listening.close()
-        await server.shutdown(0)  # closes the server's side of every connection
-        await listening.wait_closed()
+        stopping.set()
+        await running
 
     _SERVERS.append(stop)
     return f"http://127.0.0.1:{port}"

@@ -1,7 +1,7 @@
 """Both HTTP backends (httpx, aiohttp) against real failure shapes over real loopback sockets.
 
-A tiny raw HTTP/1.1 server (anyio, so it runs under asyncio and trio) answers each request as a
-test scripts it: an answer, a dropped connection, no answer at all, a truncated body. Each test
+The loopback server (benchmarks/loopback.py: anyio, so it runs under asyncio and trio) answers each
+request as a test scripts it: an answer, a dropped connection, no answer at all, a truncated body. Each test
 checks that the client maps what happens to the same typed error on both backends, that booking
 and cancel requests are never repeated blindly, that the request on the wire is the same, and
 that the API key shows up nowhere in what an error carries.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import socket
@@ -19,16 +18,16 @@ import subprocess
 import sys
 import textwrap
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import anyio
-import anyio.abc
 import httpx
 import pytest
 from fakeapi import BERLIN, DAY, wire
 
+from benchmarks.loopback import CUT, Answer, Handler, LoopbackServer, Request, always, reply
 from perfectgym_appointments_client import (
     APIConnectionError,
     APITimeoutError,
@@ -44,6 +43,7 @@ from perfectgym_appointments_client._http import HTTPResponse
 
 pytestmark = pytest.mark.anyio
 
+ROOT = Path(__file__).resolve().parent.parent
 KEY = "backend-secret-9f3c2e71"
 CUSTOMER = 918273
 BOOKING_ID = 4711
@@ -60,123 +60,10 @@ ONE_RETRY = RetryPolicy(max_retries=1, backoff_base=0)
 TWO_RETRIES = RetryPolicy(max_retries=2, backoff_base=0)
 
 
-# -- a raw HTTP/1.1 server ----------------------------------------------------------------------------
+# -- the server's side ------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Seen:
-    """One request as it arrived at the server."""
-
-    method: str
-    target: str
-    headers: dict[str, str]  # names in lower case
-    body: bytes
-
-    @property
-    def path(self) -> str:
-        return self.target.partition("?")[0]
-
-    @property
-    def query(self) -> str:
-        return self.target.partition("?")[2]
-
-
-@dataclasses.dataclass
-class Answer:
-    """Bytes to write back (none: no answer), and whether to close the connection after them."""
-
-    data: bytes = b""
-    close: bool = False
-
-
-DROP = Answer(close=True)  # read the request, then close without a word
-
-
-def reply(
-    status: int = 200, body: Any = None, *, reason: str = "OK", headers: dict[str, str] | None = None
-) -> Answer:
-    content = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
-    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(content)}"]
-    if body is not None and not isinstance(body, bytes):
-        lines.append("Content-Type: application/json")
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    return Answer(("\r\n".join(lines) + "\r\n\r\n").encode() + content)
-
-
-Handler = Callable[[Seen], Awaitable[Answer]]
-
-
-class RawServer:
-    def __init__(self, handler: Handler, port: int) -> None:
-        self.handler = handler
-        self.port = port
-        self.requests: list[Seen] = []
-        self.arrived = anyio.Event()  # set when the first request has been read
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def count(self, method: str, path: str | None = None) -> int:
-        return sum(1 for r in self.requests if r.method == method and (path is None or r.path == path))
-
-    async def connection(self, stream: anyio.abc.ByteStream) -> None:
-        async with stream:
-            buffer = b""
-            try:
-                while True:
-                    while b"\r\n\r\n" not in buffer:
-                        buffer += await stream.receive()
-                    head, _, buffer = buffer.partition(b"\r\n\r\n")
-                    request_line, *header_lines = head.decode("latin-1").split("\r\n")
-                    method, target, _ = request_line.split(" ", 2)
-                    headers: dict[str, str] = {}
-                    for line in header_lines:
-                        name, _, value = line.partition(":")
-                        assert name.lower() not in headers, f"header {name} sent twice"
-                        headers[name.lower()] = value.strip()
-                    assert "transfer-encoding" not in headers, "a body the client did not size"
-                    length = int(headers.get("content-length", "0"))
-                    while len(buffer) < length:
-                        buffer += await stream.receive()
-                    body, buffer = buffer[:length], buffer[length:]
-                    seen = Seen(method, target, headers, body)
-                    self.requests.append(seen)
-                    self.arrived.set()
-                    answer = await self.handler(seen)
-                    if answer.data:
-                        await stream.send(answer.data)
-                    if answer.close:
-                        return
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                return  # the client went away
-
-
-@contextlib.asynccontextmanager
-async def serve(handler: Handler, *, sock: socket.socket | None = None) -> AsyncIterator[RawServer]:
-    """Serve ``handler`` on 127.0.0.1 (a free port, or ``sock``) until the block ends."""
-    listener: anyio.abc.Listener[Any]
-    if sock is None:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    else:
-        listener = await anyio.abc.SocketListener.from_socket(sock)
-    server = RawServer(handler, listener.extra_attributes[anyio.abc.SocketAttribute.local_port]())
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, server.connection)
-        try:
-            yield server
-        finally:
-            tg.cancel_scope.cancel()
-
-
-def always(answer: Answer) -> Handler:
-    async def handler(seen: Seen) -> Answer:
-        return answer
-
-    return handler
-
-
-async def hang(seen: Seen) -> Answer:
+async def hang(seen: Request) -> Answer:
     await anyio.sleep_forever()
     raise AssertionError("unreachable")
 
@@ -269,7 +156,7 @@ async def test_refused_read_names_its_operation(http_backend: str) -> None:
 
 
 async def test_dropped_read_is_retried_and_reached_the_server(http_backend: str) -> None:
-    async with serve(always(DROP)) as server:
+    async with LoopbackServer(always(CUT)) as server:
         async with client_for(server.url, http_backend, retry_policy=ONE_RETRY) as client:
             with pytest.raises(APIConnectionError) as caught:
                 await client.get_bookable_appointment(1)
@@ -285,20 +172,20 @@ async def test_dropped_read_is_retried_and_reached_the_server(http_backend: str)
 
 async def test_dropped_booking_request_is_checked_not_repeated(http_backend: str) -> None:
     """The server commits the booking, then drops the connection: the check finds it in the list."""
-    committed: list[Seen] = []
+    committed: list[Request] = []
 
-    async def handler(seen: Seen) -> Answer:
+    async def handler(seen: Request) -> Answer:
         if seen.method == "POST" and seen.path == "/v1/appointments/bookable/validate":
             return reply(200, {"validationStatus": "AVAILABLE"})
         if seen.method == "POST" and seen.path == BOOK_PATH:
             committed.append(seen)
-            return DROP
+            return CUT
         if seen.method == "GET" and seen.path == "/v1/appointments/booking":
             assert seen.query == f"customerId={CUSTOMER}"
             return reply(200, [booking_json()] if committed else [])
         return reply(404, {"errorMessage": "not found"})
 
-    async with serve(handler) as server:
+    async with LoopbackServer(handler) as server:
         async with client_for(server.url, http_backend, retry_policy=TWO_RETRIES) as client:
             booking = await client.book(CUSTOMER, 1, SLOT)
         assert server.count("POST", BOOK_PATH) == 1
@@ -308,7 +195,7 @@ async def test_dropped_booking_request_is_checked_not_repeated(http_backend: str
 
 
 async def test_read_timeout_may_have_reached_the_server(http_backend: str) -> None:
-    async with serve(hang) as server:
+    async with LoopbackServer(hang) as server:
         async with client_for(server.url, http_backend, timeout=0.3) as client:
             with pytest.raises(APITimeoutError) as caught:
                 await client.get_bookable_appointment(1)
@@ -324,13 +211,13 @@ async def test_pool_timeout_never_reached_the_server(http_backend: str) -> None:
     """One connection, held at the server: a second call waits for it, then gives up unsent."""
     release = anyio.Event()
 
-    async def handler(seen: Seen) -> Answer:
+    async def handler(seen: Request) -> Answer:
         await release.wait()
         return reply(200, APPOINTMENT)
 
     timeout = httpx.Timeout(connect=5, read=10, write=5, pool=0.3)
     first: list[Any] = []
-    async with serve(handler) as server:
+    async with LoopbackServer(handler) as server:
         async with (
             client_for(server.url, http_backend, timeout=timeout, max_connections=1) as client,
             anyio.create_task_group() as tg,
@@ -359,13 +246,13 @@ async def test_pool_timeout_message_has_no_query_string(http_backend: str) -> No
     """As for every connection error, the query (customer ids) stays out of the message."""
     release = anyio.Event()
 
-    async def handler(seen: Seen) -> Answer:
+    async def handler(seen: Request) -> Answer:
         await release.wait()
         return reply(200, APPOINTMENT)
 
     timeout = httpx.Timeout(connect=5, read=10, write=5, pool=0.3)
     async with (
-        serve(handler) as server,
+        LoopbackServer(handler) as server,
         client_for(server.url, http_backend, timeout=timeout, max_connections=1) as client,
         anyio.create_task_group() as tg,
     ):
@@ -384,7 +271,7 @@ async def test_pool_timeout_message_has_no_query_string(http_backend: str) -> No
 async def test_truncated_body_is_a_connection_error(http_backend: str) -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
     truncated = always(Answer(head + b'{"id": 1, "title"', close=True))
-    async with serve(truncated) as server, client_for(server.url, http_backend) as client:
+    async with LoopbackServer(truncated) as server, client_for(server.url, http_backend) as client:
         with pytest.raises(APIConnectionError) as caught:
             await client.get_bookable_appointment(1)
     exc = caught.value
@@ -400,7 +287,7 @@ async def test_truncated_body_is_a_connection_error(http_backend: str) -> None:
 async def test_status_error_carries_the_response_not_the_key(http_backend: str) -> None:
     body = {"errorMessage": "database busy", "errorCode": "DB_LOAD", "traceId": "t-503"}
     answer = reply(503, body, reason="Service Unavailable", headers={"Retry-After": "7", "X-Echo": "plain"})
-    async with serve(always(answer)) as server:
+    async with LoopbackServer(always(answer)) as server:
         async with client_for(server.url, http_backend) as client:
             with pytest.raises(ServiceUnavailableError) as caught:
                 await client.get_bookable_appointment(1)
@@ -424,7 +311,7 @@ async def test_status_error_carries_the_response_not_the_key(http_backend: str) 
 async def test_html_status_error_carries_the_body(http_backend: str) -> None:
     page = b"<html><body><h1>Not here</h1></body></html>"
     not_found = always(reply(404, page, reason="Not Found", headers={"Content-Type": "text/html"}))
-    async with serve(not_found) as server, client_for(server.url, http_backend) as client:
+    async with LoopbackServer(not_found) as server, client_for(server.url, http_backend) as client:
         with pytest.raises(NotFoundError) as caught:
             await client.get_bookable_appointment(1)
     exc = caught.value
@@ -437,7 +324,7 @@ async def test_html_status_error_carries_the_body(http_backend: str) -> None:
 
 async def test_sent_request_failure_shows_no_key(http_backend: str) -> None:
     """A failure after the request was written (its headers, key included, were built)."""
-    async with serve(always(DROP)) as server, client_for(server.url, http_backend) as client:
+    async with LoopbackServer(always(CUT)) as server, client_for(server.url, http_backend) as client:
         with pytest.raises(APIConnectionError) as caught:
             await client.validate_slot(CUSTOMER, 1, SLOT)
     assert caught.value.__cause__ is not None or caught.value.__context__ is not None
@@ -449,7 +336,7 @@ async def test_sent_request_failure_shows_no_key(http_backend: str) -> None:
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_the_request_on_the_wire_is_the_same_on_both_backends() -> None:
-    async def handler(seen: Seen) -> Answer:
+    async def handler(seen: Request) -> Answer:
         if seen.path == "/v1/appointments/bookable/1/slots":
             return reply(200, [])
         if seen.path == BOOK_PATH:
@@ -458,7 +345,7 @@ async def test_the_request_on_the_wire_is_the_same_on_both_backends() -> None:
 
     compared = ("host", "x-api-key", "user-agent", "content-type", "accept-language", "content-length")
     wire_by_backend: dict[str, list[tuple[Any, ...]]] = {}
-    async with serve(handler) as server:
+    async with LoopbackServer(handler) as server:
         for backend in ("httpx", "aiohttp"):
             start = len(server.requests)
             async with client_for(server.url, backend, accept_language="de") as client:
@@ -526,7 +413,7 @@ def test_aiohttp_made_outside_a_loop_works_in_asyncio_later() -> None:
     assert client._api.backend._session is None  # type: ignore[attr-defined]
 
     async def main() -> tuple[Any, int]:
-        async with serve(always(reply(200, APPOINTMENT)), sock=sock) as server:
+        async with LoopbackServer(always(reply(200, APPOINTMENT)), sock=sock) as server:
             try:
                 appointment = await client.get_bookable_appointment(1)
             finally:
@@ -568,7 +455,7 @@ async def test_http_client_of_the_other_library_is_a_configuration_error() -> No
 async def test_users_aiohttp_session_is_used_and_not_closed() -> None:
     import aiohttp
 
-    async with serve(always(reply(200, APPOINTMENT))) as server:
+    async with LoopbackServer(always(reply(200, APPOINTMENT))) as server:
         async with aiohttp.ClientSession(headers={"X-Session": "mine"}) as session:
             client = AppointmentsClient(
                 api_key=KEY, base_url=server.url, http_client=session, http_backend="aiohttp", rate_limit=None
@@ -583,7 +470,7 @@ async def test_users_aiohttp_session_is_used_and_not_closed() -> None:
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_own_aiohttp_session_is_closed_by_aclose() -> None:
-    async with serve(always(reply(200, APPOINTMENT))) as server:
+    async with LoopbackServer(always(reply(200, APPOINTMENT))) as server:
         client = client_for(server.url, "aiohttp")
         assert (await client.get_bookable_appointment(1)).id == 1
         session = client._api.backend._session  # type: ignore[attr-defined]
@@ -601,35 +488,21 @@ def test_without_aiohttp_httpx_works_and_aiohttp_is_a_configuration_error() -> N
         import sys
         sys.modules["aiohttp"] = None  # import aiohttp now raises ImportError
 
-        import asyncio, json, threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import asyncio
 
         import perfectgym_appointments_client as pg
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = json.dumps({"id": 1, "title": "Appointment 1", "duration": 60}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+        from benchmarks.loopback import LoopbackServer, always, reply
 
         async def main():
-            async with pg.AppointmentsClient(api_key="k", base_url=url, rate_limit=None) as client:
-                return (await client.get_bookable_appointment(1)).title
+            answer = reply(200, {"id": 1, "title": "Appointment 1", "duration": 60})
+            async with (
+                LoopbackServer(always(answer)) as server,
+                pg.AppointmentsClient(api_key="k", base_url=server.url, rate_limit=None) as client,
+            ):
+                return server.url, (await client.get_bookable_appointment(1)).title
 
-        print("httpx:", asyncio.run(main()))
-        server.shutdown()
-        server.server_close()
+        url, title = asyncio.run(main())
+        print("httpx:", title)
         for attempt in (1, 2):
             try:
                 pg.AppointmentsClient(api_key="k", base_url=url, http_backend="aiohttp", rate_limit=None)
@@ -639,8 +512,8 @@ def test_without_aiohttp_httpx_works_and_aiohttp_is_a_configuration_error() -> N
                 print("aiohttp: no error")
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    result = subprocess.run(  # from the repository's root: the script imports benchmarks.loopback
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -660,7 +533,7 @@ def cancel_server() -> tuple[Handler, list[str]]:
     state = {"status": "BOOKED"}
     log: list[str] = []
 
-    async def handler(seen: Seen) -> Answer:
+    async def handler(seen: Request) -> Answer:
         log.append(f"{seen.method} {seen.target}")
         if seen.path != BOOKING_PATH:
             return reply(404, {"errorMessage": "not found"})
@@ -668,7 +541,7 @@ def cancel_server() -> tuple[Handler, list[str]]:
             if state["status"] == "CANCELED":
                 return reply(400, {"errorMessage": "already canceled", "errorCode": "ALREADY_CANCELED"})
             state["status"] = "CANCELED"
-            return DROP
+            return CUT
         return reply(200, booking_json(state["status"], customer=True))
 
     return handler, log
@@ -677,7 +550,7 @@ def cancel_server() -> tuple[Handler, list[str]]:
 async def test_dropped_cancel_is_read_back_not_repeated(http_backend: str) -> None:
     handler, log = cancel_server()
     async with (
-        serve(handler) as server,
+        LoopbackServer(handler) as server,
         client_for(server.url, http_backend, retry_policy=TWO_RETRIES) as client,
     ):
         # A kept-alive connection first: the DELETE goes over a reused connection.
@@ -692,7 +565,7 @@ async def test_dropped_cancel_through_a_users_aiohttp_session_is_not_repeated() 
     import aiohttp
 
     handler, log = cancel_server()
-    async with serve(handler) as server, aiohttp.ClientSession() as session:
+    async with LoopbackServer(handler) as server, aiohttp.ClientSession() as session:
         client = AppointmentsClient(
             api_key=KEY,
             base_url=server.url,
@@ -735,7 +608,7 @@ async def test_the_environments_proxy_is_used_as_httpx_uses_it(
     The tenant's host does not resolve: only a proxy can answer for it."""
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    async with serve(always(reply(200, APPOINTMENT))) as proxy:
+    async with LoopbackServer(always(reply(200, APPOINTMENT))) as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         monkeypatch.setenv("NO_PROXY", "tenant.invalid" if bypassed else "")
         async with client_for("http://tenant.invalid", http_backend, retry_policy=NO_WAIT) as client:
