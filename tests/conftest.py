@@ -19,8 +19,9 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(params=["httpx", "aiohttp"])
 async def http_backend(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """Tests that use it run on both HTTP backends (aiohttp on asyncio only): the fake API
-    (tests/fakeapi.py) is then reached through httpx.MockTransport or over a loopback socket.
-    Async, so that its servers are shut down inside the test's loop; tests using it are async."""
+    (tests/fakeapi.py) is then reached through httpx.MockTransport or over a loopback socket; the
+    sandbox's booking tests (tests/sandbox_studio.py) only read the name. Async, so that the fake
+    API's servers are shut down inside the test's loop; tests using it are async."""
     import fakeapi
 
     marker = request.node.get_closest_marker("httpx_only")

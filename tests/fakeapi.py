@@ -18,8 +18,10 @@ from zoneinfo import ZoneInfo
 import anyio
 import anyio.lowlevel
 import httpx
+import pytest
 
 from benchmarks import loopback
+from perfectgym_appointments_client import AppointmentsClient, BookingOutcome, RetryPolicy, Slot
 
 KEY = "fake-key-7d1e"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -299,3 +301,70 @@ def raise_once(exc: Exception, method: str, path: str) -> Callable[[httpx.Reques
         return None
 
     return fault
+
+
+# -- what the booking tests share ----------------------------------------------------------------------
+
+BOOK = "/v1/appointments/booking/book"
+BOOKINGS = "/v1/appointments/booking"
+VALIDATE = "/v1/appointments/bookable/validate"
+
+# For a test in a module whose tests run on both HTTP backends (its ``pytestmark`` uses the
+# ``http_backend`` fixture) that runs on httpx alone: the fixture's one value, given directly, so
+# that the fixture itself (async) is not set up and a sync test can carry the mark too.
+httpx_alone = pytest.mark.parametrize("http_backend", ["httpx"])
+
+
+async def no_sleep(seconds: float) -> None:
+    await anyio.lowlevel.checkpoint()
+
+
+def make(api: FakeAPI, outcomes: list[BookingOutcome] | None = None, **kwargs: Any) -> AppointmentsClient:
+    """A client of ``api`` that retries at once (``max_retries``, 2 unless given); with
+    ``outcomes``, its booking-outcome hook appends each outcome to it."""
+    policy = RetryPolicy(max_retries=kwargs.pop("max_retries", 2), sleep=no_sleep)
+    hook = outcomes.append if outcomes is not None else None
+    return AppointmentsClient(**api.client_kwargs(), retry_policy=policy, on_booking_outcome=hook, **kwargs)
+
+
+async def first_slot(client: AppointmentsClient) -> Slot:
+    return (await client.get_slots(1))[0]
+
+
+def answer_once(method: str, path: str, status: int, body: dict[str, Any]) -> Any:
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        if request.method == method and request.url.path == path:
+            return httpx.Response(status, json=body)
+        return None
+
+    return fault
+
+
+def refusal(error_code: str, status: str) -> dict[str, Any]:
+    """A 400's body refusing a booking: the status is the ENUM among its typedArgs."""
+    return {
+        "errorMessage": "The slot cannot be booked",
+        "errorCode": error_code,
+        "typedArgs": [{"value": "startDateTime", "type": "STRING"}, {"value": status, "type": "ENUM"}],
+    }
+
+
+def commit_then_garble(api: FakeAPI, method: str) -> Any:
+    """The server carries the request out, then answers 200 with a body nobody can read."""
+
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        if request.method != method or not request.url.path.startswith(BOOKINGS):
+            return None
+        api.route(request)
+        return httpx.Response(200, content=b"<html>proxy error</html>", headers={"Content-Type": "text/html"})
+
+    return fault
+
+
+def mock_client(handler: Any, **kwargs: Any) -> httpx.AsyncClient:
+    """An httpx client whose every request ``handler`` answers (httpx.MockTransport)."""
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler), **kwargs)
+
+
+def one_appointment(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"id": 1, "title": "Yoga"})

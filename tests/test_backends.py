@@ -207,19 +207,27 @@ async def test_read_timeout_may_have_reached_the_server(http_backend: str) -> No
     assert_key_nowhere(exc)
 
 
-async def test_pool_timeout_never_reached_the_server(http_backend: str) -> None:
-    """One connection, held at the server: a second call waits for it, then gives up unsent."""
-    release = anyio.Event()
+# A client of one connection waits this long for it, while the server holds a request on it.
+POOL_TIMEOUT = httpx.Timeout(connect=5, read=10, write=5, pool=0.3)
+
+
+def held_until(release: anyio.Event) -> Handler:
+    """Each request is answered (the appointment) once ``release`` is set."""
 
     async def handler(seen: Request) -> Answer:
         await release.wait()
         return reply(200, APPOINTMENT)
 
-    timeout = httpx.Timeout(connect=5, read=10, write=5, pool=0.3)
+    return handler
+
+
+async def test_pool_timeout_never_reached_the_server(http_backend: str) -> None:
+    """One connection, held at the server: a second call waits for it, then gives up unsent."""
+    release = anyio.Event()
     first: list[Any] = []
-    async with LoopbackServer(handler) as server:
+    async with LoopbackServer(held_until(release)) as server:
         async with (
-            client_for(server.url, http_backend, timeout=timeout, max_connections=1) as client,
+            client_for(server.url, http_backend, timeout=POOL_TIMEOUT, max_connections=1) as client,
             anyio.create_task_group() as tg,
         ):
 
@@ -245,15 +253,9 @@ async def test_pool_timeout_never_reached_the_server(http_backend: str) -> None:
 async def test_pool_timeout_message_has_no_query_string(http_backend: str) -> None:
     """As for every connection error, the query (customer ids) stays out of the message."""
     release = anyio.Event()
-
-    async def handler(seen: Request) -> Answer:
-        await release.wait()
-        return reply(200, APPOINTMENT)
-
-    timeout = httpx.Timeout(connect=5, read=10, write=5, pool=0.3)
     async with (
-        LoopbackServer(handler) as server,
-        client_for(server.url, http_backend, timeout=timeout, max_connections=1) as client,
+        LoopbackServer(held_until(release)) as server,
+        client_for(server.url, http_backend, timeout=POOL_TIMEOUT, max_connections=1) as client,
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(client.get_bookable_appointment, 1)

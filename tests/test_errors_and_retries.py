@@ -7,13 +7,14 @@ import email.utils
 import functools
 import json
 import logging
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from fakeapi import backend_kwargs
+from fakeapi import backend_kwargs, httpx_alone, mock_client, one_appointment
 
 from perfectgym_appointments_client import (
     APIConnectionError,
@@ -364,6 +365,86 @@ async def test_transport_failures_map_to_connection_errors(
     assert len(fake.requests) == 3
 
 
+@pytest.fixture
+def new_york_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time is New York's, five hours from UTC in winter."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@httpx_alone
+@pytest.mark.usefixtures("new_york_local_time")
+async def test_a_retry_after_date_without_a_zone_is_utc() -> None:
+    # "-0000": an HTTP date that names no zone (RFC 5322); it is UTC, not the machine's time.
+    when = email.utils.formatdate(time.time() + 30, usegmt=False).rsplit(" ", 1)[0] + " -0000"
+    delays: list[float] = []
+    answers = iter([httpx.Response(503, headers={"Retry-After": when}), one_appointment])
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        return answer(request) if callable(answer) else answer
+
+    async with AppointmentsClient(
+        api_key=KEY,
+        base_url="https://tenant.example",
+        http_client=mock_client(handler),
+        retry_policy=RetryPolicy(max_retries=1, sleep=sleep),
+        rate_limit=None,
+    ) as client:
+        assert (await client.get_bookable_appointment(1)).title == "Yoga"
+    [delay] = delays
+    assert 27 <= delay <= 30, delay  # read as local time it would be 5 hours off
+
+
+async def connection_error(handler: Callable[[httpx.Request], httpx.Response]) -> APIConnectionError:
+    """The error getBookableAppointment fails with, not retried, when ``handler`` raises (through an
+    httpx client of its own)."""
+    async with AppointmentsClient(
+        api_key=KEY, base_url="https://tenant.example", http_client=mock_client(handler), max_retries=0,
+        rate_limit=None,
+    ) as client:  # fmt: skip
+        with pytest.raises(APIConnectionError) as info:
+            await client.get_bookable_appointment(1)
+    return info.value
+
+
+@httpx_alone
+@pytest.mark.parametrize(
+    ("raised", "described"),
+    [
+        (httpx.ConnectError(""), "ConnectError"),  # nothing says why: the type alone
+        (httpx.ConnectError("refused"), "ConnectError: refused"),
+    ],
+)
+async def test_a_connection_error_names_its_type_and_reason(raised: Exception, described: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise raised
+
+    error = await connection_error(handler)
+    assert str(error).endswith(
+        f"getBookableAppointment (GET https://tenant.example/v1/appointments/bookable/1) failed: {described}"
+    )
+
+
+@httpx_alone
+async def test_an_empty_cause_chain_ends_at_the_first_exception_with_a_message() -> None:
+    inner = ValueError("")
+    middle = OSError("")
+    middle.__cause__ = inner
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("") from middle
+
+    error = await connection_error(handler)
+    assert str(error).endswith("failed: ConnectError")
+
+
 # -- 5. parse_retry_after ------------------------------------------------------------------------
 
 
@@ -404,6 +485,23 @@ async def test_backoff_doubles_and_is_capped() -> None:
     assert [policy.backoff(n) for n in range(7)] == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     full = RetryPolicy(random=lambda: 1.0, backoff_cap=3.0)
     assert [full.backoff(n) for n in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+@httpx_alone
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_retries": -1},
+        {"max_retries": True},
+        {"max_retries": 1.5},
+        {"backoff_base": -1},
+        {"backoff_cap": -0.5},
+        {"max_retry_after": -1},
+    ],
+)
+def test_a_retry_policy_refuses_negative_or_fractional_settings(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        RetryPolicy(**kwargs)
 
 
 # -- 7. malformed 200 answers --------------------------------------------------------------------

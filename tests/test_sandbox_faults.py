@@ -342,7 +342,7 @@ def test_new_write_faults_are_checked_when_made() -> None:
     assert not Faults(max_faults=1, slow_commit_seconds=3).active
 
 
-# -- the sandbox's hooks for the booking-safety tests (tests/test_booking_safety_sandbox.py) ------------
+# -- the sandbox's hooks for the booking tests (tests/sandbox_studio.py) ----------------------------------
 
 BOOK = "/v1/appointments/booking/book"
 

@@ -1,19 +1,27 @@
 """Booking shows every field of the generated model it wraps, also ones a newer spec adds once
-regenerated, and what the server sent beyond the spec; copies and pickles keep all of it."""
+regenerated, and what the server sent beyond the spec; copies and pickles keep all of it.
+
+The field beyond the spec is named from the spec (tests/not_in_spec.py): ``roomName`` while
+AppointmentBooking has none of that name."""
 
 from __future__ import annotations
 
 import copy
 import pickle
+import re
 from typing import Any
 
 import attrs
 import pytest
+from not_in_spec import field_name
 
 from perfectgym_appointments_client import Booking, BookingStatus
 from perfectgym_appointments_client._generated.models import AppointmentBooking
 from perfectgym_appointments_client._generated.types import UNSET, Unset
 
+UNKNOWN = field_name("AppointmentBooking", "CustomerAppointmentBooking", like="roomName")
+ATTRIBUTE = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", UNKNOWN).lower()  # room_name, as the generator names it
+MISSPELLED = ATTRIBUTE[:-3] + ATTRIBUTE[-2:]  # room_nme
 ANSWER: dict[str, Any] = {
     "bookingId": 1300243050,
     "bookingStatus": "BOOKED",
@@ -22,24 +30,27 @@ ANSWER: dict[str, Any] = {
     "appointmentStatus": "PLANNED",
     "participantStatus": "BOOKED",
     "title": "Personal Training Express",
-    "roomName": "Studio 2",  # not in the spec
+    UNKNOWN: "Studio 2",  # not in the spec
 }
 
 
-@attrs.define
-class NewerAppointmentBooking(AppointmentBooking):
-    """The generated model as a newer spec would make it: one more optional field."""
-
-    room_name: str | Unset = UNSET
+# The generated model as a newer spec would make it: one more optional field.
+NewerAppointmentBooking = attrs.define(
+    type(
+        "NewerAppointmentBooking",
+        (AppointmentBooking,),
+        {"__annotations__": {ATTRIBUTE: str | Unset}, ATTRIBUTE: UNSET},
+    )
+)
 
 
 def test_fields_the_spec_does_not_name_are_in_additional_properties() -> None:
     booking = Booking.from_api(AppointmentBooking.from_dict(ANSWER), customer_id=1210005199)
-    assert booking.additional_properties == {"roomName": "Studio 2"}
-    booking.additional_properties["roomName"] = "changed"  # a copy: the booking stays as received
-    assert booking.additional_properties == {"roomName": "Studio 2"}
+    assert booking.additional_properties == {UNKNOWN: "Studio 2"}
+    booking.additional_properties[UNKNOWN] = "changed"  # a copy: the booking stays as received
+    assert booking.additional_properties == {UNKNOWN: "Studio 2"}
     assert booking.raw is not None
-    assert booking.raw.to_dict()["roomName"] == "Studio 2"
+    assert booking.raw.to_dict()[UNKNOWN] == "Studio 2"
     assert "additional_properties" in dir(booking)
     assert {"booking_id", "title", "needs_confirmation"} <= set(dir(booking))
 
@@ -49,19 +60,19 @@ def test_a_booking_built_by_hand_has_no_extra_fields() -> None:
     booking = attrs.evolve(raw, raw=None)
     assert booking.additional_properties == {}
     assert "additional_properties" not in dir(booking)
-    with pytest.raises(AttributeError, match="'Booking' object has no attribute 'room_name'"):
-        _ = booking.room_name
+    with pytest.raises(AttributeError, match=f"'Booking' object has no attribute '{ATTRIBUTE}'"):
+        _ = getattr(booking, ATTRIBUTE)
 
 
 def test_a_field_a_newer_generated_model_adds_is_an_attribute_without_an_edit() -> None:
-    raw = NewerAppointmentBooking.from_dict(ANSWER)  # the parent's parser: room_name stays unset
-    assert Booking.from_api(raw).room_name is None  # Unset reads as None, like the other fields
-    raw.room_name = "Studio 2"
+    raw = NewerAppointmentBooking.from_dict(ANSWER)  # the parent's parser: the new field stays unset
+    assert getattr(Booking.from_api(raw), ATTRIBUTE) is None  # Unset reads as None, like the other fields
+    setattr(raw, ATTRIBUTE, "Studio 2")
     booking = Booking.from_api(raw)
-    assert booking.room_name == "Studio 2"
-    assert "room_name" in dir(booking)
-    with pytest.raises(AttributeError, match="no attribute 'room_nme'"):
-        _ = booking.room_nme
+    assert getattr(booking, ATTRIBUTE) == "Studio 2"
+    assert ATTRIBUTE in dir(booking)
+    with pytest.raises(AttributeError, match=f"no attribute '{MISSPELLED}'"):
+        _ = getattr(booking, MISSPELLED)
 
 
 def test_copies_and_pickles_keep_every_field() -> None:
@@ -70,7 +81,7 @@ def test_copies_and_pickles_keep_every_field() -> None:
         assert twin == booking
         assert twin.customer_id == 1210005199
         assert twin.booking_status is BookingStatus.BOOKED
-        assert twin.additional_properties == {"roomName": "Studio 2"}
+        assert twin.additional_properties == {UNKNOWN: "Studio 2"}
         assert twin.start_date_time.wire == ANSWER["startDateTime"]  # type: ignore[attr-defined]
 
 
@@ -78,5 +89,5 @@ def test_an_unfilled_booking_answers_attribute_errors_not_a_recursion() -> None:
     # What copy and pickle hold for a moment: the object before its fields are set.
     empty = object.__new__(Booking)
     assert getattr(empty, "title", "missing") == "missing"
-    assert getattr(empty, "room_name", "missing") == "missing"
+    assert getattr(empty, ATTRIBUTE, "missing") == "missing"
     assert not hasattr(empty, "__html__")
