@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from perfectgym_appointments_client import Booking, BookingStatus, parse_zoned_datetime
 from perfectgym_appointments_client._arguments import check_slot, start_filter
-from perfectgym_appointments_client._operations import merge_slots as _merge_slots
 from perfectgym_appointments_client._generated.models import AppointmentStatus, ParticipantStatus, Slot
+from perfectgym_appointments_client._operations import merge_slots as _merge_slots
 from perfectgym_appointments_client._zoned import format_zoned_datetime, instant
 
 ZONES = [ZoneInfo(z) for z in ("America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kolkata")]
