@@ -557,18 +557,29 @@ def test_scripts_install_the_extra_they_need_once(tmp_path: Path) -> None:
         return log.read_text().splitlines()[len(before) :]
 
     def installs(lines: list[str]) -> list[str]:
-        return [line.split("-e ", 1)[1] for line in lines if " -e " in line]
+        """What each pip run installed: a lock file (``-r``) or the project (``-e``)."""
+        found = []
+        for line in lines:
+            if " -r " in line:
+                found.append(Path(line.split(" -r ", 1)[1].split()[0]).name)
+            elif " -e " in line:
+                found.append(line.split(" -e ", 1)[1])
+        return found
 
     first = run("demo", "--seed", "7")
     assert first[0] == f"venv -m venv {venv}"
-    assert installs(first) == [f"{root}[cli]"]  # the demo needs the cli extra, not the dev tools
+    # The demo needs the cli set, not the dev tools: its lock, then the project without deps.
+    assert installs(first) == ["requirements-cli.txt", str(root)]
+    assert any("--no-deps -e" in line for line in first)
     assert first[-1] == "perfectgym-appointments demo --seed 7"
     assert installs(run("demo")) == []  # installed once
     test_run = run("test", "-k", "zoned")
-    assert installs(test_run) == [f"{root}[dev]"]
+    assert installs(test_run) == ["requirements-dev.txt", str(root)]
     assert test_run[-4:] == ["ruff check .", "ruff format --check .", "mypy ", "python -m pytest -k zoned"]
     assert installs(run("demo")) == []  # dev includes cli
     assert installs(run("test")) == []
     (root / "pyproject.toml").write_text("[project]\nname = 'y'\n")
-    assert installs(run("demo")) == [f"{root}[cli]"]  # a changed pyproject.toml reinstalls
-    assert installs(run("test")) == [f"{root}[dev]"]
+    assert installs(run("demo")) == ["requirements-cli.txt", str(root)]  # a changed pyproject.toml reinstalls
+    assert installs(run("test")) == ["requirements-dev.txt", str(root)]
+    (root / "requirements-dev.txt").write_text("# a new lock\n")
+    assert installs(run("test")) == ["requirements-dev.txt", str(root)]  # so does a changed lock
