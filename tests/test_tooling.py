@@ -164,7 +164,8 @@ def fake_checkout(tmp_path: Path, pyproject: str, pytest_exit: int = 0) -> tuple
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
     # Installed already: the stamp holds the hash of this pyproject.toml (no lock files) and the dev set.
     (venv / ".pgac-installed").write_text(f"{stamp_hash(root)} dev\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    # The default worker count is under test: a caller's PGAC_WORKERS must not change it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "PGAC_"))}
     env["PGAC_VENV"] = str(venv)
     return root, log, env
 
@@ -186,7 +187,7 @@ def test_the_whole_suite_runs_under_coverage_and_reports_the_floor(tmp_path: Pat
     assert lines[:3] == ["ruff check .", "ruff format --check .", "mypy "]
     assert lines[3:7] == [
         "python -m coverage erase",  # no data of an earlier, interrupted run counts
-        "python -m coverage run -m pytest -n 2",  # on two xdist workers
+        "python -m coverage run -m pytest -n 4",  # on four xdist workers
         "python -m coverage combine --quiet",  # the subprocesses' .coverage.* files into .coverage
         "python -m coverage report",  # the table, the total, and the floor's exit status
     ]
@@ -208,7 +209,7 @@ def test_a_failing_suite_still_combines_and_keeps_its_exit_status(tmp_path: Path
     proc = run_script(root, env)
     assert proc.returncode == 3
     lines = log.read_text().splitlines()
-    after = lines[lines.index("python -m coverage run -m pytest -n 2") + 1 :]
+    after = lines[lines.index("python -m coverage run -m pytest -n 4") + 1 :]
     # Combined (no .coverage.* left in the tree) and reported, but the floor is not the verdict.
     assert after[:2] == ["python -m coverage combine --quiet", "python -m coverage report --fail-under=0"]
     assert "coverage floor" not in proc.stdout
