@@ -84,7 +84,7 @@ def check_generator_version() -> None:
     if installed != GENERATOR_VERSION:
         raise GenerationError(
             f"openapi-python-client {installed} is installed, the pipeline pins {GENERATOR_VERSION}: "
-            "pip install -e '.[dev]'"
+            "pip install --require-hashes -r requirements-dev.txt (or ./scripts/test, which does)"
         )
 
 
