@@ -23,6 +23,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -78,6 +79,28 @@ class RateLimit:
         return self.per_endpoint.get(operation, (self.requests, self.seconds))
 
 
+class _Clock:
+    """Where the throttle reads the time and waits: the real ones.
+
+    Tests set ``throttle._clock`` to a clock they drive: the lockouts, the waits and the in-memory
+    window then all follow it. A window on Redis does not: limits reads ``time.time()`` for it.
+    """
+
+    def now(self) -> float:
+        # Epoch seconds, not monotonic: a lockout kept on Redis is read by other processes.
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
+_REAL_CLOCK = _Clock()
+
+# What the in-memory window reads as now (limits' MemoryStorage reads time.time() itself). A
+# context variable, not an attribute of the storage: one storage serves every client of the process.
+_window_clock: ContextVar[Callable[[], float]] = ContextVar("_window_clock", default=time.time)
+
+
 class Throttle:
     """The rate limit of one :class:`AppointmentsClient`: ``await throttle.wait_turn(operation)``
     before each request, ``throttle.locked_out(operation)`` after a 429 without Retry-After."""
@@ -89,7 +112,7 @@ class Throttle:
         api_key: str,
         base_url: str,
         logger: Any,
-        clock: Callable[[], float] = time.time,
+        clock: _Clock = _REAL_CLOCK,
     ) -> None:
         from limits import RateLimitItemPerSecond
         from limits.strategies import MovingWindowRateLimiter
@@ -117,7 +140,7 @@ class Throttle:
             reopens = await self._run(self._take_turn, operation)
             if reopens is None:
                 return
-            now = self._clock()
+            now = self._clock.now()
             delay = max(reopens - now, 0.0) + 0.01
             if waited_since is None:
                 waited_since = now
@@ -128,12 +151,12 @@ class Throttle:
                 )  # fmt: skip
             if patience is not None and now + delay - waited_since > patience:
                 raise _rate_limit_error(operation, method, path, reopens, now)
-            await anyio.sleep(delay)
+            await self._clock.sleep(delay)
 
     async def locked_out(self, operation: str) -> None:
         """The server answered 429 without Retry-After: it refuses this endpoint for the span."""
         _, seconds = self.limit.for_endpoint(operation)
-        until = self._clock() + seconds
+        until = self._clock.now() + seconds
         await self._run(self._set_lockout, operation, until, seconds)
         self._logger.warning(
             "%s: the API refused it for the rate limit; waiting %d s before the next", operation, seconds
@@ -147,10 +170,14 @@ class Throttle:
         if reopens is not None:
             return reopens
         item = self._items(operation)
-        if self._limiter.hit(item, self.namespace, operation):
-            return None
-        reset: float = self._limiter.get_window_stats(item, self.namespace, operation).reset_time
-        return reset
+        token = _window_clock.set(self._clock.now)
+        try:
+            if self._limiter.hit(item, self.namespace, operation):
+                return None
+            reset: float = self._limiter.get_window_stats(item, self.namespace, operation).reset_time
+            return reset
+        finally:
+            _window_clock.reset(token)
 
     def _lockout_key(self, operation: str) -> str:
         return f"perfectgym-appointments/lockout/{self.namespace}/{operation}"
@@ -159,7 +186,7 @@ class Throttle:
         until = (
             _lockouts.get(self._lockout_key(operation)) if not self._shared else self._redis_get(operation)
         )
-        return until if until is not None and until > self._clock() else None
+        return until if until is not None and until > self._clock.now() else None
 
     def _set_lockout(self, operation: str, until: float, seconds: int) -> None:
         if self._shared:
@@ -193,15 +220,44 @@ _memory_lock = threading.Lock()
 def _memory_storage() -> Any:
     # One for the whole process: each MemoryStorage runs its own expiry timer thread, and clients
     # of one key and tenant must share one budget anyway.
+    import bisect
+
     from limits.storage import MemoryStorage
+    from limits.storage.memory import Entry
+
+    class ClockedEntry(Entry):
+        def __init__(self, atime: float, expiry: float) -> None:  # the stock one reads time.time()
+            self.atime = atime
+            self.expiry = atime + expiry
 
     class QuietMemoryStorage(MemoryStorage):
-        """limits' MemoryStorage, tidying up once a second instead of every 10 ms.
+        """limits' MemoryStorage, tidying up once a second instead of every 10 ms, and judging the
+        moving window on the throttle's clock (``_window_clock``) instead of ``time.time()``.
 
         Its stock timer starts a new thread 10 ms after a request whenever none is running:
         a thread per call for calls 10 ms apart, about 0.3 ms of CPU each (benchmarks/RESULTS.md,
         rate limits). Expiry only frees memory; the window itself is decided from timestamps.
+        The two window methods are limits' own (5.8) with only the time source changed.
         """
+
+        def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+            if amount > limit:
+                return False
+            self._MemoryStorage__schedule_expiry()
+            with self.locks[key]:
+                events = self.events.setdefault(key, [])
+                now = _window_clock.get()()
+                if len(events) > limit - amount and events[limit - amount].atime >= now - expiry:
+                    return False
+                events[:0] = [ClockedEntry(now, expiry)] * amount
+                return True
+
+        def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+            now = _window_clock.get()()
+            if events := self.events.get(key, []):
+                oldest = bisect.bisect_left(events, -(now - expiry), key=lambda entry: -entry.atime)
+                return events[oldest - 1].atime, oldest
+            return now, 0
 
         def _MemoryStorage__schedule_expiry(self) -> None:  # the stock one, name-mangled
             if not self.timer.is_alive():

@@ -3,21 +3,29 @@
 The sandbox enforces the real API's rule (a counter per endpoint; past it, 429 for the rest of
 the span, no Retry-After) with its numbers scaled down, so a lockout takes seconds, not a minute.
 Each test starts its own sandbox: its base URL keeps the budget apart from other tests' clients.
+The in-process tests run the client's throttle and the sandbox's limit on a DrivenClock, so a
+wait for the limit takes no real time; Redis and other processes keep the real one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 import logging
 import os
 import sys
 import textwrap
 import time
+import uuid
+from collections.abc import AsyncIterator
 
 import anyio
 import httpx
 import pytest
 
-from perfectgym_appointments_client import AppointmentsClient, RateLimit, RateLimitError
+from perfectgym_appointments_client import AppointmentsClient, RateLimit, RateLimitError, RetryPolicy
+from perfectgym_appointments_client._throttling import Throttle, _Clock
 from perfectgym_appointments_client.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
@@ -28,6 +36,76 @@ SLOTS = "GET /v1/appointments/bookable/{bookableAppointmentId}/slots"
 
 def served(sb: Sandbox, endpoint: str) -> int:
     return int(sb.stats["requests_by_endpoint"].get(endpoint, 0))
+
+
+class DrivenClock(_Clock):
+    """Time for the client's throttle and the sandbox's limit that passes only when the test lets it.
+
+    A ``sleep`` waits for its deadline. Inside ``clock.running()`` the time jumps to the nearest
+    deadline once every task waits (``anyio.wait_all_tasks_blocked``): a task that could still run
+    never sees the time move under it, and a wait for the limit takes no real time. It starts at
+    the real time and only goes forward: limits' expiry thread drops window entries by
+    ``time.time()``, so the driven time must not fall a span behind it.
+    """
+
+    def __init__(self) -> None:
+        self._now = time.time()
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._order = itertools.count()  # equal deadlines wake in the order they were asked for
+        self._slept = anyio.Event()
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+        self._wake_due()
+
+    async def sleep(self, seconds: float) -> None:
+        sleeper = (self._now + seconds, next(self._order), anyio.Event())
+        heapq.heappush(self._sleepers, sleeper)
+        self._slept.set()
+        self._slept = anyio.Event()
+        try:
+            await sleeper[2].wait()
+        finally:
+            if sleeper in self._sleepers:  # cancelled: its deadline must not move the time
+                self._sleepers.remove(sleeper)
+                heapq.heapify(self._sleepers)
+
+    async def sleeping(self) -> None:
+        """Return once some task waits on the clock."""
+        while not self._sleepers:
+            await self._slept.wait()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._drive)
+            yield
+            tg.cancel_scope.cancel()
+
+    async def _drive(self) -> None:
+        while True:
+            await self.sleeping()
+            await anyio.wait_all_tasks_blocked()
+            if self._sleepers:  # still: one may have been cancelled meanwhile
+                self._now = max(self._now, self._sleepers[0][0])
+                self._wake_due()
+
+    def _wake_due(self) -> None:
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            heapq.heappop(self._sleepers)[2].set()
+
+
+def drive(client: AppointmentsClient, clock: DrivenClock, sb: Sandbox | None = None) -> None:
+    """Put the client's throttle (and the sandbox's limit) on ``clock``: private hooks, as neither
+    AppointmentsClient nor Sandbox takes a clock for its rate limit."""
+    throttle = client._api.throttle
+    assert throttle is not None
+    throttle._clock = clock
+    if sb is not None:
+        sb.rate_limiter._clock = clock.now
 
 
 def test_rate_limit_values_are_checked() -> None:
@@ -46,10 +124,11 @@ def test_rate_limit_values_are_checked() -> None:
 
 
 async def test_never_more_than_the_budget_in_any_span(caplog: pytest.LogCaptureFixture) -> None:
+    clock = DrivenClock()
     sent: list[float] = []
 
     async def record(request: httpx.Request) -> None:
-        sent.append(time.monotonic())
+        sent.append(clock.now())
 
     with Sandbox(rate_limit=(100, 60.0)) as sb:
         appointment = sb.store.listed()[0].id
@@ -63,8 +142,9 @@ async def test_never_more_than_the_budget_in_any_span(caplog: pytest.LogCaptureF
                 rate_limit=RateLimit(requests=3, seconds=1),
             ) as client,
         ):
+            drive(client, clock)
             with caplog.at_level(logging.INFO, logger="perfectgym_appointments_client"):
-                async with anyio.create_task_group() as tg:
+                async with clock.running(), anyio.create_task_group() as tg:
                     for _ in range(7):
                         tg.start_soon(client.get_bookable_appointment, appointment)
     assert len(sent) == 7
@@ -80,6 +160,7 @@ async def test_never_more_than_the_budget_in_any_span(caplog: pytest.LogCaptureF
 
 async def test_after_a_lockout_nothing_is_sent_to_that_endpoint_until_it_reopens() -> None:
     # The tenant allows 5 per 3 s; the client was told 100: the 6th request meets a lockout.
+    clock = DrivenClock()
     with Sandbox(rate_limit=(5, 3.0)) as sb:
         appointment = sb.store.listed()[0].id
         async with AppointmentsClient(
@@ -87,19 +168,24 @@ async def test_after_a_lockout_nothing_is_sent_to_that_endpoint_until_it_reopens
             base_url=sb.base_url,
             timeout=10,
             rate_limit=RateLimit(requests=100, seconds=3),
+            retry_policy=RetryPolicy(sleep=clock.sleep),
         ) as client:
+            drive(client, clock, sb)
             for _ in range(5):
                 await client.get_bookable_appointment(appointment)
             done: list[str] = []
+            answered = {"locked endpoint": anyio.Event(), "other endpoint": anyio.Event()}
 
             async def the_locked_endpoint() -> None:
                 await client.get_bookable_appointment(appointment)  # 429, then waits for the reopening
                 done.append("locked endpoint")
+                answered["locked endpoint"].set()
 
             async def another_endpoint() -> None:
                 await client.get_slots(appointment, days_ahead=1)
                 done.append("other endpoint")
                 assert served(sb, GET_ONE) == 6  # the first call is still waiting: nothing more sent
+                answered["other endpoint"].set()
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(the_locked_endpoint)
@@ -107,6 +193,12 @@ async def test_after_a_lockout_nothing_is_sent_to_that_endpoint_until_it_reopens
                 while served(sb, GET_ONE) < 6:  # noqa: ASYNC110
                     await anyio.sleep(0.01)
                 tg.start_soon(another_endpoint)
+                # The time stands still while the other endpoint's request is out (in real time
+                # its round trip is a sliver of the 3 s); only then does the lockout's span pass.
+                with anyio.fail_after(10):
+                    await answered["other endpoint"].wait()
+                async with clock.running():
+                    await answered["locked endpoint"].wait()
         stats = sb.stats
     assert done == ["other endpoint", "locked endpoint"]
     assert stats["rate_limited"] == 1
@@ -115,14 +207,20 @@ async def test_after_a_lockout_nothing_is_sent_to_that_endpoint_until_it_reopens
 
 
 async def test_a_lockout_longer_than_the_calls_timeout_is_a_rate_limit_error_saying_when() -> None:
+    clock = DrivenClock()
     with Sandbox(rate_limit=(2, 30.0)) as sb:
         appointment = sb.store.listed()[0].id
-        async with AppointmentsClient(
-            api_key=sb.api_key,
-            base_url=sb.base_url,
-            timeout=2,
-            rate_limit=RateLimit(requests=100, seconds=30),
-        ) as client:
+        async with (
+            AppointmentsClient(
+                api_key=sb.api_key,
+                base_url=sb.base_url,
+                timeout=2,
+                rate_limit=RateLimit(requests=100, seconds=30),
+                retry_policy=RetryPolicy(sleep=clock.sleep),  # the backoff after the 429
+            ) as client,
+            clock.running(),
+        ):
+            drive(client, clock, sb)
             await client.get_bookable_appointment(appointment)
             await client.get_bookable_appointment(appointment)
             with pytest.raises(RateLimitError):
@@ -132,20 +230,32 @@ async def test_a_lockout_longer_than_the_calls_timeout_is_a_rate_limit_error_say
                 await client.get_bookable_appointment(appointment)
             assert served(sb, GET_ONE) == before  # nothing sent into the lockout
             assert info.value.reopens_at is not None
-            assert 25 < info.value.reopens_at - time.time() <= 31
+            assert 25 < info.value.reopens_at - clock.now() <= 31
             # other endpoints carry on
             assert await client.get_slots(appointment, days_ahead=1) is not None
 
 
 async def test_a_wait_for_the_budget_can_be_cancelled() -> None:
+    clock = DrivenClock()
     with Sandbox() as sb:
         appointment = sb.store.listed()[0].id
         async with AppointmentsClient(
             api_key=sb.api_key, base_url=sb.base_url, rate_limit=RateLimit(requests=1, seconds=10)
         ) as client:
+            drive(client, clock)
             await client.get_bookable_appointment(appointment)
-            with anyio.move_on_after(0.2) as scope:
-                await client.get_bookable_appointment(appointment)
+
+            async def cancel_once_it_waits(scope: anyio.CancelScope) -> None:
+                await clock.sleeping()
+                scope.cancel()
+
+            # The clock runs, outside the cancelled scope: a wait that ignored the cancellation
+            # would end at once instead of hanging the test.
+            async with clock.running():
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(cancel_once_it_waits, scope)
+                        await client.get_bookable_appointment(appointment)
         assert scope.cancelled_caught
         assert served(sb, GET_ONE) == 1
 
@@ -275,3 +385,21 @@ def test_the_in_memory_window_tidies_up_once_a_second_in_one_quiet_thread() -> N
     assert storage is throttle._storage
     assert storage.timer.interval == EXPIRY_INTERVAL == 1.0
     assert storage.timer.daemon
+
+
+async def test_the_in_memory_window_is_judged_on_the_throttles_clock() -> None:
+    # limits' MemoryStorage reads time.time() itself; ours reads the throttle's clock instead.
+    clock = DrivenClock()
+    throttle = Throttle(
+        RateLimit(requests=1, seconds=5),
+        api_key="k",
+        base_url=f"https://{uuid.uuid4().hex}.example",  # a window of its own in the shared storage
+        logger=logging.getLogger("t"),
+        clock=clock,
+    )
+    assert throttle._take_turn("op") is None
+    assert throttle._take_turn("op") == clock.now() + 6  # the 5 s span and the 1 s margin
+    clock.advance(5.5)
+    assert throttle._take_turn("op") is not None
+    clock.advance(1)
+    assert throttle._take_turn("op") is None
