@@ -9,12 +9,11 @@ flows (``_booking/``) read and validate through it, so neither depends on the ot
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from ._arguments import require_id, require_int
+from ._concurrency import run_all
 from ._constants import MAX_DAYS_PER_REQUEST, MAX_SLICE_SIZE, MIN_SLICE_SIZE
 from ._exceptions import AuthenticationError
 from ._generated.types import UNSET
@@ -94,15 +93,7 @@ class Operations:
         start_date: dt.date | None,
     ) -> list[Slot]:
         require_id("bookable_appointment_id", bookable_appointment_id)
-        if customer_id is not None:
-            require_id("customer_id", customer_id)
-        if days_ahead is not None:
-            require_int("days_ahead", days_ahead, low=1)
-        if start_date is not None:
-            if isinstance(start_date, dt.datetime):
-                start_date = require_aware(start_date, "start_date").date()
-            elif not isinstance(start_date, dt.date):
-                raise TypeError(f"start_date must be a datetime.date, got {type(start_date).__name__}")
+        start_date = _slot_window_arguments(customer_id, days_ahead, start_date)
         if days_ahead is None or days_ahead <= MAX_DAYS_PER_REQUEST:
             return await self._slots_window(bookable_appointment_id, customer_id, days_ahead, start_date)
         return await self._slots_windows(bookable_appointment_id, customer_id, days_ahead, start_date)
@@ -142,18 +133,19 @@ class Operations:
             windows = range(0, days, MAX_DAYS_PER_REQUEST)
         answers: dict[int, list[Slot]] = {}
 
-        async def window(offset: int) -> None:
-            assert start_date is not None
-            answers[offset] = await self._slots_window(
-                appointment_id,
-                customer_id,
-                min(MAX_DAYS_PER_REQUEST, days - offset),
-                start_date + dt.timedelta(days=offset),
-            )
+        def window(offset: int) -> Callable[[], Awaitable[None]]:
+            async def fetch() -> None:
+                assert start_date is not None
+                answers[offset] = await self._slots_window(
+                    appointment_id,
+                    customer_id,
+                    min(MAX_DAYS_PER_REQUEST, days - offset),
+                    start_date + dt.timedelta(days=offset),
+                )
 
-        async with anyio.create_task_group() as tg:
-            for offset in windows:
-                tg.start_soon(window, offset)
+            return fetch
+
+        await run_all(window(offset) for offset in windows)
         for offset in windows:
             found.extend(answers[offset])
         if trim_after is not None:
@@ -177,19 +169,19 @@ class Operations:
         for appointment_id in ids:
             require_id("bookable_appointment_ids[]", appointment_id)
         require_int("concurrency", concurrency, low=1)
+        start_date = _slot_window_arguments(customer_id, days_ahead, start_date)
         unique = list(dict.fromkeys(ids))
         found: dict[int, list[Slot]] = {}
-        limiter = anyio.CapacityLimiter(concurrency)
 
-        async def one(appointment_id: int) -> None:
-            async with limiter:
+        def one(appointment_id: int) -> Callable[[], Awaitable[None]]:
+            async def fetch() -> None:
                 found[appointment_id] = await self.get_slots(
                     appointment_id, customer_id, days_ahead, start_date
                 )
 
-        async with anyio.create_task_group() as tg:
-            for appointment_id in unique:
-                tg.start_soon(one, appointment_id)
+            return fetch
+
+        await run_all((one(appointment_id) for appointment_id in unique), limit=concurrency)
         return {appointment_id: found[appointment_id] for appointment_id in unique}
 
     # -- validation and bookings ----------------------------------------------------------------
@@ -213,6 +205,26 @@ class Operations:
 
         raw = await self.api.request(get_appointment_bookings, customer_id=customer_id)
         return [Booking.from_api(b, customer_id=customer_id) for b in raw]
+
+
+def _slot_window_arguments(
+    customer_id: int | None, days_ahead: int | None, start_date: dt.date | None
+) -> dt.date | None:
+    """Check a slot window's arguments (before any request); the first day as a date."""
+    if customer_id is not None:
+        require_id("customer_id", customer_id)
+    if days_ahead is not None:
+        require_int("days_ahead", days_ahead, low=1)
+    if start_date is not None:
+        if isinstance(start_date, dt.datetime):
+            start_date = require_aware(start_date, "start_date").date()
+        elif not isinstance(start_date, dt.date):
+            raise TypeError(f"start_date must be a datetime.date, got {type(start_date).__name__}")
+        if (dt.date.max - start_date).days < (days_ahead or 1):
+            raise ValueError(
+                f"the window from {start_date} for {days_ahead or 1} days ends after {dt.date.max}"
+            )
+    return start_date
 
 
 def merge_slots(slots: list[Slot]) -> list[Slot]:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
-import anyio
-
 from .._arguments import booking_request, require_id, require_int, start_filter
+from .._concurrency import run_all
 from .._exceptions import APIError, NoSlotAvailableError, SlotNotBookableError
 from .._models import Booking, Slot, ValidationStatus
 from .._operations import Operations
@@ -119,17 +118,18 @@ async def _validate_in_order(
         window = candidates[start : start + concurrency]
         outcomes: list[ValidationStatus | BaseException | None] = [None] * len(window)
 
-        async def check(outcomes: list[Any], index: int, slot: Slot) -> None:
-            try:
-                outcomes[index] = await ops.validate(
-                    booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
-                )
-            except APIError as exc:
-                outcomes[index] = exc
+        def check(outcomes: list[Any], index: int, slot: Slot) -> Callable[[], Awaitable[None]]:
+            async def validate() -> None:
+                try:
+                    outcomes[index] = await ops.validate(
+                        booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
+                    )
+                except APIError as exc:  # an answer about this slot, decided in order below
+                    outcomes[index] = exc
 
-        async with anyio.create_task_group() as tg:
-            for index, slot in enumerate(window):
-                tg.start_soon(check, outcomes, index, slot)
+            return validate
+
+        await run_all(check(outcomes, index, slot) for index, slot in enumerate(window))
         for slot, outcome in zip(window, outcomes, strict=True):
             assert outcome is not None
             yield slot, outcome
