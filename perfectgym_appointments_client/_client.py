@@ -347,6 +347,9 @@ class AppointmentsClient:
 
         Repeated only when the request surely did not arrive; after an ambiguous failure or a
         409 (another request changed the booking) it is read back, and canceled counts as done.
+        Idempotent: a booking already canceled (by an earlier call, a resubmit, the studio)
+        returns ``"Booking <id> was already canceled."`` instead of the API's 400; a booking that
+        has started is still a :class:`BadRequestError`.
         """
         require_id("booking_id", booking_id)
         return await self._flows.cancel(booking_id)

@@ -1,6 +1,8 @@
 """Cancelling a booking: repeated only when the request surely did nothing; after an ambiguous
 failure (or a 409: someone else changed it) the booking is read back, and canceled by then is
-done."""
+done. Cancelling a booking that is already canceled is done too (the API's 400
+``errormessage.appointment.booking.already.canceled`` becomes "Booking N was already canceled."):
+a resubmitted cancel, or one racing the studio's staff, wants the booking canceled, and it is."""
 
 from __future__ import annotations
 
@@ -29,7 +31,9 @@ async def cancel(check: BookingCheck, booking_id: int) -> tuple[str, BookingOutc
     return message, BookingOutcome(operation="cancel", kind=OutcomeKind.CANCELED, booking_id=booking_id)
 
 
-__all__ = ["cancel", "cancel_once"]
+__all__ = ["ALREADY_CANCELED", "cancel", "cancel_once"]
+
+ALREADY_CANCELED = "errormessage.appointment.booking.already.canceled"
 
 
 async def cancel_once(check: BookingCheck, booking_id: int) -> str:
@@ -39,6 +43,8 @@ async def cancel_once(check: BookingCheck, booking_id: int) -> str:
 
     async def decide(exc: APIError, can_retry: bool) -> bool | Resolved:
         nonlocal sent_again
+        if not sent_again and isinstance(exc, BadRequestError) and exc.error_code == ALREADY_CANCELED:
+            return Resolved(f"Booking {booking_id} was already canceled.")
         if never_arrived(exc):
             sent_again = sent_again or can_retry
             return api.retry_policy.is_retryable(exc)
