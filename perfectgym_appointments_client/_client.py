@@ -280,7 +280,10 @@ class AppointmentsClient:
         :class:`BookingIdUnknownError`: booked (proven) but its id cannot be read yet;
         :class:`BookingOutcomeUnknownError`: nothing proves either way. The rules are in
         ``_booking/``. A ``BOOKED_WITH_CONFIRMATION_REQUIRED`` answer is returned as such
-        (``needs_confirmation``).
+        (``needs_confirmation``). When the customer already holds an active booking of this
+        appointment at this instant (a resubmit after a lost answer, a second tab), that booking
+        is returned with ``already_existed=True`` and nothing is booked; this works within the
+        bookings list's two weeks, beyond them the refusal stands (:class:`SlotNotBookableError`).
         """
         body = booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
         return await self._flows.book(body, validate=validate)

@@ -96,6 +96,10 @@ class Booking:
     description: str | None = attrs.field(default=None, repr=False)
     img_url: str | None = attrs.field(default=None, repr=False)
     instructors: tuple[Instructor, ...] = ()
+    already_existed: bool = False
+    """True when :meth:`~AppointmentsClient.book` found the customer already holding this booking
+    (same appointment, same instant: a resubmit, a second tab) and returned it instead of booking
+    again; nothing was booked by that call."""
     raw: AppointmentBooking | CustomerAppointmentBooking | None = attrs.field(
         default=None, eq=False, repr=False
     )

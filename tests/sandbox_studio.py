@@ -143,10 +143,15 @@ def audit(
     active = sorted((b for b in records if b.customer_id == customer and b.active), key=lambda b: b.id)
     instants = [(utc(b.start), utc(b.end)) for b in active]
     assert len(set(instants)) == len(instants), f"double booking: {active}"
-    made = {
+    credited = [
         o.booking_id
         for o in outcomes
         if o.kind in (OutcomeKind.BOOKED, OutcomeKind.RESCHEDULED) and o.booking_id is not None
+    ]
+    assert len(set(credited)) == len(credited), f"two flows reported one booking as theirs: {outcomes}"
+    # A booking the customer already held, returned to a resubmit: known to the hook all the same.
+    made = set(credited) | {
+        o.booking_id for o in outcomes if o.kind is OutcomeKind.ALREADY_BOOKED and o.booking_id is not None
     }
     canceled = {i for o in outcomes for i in o.canceled_booking_ids}
     canceled |= {

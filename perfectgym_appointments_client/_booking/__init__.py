@@ -19,9 +19,14 @@ when they are, is in this package, each in the module named after it:
    caller is cancelled (a web app's timeout, a client that went away), bounded by the client's
    timeout; then the cancellation goes on, and the outcome is reported: a WARNING log record and
    ``on_booking_outcome`` (``_shield.py``, ``_outcome.py``).
-5. ``reschedule`` books the new slot before it cancels the old booking: it never ends with neither
+5. A repeated booking (a resubmit, a second tab) books nothing: when the customer already holds an
+   active booking of the same appointment at the same instant (CUSTOMER_IN_OTHER_BOOKING, and the
+   list shows it), ``book`` returns that booking with ``already_existed=True`` (outcome
+   ``ALREADY_BOOKED``). A booking one call of the client made or returned is never credited by
+   another call's check as its own (``BookingCheck.claim``).
+6. ``reschedule`` books the new slot before it cancels the old booking: it never ends with neither
    (``_reschedule.py``). A cancel is repeated only when it surely did nothing (``_cancel.py``).
-6. ``book_first_available`` decides candidates strictly in time order and books exactly one
+7. ``book_first_available`` decides candidates strictly in time order and books exactly one
    (``_first_available.py``).
 
 The flows read and validate through ``Operations`` (``_operations.py``) and send their own

@@ -28,10 +28,11 @@ async def book(
 ) -> tuple[Booking, BookingOutcome]:
     """``book_once``, and the outcome it is reported as."""
     booking, duplicates = await book_once(check, body, validated)
-    return booking, outcome("book", OutcomeKind.BOOKED, body, booking.booking_id, duplicates)
+    kind = OutcomeKind.ALREADY_BOOKED if booking.already_existed else OutcomeKind.BOOKED
+    return booking, outcome("book", kind, body, booking.booking_id, duplicates)
 
 
-__all__ = ["book", "book_once"]
+__all__ = ["book", "book_once", "held_or_none"]
 
 
 async def book_once(
@@ -55,12 +56,18 @@ async def book_once(
         # A refusal is an answer: nothing was booked by this request. But after a repeat,
         # "customer in other booking" may be our first request, committed late.
         if refused is not None and not (repeated and refused is ValidationStatus.CUSTOMER_IN_OTHER_BOOKING):
+            if refused is ValidationStatus.CUSTOMER_IN_OTHER_BOOKING:
+                held = await held_or_none(check, body)
+                if held is not None:  # a resubmit: the member holds exactly this booking already
+                    return Resolved(held)
             raise refused_error(refused) from exc
         if never_arrived(exc):  # sending again cannot make a second booking
             return api.retry_policy.is_retryable(exc)
         if not ambiguous(exc) and refused is None:
             return False  # 400/401/403/404: an answer, and nothing was made
         evidence = await check(body, validated, exc)
+        if evidence.held is not None:
+            return Resolved(evidence.held)
         if evidence.made:
             if evidence.booking is not None:
                 logger.warning(
@@ -86,9 +93,19 @@ async def book_once(
     booking = (
         result if isinstance(result, Booking) else Booking.from_api(result, customer_id=body.customer_id)
     )
-    if not repeated or not check.in_list_window(body):
+    check.claim(booking)
+    if booking.already_existed or not repeated or not check.in_list_window(body):
         return booking, ()
     return await _drop_duplicate(check, body, booking)
+
+
+async def held_or_none(check: BookingCheck, body: AppointmentBookingRequest) -> Booking | None:
+    """``check.held``, or None when it cannot be read: the refusal then stands as the answer."""
+    try:
+        return await check.held(body)
+    except PerfectGymError as exc:
+        logger.warning("could not look for the booking customer %s already holds: %s", body.customer_id, exc)
+        return None
 
 
 async def _drop_duplicate(
@@ -97,7 +114,12 @@ async def _drop_duplicate(
     """After a repeated request: if both requests made a booking, cancel the newer one."""
     try:
         await anyio.sleep(check.settle)
-        same = sorted(await check.listed_at_instant(body), key=booking_id)
+        listed = await check.listed_at_instant(body)
+        # Another call's booking is not a duplicate of this one's, whatever its id.
+        same = sorted(
+            (b for b in listed if b.booking_id == booking.booking_id or not check.is_claimed(b)),
+            key=booking_id,
+        )
     except PerfectGymError as exc:
         logger.warning("could not look for a duplicate of booking %s: %s", booking.booking_id, exc)
         return booking, ()

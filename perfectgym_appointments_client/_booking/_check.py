@@ -4,10 +4,12 @@ counts (rule 2 in ``__init__.py``). Its reads are tried harder than a plain read
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import anyio
+import attrs
 
 from .._exceptions import (
     APIConnectionError,
@@ -30,6 +32,11 @@ T = TypeVar("T")
 # Rounds of the check's reads, each with the client's retries: at a 15% fault rate and two
 # retries, one round fails about once in 300 checks; three rounds, once in 30 million.
 CHECK_ROUNDS = 3
+# Bookings this client's calls made or returned, remembered so that one call's check never credits
+# itself with another's. A claim matters while another flow for the same slot may still be
+# checking (the flow's run bound, minutes); at the API's 1,000 bookings a minute this many cover
+# ten minutes. The oldest are forgotten first.
+MAX_CLAIMS = 10_000
 
 
 class BookingCheck:
@@ -37,6 +44,7 @@ class BookingCheck:
         self.ops = ops
         self.settle = settle
         self._titles: dict[int, str | None] = {}
+        self._claims: OrderedDict[int, None] = OrderedDict()
         # Where "now" is for the bookings list's window; a test against a sandbox with a pinned
         # clock sets the same one here.
         self.now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
@@ -48,6 +56,28 @@ class BookingCheck:
     def in_list_window(self, body: AppointmentBookingRequest) -> bool:
         return in_list_window(body, self.now())
 
+    def claim(self, booking: Booking) -> None:
+        """A call of this client made or returned ``booking``: no other call's check credits itself with it."""
+        self._claims[booking.booking_id] = None
+        self._claims.move_to_end(booking.booking_id)
+        while len(self._claims) > MAX_CLAIMS:
+            self._claims.popitem(last=False)
+
+    def is_claimed(self, booking: Booking) -> bool:
+        return booking.booking_id in self._claims
+
+    async def held(self, body: AppointmentBookingRequest) -> Booking | None:
+        """The customer's active booking of this appointment at exactly this slot, if the bookings
+        list can show it: returned (``already_existed``) instead of a refusal to book it again."""
+        if not self.in_list_window(body):
+            return None
+        same = await self._same_appointment(await self.listed_at_instant(body), body)
+        if not same:
+            return None
+        found = attrs.evolve(min(same, key=booking_id), already_existed=True)
+        self.claim(found)
+        return found
+
     async def __call__(self, body: AppointmentBookingRequest, validated: bool, cause: APIError) -> Evidence:
         """Was a booking made for ``body``? ``validated``: the slot validated AVAILABLE just
         before the request (evidence a later CUSTOMER_IN_OTHER_BOOKING can use)."""
@@ -55,9 +85,17 @@ class BookingCheck:
         try:
             if self.in_list_window(body):
                 matches = await self.listed_at_instant(body)
-                if not matches:
-                    return Evidence(made=False, detail="the bookings list shows none at that time")
-                return Evidence(made=True, booking=await self._pick(matches, body))
+                unclaimed = [b for b in matches if b.booking_id not in self._claims]
+                if unclaimed:
+                    return Evidence(made=True, booking=await self._pick(unclaimed, body))
+                same = await self._same_appointment(matches, body)
+                if same:
+                    return Evidence(
+                        made=False,
+                        held=attrs.evolve(min(same, key=booking_id), already_existed=True),
+                        detail="the booking at that time is one another call of this client made or returned",
+                    )
+                return Evidence(made=False, detail="the bookings list shows none at that time")
             status = await self.look(lambda: self.ops.validate(body))
         except PerfectGymError as exc:
             raise unknown(body, cause, f"checking whether it was made failed too ({exc})") from exc
@@ -100,6 +138,16 @@ class BookingCheck:
             titled = [b for b in matches if title is not None and b.title == title]
             matches = titled or matches
         return max(matches, key=booking_id)
+
+    async def _same_appointment(
+        self, matches: list[Booking], body: AppointmentBookingRequest
+    ) -> list[Booking]:
+        """Those of ``matches`` that are bookings of the body's appointment (by its title, which a
+        booking shows); none when the title cannot be told."""
+        if not matches:
+            return []
+        title = await self.look(lambda: self._title(body.bookable_appointment_id))
+        return [b for b in matches if title is not None and b.title == title]
 
     async def _title(self, bookable_appointment_id: int) -> str | None:
         if bookable_appointment_id not in self._titles:

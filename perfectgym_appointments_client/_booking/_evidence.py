@@ -33,6 +33,9 @@ class Evidence:
     made: bool | None  # None: unknown
     booking: Booking | None = None
     detail: str = ""
+    # Not made by this request, as far as it can be told: the customer holds this booking of the
+    # same appointment at that instant, and another call of this client made or returned it.
+    held: Booking | None = None
 
 
 def never_arrived(exc: APIError) -> bool:

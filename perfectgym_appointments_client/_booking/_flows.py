@@ -10,7 +10,7 @@ from .._exceptions import SlotNotBookableError
 from .._generated.models import AppointmentBookingRequest
 from .._models import Booking, SlotLike, ValidationStatus
 from .._operations import Operations
-from ._book import book
+from ._book import book, held_or_none
 from ._cancel import cancel
 from ._check import BookingCheck
 from ._first_available import book_first_available
@@ -57,6 +57,10 @@ class BookingFlows:
         evidence the booking check can use."""
         if validate:
             status = await self._ops.validate(body)
+            if status is ValidationStatus.CUSTOMER_IN_OTHER_BOOKING:
+                held = await held_or_none(self._check, body)
+                if held is not None:  # a resubmit: nothing is sent, nothing to report
+                    return held
             if status is not ValidationStatus.AVAILABLE:
                 raise SlotNotBookableError(
                     status, customer_id=body.customer_id, bookable_appointment_id=body.bookable_appointment_id

@@ -32,6 +32,10 @@ class OutcomeKind(enum.StrEnum):
     """A booking was made (proven) but its id could not be read: outside the list's window."""
     NOT_BOOKED = "not_booked"
     """Nothing was booked (proven)."""
+    ALREADY_BOOKED = "already_booked"
+    """Nothing was booked by this call: the customer already held a booking of this appointment at
+    this instant (``booking_id``), made earlier, elsewhere, or by another call of this client,
+    which reports it itself."""
     UNKNOWN = "unknown"
     """It could not be told whether a booking was made."""
     CANCELED = "canceled"

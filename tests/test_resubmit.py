@@ -1,0 +1,126 @@
+"""A member who presses "Book" again (a resubmit after a lost answer, a second tab) gets the booking
+they hold, marked ``already_existed``, and is never booked twice; and no call's booking check
+credits itself with a booking another call of the same client made or returned.
+
+Against the sandbox over real sockets, both HTTP backends, asyncio and trio.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from sandbox_studio import BOOK, BOOKINGS, INSIDE, OUTSIDE, Studio, studio, utc
+
+from perfectgym_appointments_client import (
+    Booking,
+    OutcomeKind,
+    SlotNotBookableError,
+    ValidationStatus,
+)
+from perfectgym_appointments_client.sandbox import Faults
+
+pytestmark = pytest.mark.anyio
+
+
+def active_of(st: Studio) -> list[int]:
+    return sorted(b.id for b in st.sb.store.snapshot() if b.customer_id == st.customer and b.active)
+
+
+@pytest.mark.parametrize("validate", [True, False], ids=["validated", "unvalidated"])
+async def test_booking_the_same_slot_again_returns_the_held_booking_marked_already_existed(
+    http_backend: str, validate: bool
+) -> None:
+    async with studio(http_backend) as st:
+        appointment = st.plain()
+        slot = (await st.slots(appointment, INSIDE))[0]
+        first = await st.client.book(st.customer, appointment.id, slot)
+        again = await st.client.book(st.customer, appointment.id, slot, validate=validate)
+
+        assert not first.already_existed
+        assert again.already_existed
+        assert again.booking_id == first.booking_id
+        assert utc(again.start_date_time) == utc(slot.start_date_time)
+        assert active_of(st) == [first.booking_id], "one booking at the server"
+        # Validated, the repeat sends no booking request; unvalidated, its request is refused.
+        assert st.posts == (1 if validate else 2)
+        kinds = [(o.kind, o.booking_id) for o in st.outcomes]
+        expected = [(OutcomeKind.BOOKED, first.booking_id)]
+        if not validate:
+            expected.append((OutcomeKind.ALREADY_BOOKED, first.booking_id))
+        assert kinds == expected
+        st.audit(first)
+
+
+async def test_another_appointment_at_the_same_time_is_still_refused(http_backend: str) -> None:
+    async with studio(http_backend) as st:
+        plain = [a for a in st.sb.store.listed() if not a.premium_only and not a.all_hours]
+        appointment = st.plain()
+        slot = (await st.slots(appointment, INSIDE))[0]
+        await st.client.book(st.customer, appointment.id, slot)
+        other = next(
+            a
+            for a in plain
+            if a.id != appointment.id and a.duration == appointment.duration and a.title != appointment.title
+        )
+        with pytest.raises(SlotNotBookableError) as caught:
+            await st.client.book(st.customer, other.id, slot)
+        assert caught.value.status is ValidationStatus.CUSTOMER_IN_OTHER_BOOKING
+        assert len(active_of(st)) == 1
+
+
+async def test_beyond_the_bookings_list_a_repeat_is_refused_as_before(http_backend: str) -> None:
+    async with studio(http_backend) as st:
+        appointment = st.plain()
+        slot = (await st.slots(appointment, OUTSIDE))[0]
+        await st.client.book(st.customer, appointment.id, slot)
+        with pytest.raises(SlotNotBookableError) as caught:
+            await st.client.book(st.customer, appointment.id, slot)
+        assert caught.value.status is ValidationStatus.CUSTOMER_IN_OTHER_BOOKING
+        assert len(active_of(st)) == 1
+
+
+async def test_a_lost_answers_check_does_not_credit_itself_with_the_resubmits_booking(
+    http_backend: str,
+) -> None:
+    """The first call's booking commits and its answer is lost; while its check is held at the
+    server, the member resubmits and gets the booking back. The first call's check then finds
+    that booking, handed out already, and does not report it as its own."""
+    async with studio(http_backend) as st:
+        appointment = st.plain()
+        slot = (await st.slots(appointment, INSIDE))[0]
+        st.sb.faults = Faults(rate_commit_then_drop=1.0, max_faults=1)
+        check = st.server.hold("received", "GET", BOOKINGS)  # the first call's check
+        results: dict[str, Booking] = {}
+
+        async def first() -> None:
+            results["first"] = await st.client.book(st.customer, appointment.id, slot)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first)
+            await check.arrived()
+            results["resubmit"] = await st.client.book(st.customer, appointment.id, slot)
+            check.release()
+
+        [held] = active_of(st)
+        assert results["resubmit"].booking_id == held
+        assert results["resubmit"].already_existed
+        assert results["first"].booking_id == held
+        assert results["first"].already_existed
+        assert st.posts == 1, "the resubmit sent no booking request"
+        booked = [o for o in st.outcomes if o.kind is OutcomeKind.BOOKED]
+        assert booked == [], "nobody credits itself with a booking another call returned"
+        assert [(o.kind, o.booking_id) for o in st.outcomes] == [(OutcomeKind.ALREADY_BOOKED, held)]
+
+
+async def test_a_resubmit_after_the_check_credited_the_booking_returns_it(http_backend: str) -> None:
+    async with studio(http_backend) as st:
+        appointment = st.plain()
+        slot = (await st.slots(appointment, INSIDE))[0]
+        st.sb.faults = Faults(rate_commit_then_drop=1.0, max_faults=1)
+        first = await st.client.book(st.customer, appointment.id, slot)
+        again = await st.client.book(st.customer, appointment.id, slot)
+        assert not first.already_existed
+        assert again.already_existed
+        assert first.booking_id == again.booking_id == active_of(st)[0]
+        assert [(o.kind, o.booking_id) for o in st.outcomes] == [(OutcomeKind.BOOKED, first.booking_id)]
+        assert st.server.count("received", "POST", BOOK) == 1
