@@ -12,6 +12,8 @@ __all__ = [
     "DEFAULT_RATE_LIMIT_SECONDS",
     "DEFAULT_SEARCH_CONCURRENCY",
     "DEFAULT_SLICE_SIZE",
+    "DEFAULT_STORAGE_RETRY_AFTER",
+    "DEFAULT_STORAGE_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "ENV_ACCEPT_LANGUAGE",
     "ENV_API_KEY",
@@ -38,6 +40,10 @@ MAX_DAYS_PER_REQUEST = 6
 # A tenant allows 1,000 requests a minute per endpoint, then refuses that endpoint for a minute.
 DEFAULT_RATE_LIMIT_REQUESTS = 1000
 DEFAULT_RATE_LIMIT_SECONDS = 60
+# Each call to a shared rate-limit storage (Redis), connect and read; past it the budget is kept
+# in-process, and the storage asked again after DEFAULT_STORAGE_RETRY_AFTER seconds.
+DEFAULT_STORAGE_TIMEOUT = 0.25
+DEFAULT_STORAGE_RETRY_AFTER = 5.0
 
 # -- HTTP -----------------------------------------------------------------------------------------
 HTTP_BACKENDS = ("httpx", "aiohttp")

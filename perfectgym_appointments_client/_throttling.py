@@ -13,6 +13,15 @@ same key and tenant share it, as they share the server's counter). With
 ``storage="redis://..."`` it lives in Redis, keyed by a hash of key and base URL (never the key),
 and every process using that Redis shares it. Redis is asked from a worker thread
 (``anyio.to_thread``), so neither asyncio nor trio blocks on it.
+
+Redis is a dependency that can fail, and the limiter must not take the client down with it: each
+Redis call has a short timeout (``RateLimit.storage_timeout``, 0.25 s, connect and read; no
+redis-py retries on top), and when one fails the throttle keeps the budget in-process (the same
+moving window, the process's own count) for ``storage_retry_after`` seconds, then asks Redis
+again. The switch is logged once at WARNING with the storage's error (never its password), the
+return at INFO. While it lasts, processes no longer share their counts: each keeps within the
+whole budget by itself, so N processes may send up to N times it; a lockout a 429 set is kept
+in-process too, and honoured after Redis is back.
 """
 
 from __future__ import annotations
@@ -29,7 +38,12 @@ from typing import Any
 import anyio
 import attrs
 
-from ._constants import DEFAULT_RATE_LIMIT_REQUESTS, DEFAULT_RATE_LIMIT_SECONDS
+from ._constants import (
+    DEFAULT_RATE_LIMIT_REQUESTS,
+    DEFAULT_RATE_LIMIT_SECONDS,
+    DEFAULT_STORAGE_RETRY_AFTER,
+    DEFAULT_STORAGE_TIMEOUT,
+)
 
 __all__ = ["RateLimit", "Throttle"]
 
@@ -54,6 +68,11 @@ def _overrides(instance: Any, attribute: attrs.Attribute[Any], value: Mapping[st
             raise ValueError(f"per_endpoint[{operation!r}] must be (requests, seconds), got {limit!r}")
 
 
+def _seconds(instance: Any, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 60:
+        raise ValueError(f"{attribute.name} must be seconds, more than 0 and at most 60, got {value!r}")
+
+
 def _storage(instance: Any, attribute: attrs.Attribute[str | None], value: str | None) -> None:
     if value is not None and not value.startswith(("redis://", "rediss://", "redis+unix://")):
         raise ValueError(f"storage must be None (in-process) or a redis:// URL, got {value!r}")
@@ -67,12 +86,18 @@ class RateLimit:
     operations (by operationId, e.g. ``{"bookAppointmentBooking": (100, 60)}``) where a tenant's
     differ. ``storage="redis://host:6379/0"`` shares the budget with every process that uses the
     same Redis, API key and base URL (``pip install 'perfectgym-appointments-client[redis]'``).
+
+    ``storage_timeout`` bounds each Redis call (connect and read); when Redis fails or does not
+    answer in time, the client keeps the budget in-process and asks Redis again after
+    ``storage_retry_after`` seconds.
     """
 
     requests: int = attrs.field(default=DEFAULT_RATE_LIMIT_REQUESTS, validator=_positive_int)
     seconds: int = attrs.field(default=DEFAULT_RATE_LIMIT_SECONDS, validator=_positive_int)
     storage: str | None = attrs.field(default=None, validator=_storage, repr=False)
     per_endpoint: Mapping[str, tuple[int, int]] = attrs.field(factory=dict, validator=_overrides)
+    storage_timeout: float = attrs.field(default=DEFAULT_STORAGE_TIMEOUT, validator=_seconds)
+    storage_retry_after: float = attrs.field(default=DEFAULT_STORAGE_RETRY_AFTER, validator=_seconds)
 
     def for_endpoint(self, operation: str) -> tuple[int, int]:
         """``(requests, seconds)`` for an operationId: its override, or the general limit."""
@@ -123,12 +148,24 @@ class Throttle:
         self._logger = logger
         self._clock = clock
         self._shared = limit.storage is not None
-        storage = _redis_storage(limit.storage) if limit.storage is not None else _memory_storage()
-        self._storage = storage
-        self._limiter = MovingWindowRateLimiter(storage)
+        # Always there: the budget of a throttle without Redis, and of one whose Redis failed.
+        self._storage = _memory_storage()
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._redis: Any = None
+        self._redis_limiter: Any = None
+        if limit.storage is not None:
+            self._redis = _redis_storage(limit.storage, limit.storage_timeout)
+            self._redis_limiter = MovingWindowRateLimiter(self._redis)
+        # While Redis is failing: when to ask it again (the throttle's clock), else None.
+        self._redis_down_until: float | None = None
         self._items = functools.cache(
             lambda operation: RateLimitItemPerSecond(*_with_margin(limit.for_endpoint(operation)))
         )
+
+    @property
+    def shared(self) -> bool:
+        """Whether the budget is kept on Redis right now (False while Redis is failing)."""
+        return self._shared and self._redis_down_until is None
 
     async def wait_turn(
         self, operation: str, *, patience: float | None, method: str = "", path: str = ""
@@ -137,7 +174,7 @@ class Throttle:
         does, at most ``patience`` seconds, then :class:`RateLimitError`."""
         waited_since: float | None = None
         while True:
-            reopens = await self._run(self._take_turn, operation)
+            reopens = await self._ask(self._take_turn, operation)
             if reopens is None:
                 return
             now = self._clock.now()
@@ -147,7 +184,7 @@ class Throttle:
                 requests, seconds = self.limit.for_endpoint(operation)
                 self._logger.info(
                     "%s: waiting %.1f s for the rate limit (%d requests per %d s%s)",
-                    operation, delay, requests, seconds, ", shared" if self._shared else "",
+                    operation, delay, requests, seconds, ", shared" if self.shared else "",
                 )  # fmt: skip
             if patience is not None and now + delay - waited_since > patience:
                 raise _rate_limit_error(operation, method, path, reopens, now)
@@ -157,24 +194,27 @@ class Throttle:
         """The server answered 429 without Retry-After: it refuses this endpoint for the span."""
         _, seconds = self.limit.for_endpoint(operation)
         until = self._clock.now() + seconds
-        await self._run(self._set_lockout, operation, until, seconds)
+        # In-process always (it outlives a Redis outage), and on Redis for the other processes.
+        _lockouts[self._lockout_key(operation)] = until
+        await self._ask(self._set_lockout, operation, until, seconds)
         self._logger.warning(
             "%s: the API refused it for the rate limit; waiting %d s before the next", operation, seconds
         )
 
     # -- storage ------------------------------------------------------------------------------------
-    def _take_turn(self, operation: str) -> float | None:
+    def _take_turn(self, operation: str, redis: bool) -> float | None:
         """One look at the storage (one thread hop for Redis): None if the request may go now,
         else when to look again (the lockout's end, or when the window frees a place)."""
-        reopens = self._lockout_end(operation)
+        reopens = self._lockout_end(operation, redis)
         if reopens is not None:
             return reopens
         item = self._items(operation)
+        limiter = self._redis_limiter if redis else self._limiter
         token = _window_clock.set(self._clock.now)
         try:
-            if self._limiter.hit(item, self.namespace, operation):
+            if limiter.hit(item, self.namespace, operation):
                 return None
-            reset: float = self._limiter.get_window_stats(item, self.namespace, operation).reset_time
+            reset: float = limiter.get_window_stats(item, self.namespace, operation).reset_time
             return reset
         finally:
             _window_clock.reset(token)
@@ -182,29 +222,57 @@ class Throttle:
     def _lockout_key(self, operation: str) -> str:
         return f"perfectgym-appointments/lockout/{self.namespace}/{operation}"
 
-    def _lockout_end(self, operation: str) -> float | None:
-        until = (
-            _lockouts.get(self._lockout_key(operation)) if not self._shared else self._redis_get(operation)
-        )
+    def _lockout_end(self, operation: str, redis: bool) -> float | None:
+        until = _lockouts.get(self._lockout_key(operation))
+        if redis:
+            value = self._redis.get_connection().get(self._lockout_key(operation))
+            if value is not None:
+                until = max(until or 0.0, float(value))
         return until if until is not None and until > self._clock.now() else None
 
-    def _set_lockout(self, operation: str, until: float, seconds: int) -> None:
+    def _set_lockout(self, operation: str, until: float, seconds: int, redis: bool) -> None:
+        if redis:
+            self._redis.get_connection().set(self._lockout_key(operation), repr(until), ex=seconds + 1)
+
+    async def _ask(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args, redis)``: on Redis while it answers, else in-process.
+
+        Memory answers in microseconds: in the event loop. Redis is a network call: in a thread,
+        bounded by the storage timeout; its failure is never the caller's.
+        """
         if self._shared:
-            self._storage.get_connection().set(self._lockout_key(operation), repr(until), ex=seconds + 1)
-        else:
-            _lockouts[self._lockout_key(operation)] = until
+            down_until = self._redis_down_until
+            if down_until is None or self._clock.now() >= down_until:
+                import anyio.to_thread  # only for Redis: not loaded at import
 
-    def _redis_get(self, operation: str) -> float | None:
-        value = self._storage.get_connection().get(self._lockout_key(operation))
-        return float(value) if value is not None else None
+                try:
+                    value = await anyio.to_thread.run_sync(functools.partial(function, *args, redis=True))
+                except Exception as exc:  # noqa: BLE001 - any failure of the storage: fall back
+                    self._redis_failed(exc)
+                else:
+                    if down_until is not None:
+                        self._redis_down_until = None
+                        self._logger.info("the rate-limit storage answers again; the budget is shared again")
+                    return value
+        return function(*args, redis=False)
 
-    async def _run(self, function: Callable[..., Any], *args: Any) -> Any:
-        # Memory answers in microseconds: in the event loop. Redis is a network call: in a thread.
-        if self._shared:
-            import anyio.to_thread  # only for Redis: not loaded at import
+    def _redis_failed(self, exc: Exception) -> None:
+        first = self._redis_down_until is None
+        self._redis_down_until = self._clock.now() + self.limit.storage_retry_after
+        if first:
+            self._logger.warning(
+                "the rate-limit storage failed (%s); keeping the budget in this process and asking "
+                "it again every %.0f s",
+                _without_password(f"{type(exc).__name__}: {exc}", self.limit.storage),
+                self.limit.storage_retry_after,
+            )
 
-            return await anyio.to_thread.run_sync(function, *args)
-        return function(*args)
+
+def _without_password(text: str, url: str | None) -> str:
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password if url else None
+    return text.replace(password, "***") if password else text
 
 
 def _with_margin(limit: tuple[int, int]) -> tuple[int, int]:
@@ -271,11 +339,16 @@ def _memory_storage() -> Any:
 
 
 @functools.cache
-def _redis_storage(url: str) -> Any:
+def _redis_storage(url: str, timeout: float) -> Any:
     try:
         from limits.storage import RedisStorage
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        return RedisStorage(url)
+        # No retries inside redis-py (its default is three, with backoff): one bounded try, and
+        # the throttle falls back.
+        options: dict[str, Any] = {"retry": Retry(NoBackoff(), 0)}
+        return RedisStorage(url, socket_timeout=timeout, socket_connect_timeout=timeout, **options)
     except ImportError as exc:  # pragma: no cover - only without the [redis] extra
         from ._exceptions import ConfigurationError
 
