@@ -191,10 +191,22 @@ class AppointmentsClient:
                 # Python re-raises it as is once we return.
                 await task_group.__aexit__(None, None, None)
         finally:
-            await self._api.aclose()
+            await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connections (only those of an HTTP client we created)."""
+        """Close the connections (only those of an HTTP client we created).
+
+        Booking flows still running (their caller was cancelled: a browser that went away, a
+        server shutting down) are waited for first, each at most as long as a flow may run (four
+        times the client's timeout plus 30 s: 150 s by default), so their outcomes reach
+        ``on_booking_outcome`` before the connections close. A flow still running then is
+        reported ``unknown`` by its own bound.
+        """
+        flows = vars(self).get("_flows")
+        if flows is not None:
+            running = await flows.drain()
+            if running:
+                logger.warning("closing the client while %d booking flow(s) still run", running)
         await self._api.aclose()
 
     async def check_api_key(self) -> bool:

@@ -35,6 +35,10 @@ class BookingFlows:
         self._check = BookingCheck(ops, settle=settle)
         self._shield = Shield(bound=run_bound, hook=on_outcome)
 
+    async def drain(self) -> int:
+        """Wait for the flows still running (at most one flow's bound); how many still run."""
+        return await self._shield.in_flight.drain(self._shield.bound)
+
     @property
     def settle(self) -> float:
         return self._check.settle

@@ -1,6 +1,7 @@
 """Rule 4: once a booking or cancel request may be at the server, the flow runs to its end
 whatever its caller does, bounded in time; then its outcome is reported and the caller's
-cancellation goes on."""
+cancellation goes on. Closing the client waits for the flows still running (``InFlight``), so a
+shutdown does not cut them off."""
 
 from __future__ import annotations
 
@@ -16,9 +17,45 @@ from .._exceptions import APITimeoutError, BookingOutcomeUnknownError
 from .._generated.models import AppointmentBookingRequest
 from ._outcome import BookingOutcome, OutcomeHook, describe, report
 
-__all__ = ["Shield", "run_to_the_end"]
+__all__ = ["InFlight", "Shield", "run_to_the_end"]
 
 T = TypeVar("T")
+
+
+class InFlight:
+    """The flows of one client still running: ``drain`` waits for them before the client closes."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle: anyio.Event | None = None
+
+    def started(self) -> None:
+        self.count += 1
+
+    def ended(self) -> None:
+        self.count -= 1
+        if self.count == 0 and self._idle is not None:
+            self._idle.set()
+            self._idle = None
+
+    async def drain(self, bound: float) -> int:
+        """Wait until no flow runs, at most ``bound`` seconds, whatever the caller does meanwhile;
+        returns how many still run."""
+        if self.count == 0:
+            return 0
+        idle = self._idle = self._idle or anyio.Event()
+
+        async def wait() -> None:
+            with anyio.move_on_after(bound):
+                await idle.wait()
+
+        natively_cancelled = await _uncancellable(wait)
+        running = self.count
+        if natively_cancelled:
+            import asyncio
+
+            raise asyncio.CancelledError
+        return running
 
 
 @attrs.frozen
@@ -27,6 +64,7 @@ class Shield:
 
     bound: float
     hook: OutcomeHook | None
+    in_flight: InFlight = attrs.field(factory=InFlight)
 
     async def run(
         self,
@@ -38,9 +76,19 @@ class Shield:
     ) -> T:
         """``flow(*args)`` run to its end; its outcome reported; its value returned (or its error
         raised), unless the caller was cancelled meanwhile."""
-        return await run_to_the_end(
-            operation, subject, flow, args, bound=self.bound, hook=self.hook, old_booking_id=old_booking_id
-        )
+        self.in_flight.started()
+        try:
+            return await run_to_the_end(
+                operation,
+                subject,
+                flow,
+                args,
+                bound=self.bound,
+                hook=self.hook,
+                old_booking_id=old_booking_id,
+            )
+        finally:
+            self.in_flight.ended()
 
 
 async def run_to_the_end(
@@ -56,9 +104,7 @@ async def run_to_the_end(
     """Run ``flow(*args)``, whose request may reach the server, to its end (at most ``bound`` seconds),
     whatever the caller does, and report how it ended.
 
-    Under trio and anyio cancel scopes a shielded scope is enough. Under asyncio a native
-    cancellation (``asyncio.timeout``, ``Task.cancel``) gets through shields, so the flow runs
-    in a task of its own that the caller waits for until it ends.
+    The flow runs in ``_uncancellable``.
     """
     result: list[Any] = []
 
@@ -75,19 +121,14 @@ async def run_to_the_end(
             )
             result.append(BookingOutcomeUnknownError(str(cause), customer_id=customer, cause=cause))
 
-    natively_cancelled = False
-    with anyio.CancelScope(shield=True):
-        if sniffio.current_async_library() == "asyncio":
-            import asyncio
-
-            task = asyncio.ensure_future(bounded())
-            while not task.done():
-                try:
-                    await asyncio.shield(task)
-                except asyncio.CancelledError:
-                    natively_cancelled = True
-        else:
-            await bounded()
+    natively_cancelled = await _uncancellable(bounded)
+    if not result:  # its task was cancelled itself: the event loop is shutting down
+        customer = subject.customer_id if isinstance(subject, AppointmentBookingRequest) else None
+        cause = APITimeoutError(
+            f"{operation} was stopped before it ended (its event loop shut down)",
+            operation=operation, method="", path="",
+        )  # fmt: skip
+        result.append(BookingOutcomeUnknownError(str(cause), customer_id=customer, cause=cause))
     outcome_or_error = result[0]
     caller_cancelled = natively_cancelled
     if not caller_cancelled:
@@ -108,3 +149,28 @@ async def run_to_the_end(
         raise outcome_or_error
     value: T = outcome_or_error[0]
     return value
+
+
+async def _uncancellable(job: Callable[[], Awaitable[None]]) -> bool:
+    """Run ``job`` to its end whatever the caller does; True if the caller was natively cancelled.
+
+    Under trio and anyio cancel scopes a shielded scope is enough. Under asyncio a native
+    cancellation (``asyncio.timeout``, ``Task.cancel``, uvicorn's shutdown) gets through shields,
+    so the job runs in a task of its own that the caller waits for until it ends.
+    """
+    natively_cancelled = False
+    with anyio.CancelScope(shield=True):
+        if sniffio.current_async_library() == "asyncio":
+            import asyncio
+
+            task = asyncio.ensure_future(job())
+            while not task.done():
+                try:
+                    await asyncio.shield(task)
+                except asyncio.CancelledError:
+                    natively_cancelled = True
+            if not task.cancelled():
+                task.result()  # its own error, if it had one (the jobs here catch theirs)
+        else:
+            await job()
+    return natively_cancelled
