@@ -129,20 +129,24 @@ async def test_error_messages_in_german(sandbox: Sandbox) -> None:
         errors = []
         for client in (german, english):
             with pytest.raises(BadRequestError) as info:
-                await client.cancel_booking(_canceled_booking(sandbox))
+                await client.cancel_booking(_started_booking(sandbox))
             errors.append(info.value)
     assert errors[0].error_code == errors[1].error_code
     assert errors[0].error_message != errors[1].error_message
-    assert any(word in errors[0].error_message.lower() for word in ("buchung", "storniert"))
+    assert errors[0].error_code == "errormessage.appointment.booking.already.started"
+    assert any(word in errors[0].error_message.lower() for word in ("buchung", "begonnen"))
 
 
-def _canceled_booking(sandbox: Sandbox) -> int:
+def _started_booking(sandbox: Sandbox) -> int:
+    """A booking that began an hour ago: cancelling it is refused (400 already.started)."""
     store = sandbox.store
     customer = store.add_customer()
     appointment = store.listed()[0]
-    start, end, _ = store.slots(appointment.id, store.now().date() + dt.timedelta(days=1), 3, customer.id)[0]
-    record = store.book(customer.id, appointment.id, start, end)
-    store.cancel(record.id)
+    start = (store.now() - dt.timedelta(hours=1)).replace(second=0, microsecond=0)
+    with store.lock:
+        record = store.ledger.record(
+            customer, appointment, start, appointment.instructor_ids[0], store.now(), paid=True
+        )
     return record.id
 
 
