@@ -179,7 +179,7 @@ def report(results: dict[str, Any], command: str) -> str:
         *backends_report(results["backends"]),
         "## 6. Import time",
         "",
-        f"`import perfectgym_appointments_client`: {imp['package_ms']:.0f} ms; `import httpx`: {imp['httpx_ms']:.0f} ms "
+        f"`from perfectgym_appointments_client import AppointmentsClient`: {imp['package_ms']:.0f} ms; `import httpx`: {imp['httpx_ms']:.0f} ms "
         f"(each minus a bare interpreter start, median of {imp['repeats']:.0f} fresh interpreters); ratio "
         f"**{imp['ratio']:.2f}**, goal <= 1.25: {verdict(imp['ratio'], 1.25)}.",
         "",

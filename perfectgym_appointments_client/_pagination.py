@@ -8,17 +8,21 @@ one page ahead) in the client's task group, so the caller's time hides the netwo
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
 from ._exceptions import APIConnectionError, PaginationError
-from ._models import Page
+
+if TYPE_CHECKING:
+    # Only in annotations: the models (and attrs' class building) load with the first page, not
+    # with ``import`` (benchmarks/RESULTS.md, import time).
+    from ._models import Page
 
 __all__ = ["AsyncPaginator"]
 
 T = TypeVar("T")
-FetchPage = Callable[[str, int], Awaitable[Page[T]]]
+FetchPage = Callable[[str, int], Awaitable["Page[T]"]]
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
 
 
@@ -88,7 +92,7 @@ class AsyncPaginator(Generic[T]):
         return items if self._limit is None else items[: self._limit]
 
 
-class _PageIterator(AsyncIterator[Page[T]]):
+class _PageIterator(AsyncIterator["Page[T]"]):
     def __init__(self, fetch: FetchPage[T], operation: str, limit: int | None, spawn: Spawn | None) -> None:
         self._fetch = fetch
         self._operation = operation
