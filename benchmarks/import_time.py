@@ -14,7 +14,6 @@ from typing import Any
 
 from benchmarks._common import ROOT
 
-
 CLIENT_IMPORT = "from perfectgym_appointments_client import AppointmentsClient"
 
 
