@@ -187,7 +187,7 @@ def test_the_whole_suite_runs_under_coverage_and_reports_the_floor(tmp_path: Pat
     assert lines[:3] == ["ruff check .", "ruff format --check .", "mypy "]
     assert lines[3:7] == [
         "python -m coverage erase",  # no data of an earlier, interrupted run counts
-        "python -m coverage run -m pytest -n 4",  # on four xdist workers
+        "python -m coverage run -m pytest -n 4 --dist worksteal",  # on four xdist workers
         "python -m coverage combine --quiet",  # the subprocesses' .coverage.* files into .coverage
         "python -m coverage report",  # the table, the total, and the floor's exit status
     ]
@@ -209,7 +209,7 @@ def test_a_failing_suite_still_combines_and_keeps_its_exit_status(tmp_path: Path
     proc = run_script(root, env)
     assert proc.returncode == 3
     lines = log.read_text().splitlines()
-    after = lines[lines.index("python -m coverage run -m pytest -n 4") + 1 :]
+    after = lines[lines.index("python -m coverage run -m pytest -n 4 --dist worksteal") + 1 :]
     # Combined (no .coverage.* left in the tree) and reported, but the floor is not the verdict.
     assert after[:2] == ["python -m coverage combine --quiet", "python -m coverage report --fail-under=0"]
     assert "coverage floor" not in proc.stdout
