@@ -38,6 +38,7 @@ from ._version import API_VERSION, __version__
 
 if TYPE_CHECKING:
     from ._booking import BookingOutcome, OutcomeKind
+    from ._call_options import CallOptions
     from ._client import AppointmentsClient
     from ._display import Rows, SlotsChart, slots_chart, slots_per_day_and_instructor, to_rows
     from ._models import (
@@ -77,6 +78,7 @@ _LAZY = {
     "AsyncPaginator": "_pagination",
     "RetryPolicy": "_retry",
     "RateLimit": "_throttling",
+    "CallOptions": "_call_options",
     "ZonedDateTime": "_zoned",
     "format_zoned_datetime": "_zoned",
     "parse_zoned_datetime": "_zoned",
@@ -123,6 +125,7 @@ __all__ = [
     "BookingOutcome",
     "BookingOutcomeUnknownError",
     "BookingStatus",
+    "CallOptions",
     "ConfigurationError",
     "ConflictError",
     "Instructor",

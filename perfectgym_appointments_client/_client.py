@@ -9,16 +9,20 @@ down), which read through the same ``Operations``.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
 import anyio
+import attrs
 import httpx
 
 from ._arguments import booking_request, check_slot, require_id, require_int
+from ._call_options import CallOptions, bounded
 from ._constants import (
     DEFAULT_BOOKING_CHECK_SETTLE,
     DEFAULT_CONNECT_TIMEOUT,
@@ -50,6 +54,24 @@ if TYPE_CHECKING:
 __all__ = ["AppointmentsClient"]
 
 _NOT_GIVEN: Any = object()
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _per_call(
+    method: Callable[Concatenate[AppointmentsClient, P], Awaitable[R]],
+) -> Callable[Concatenate[AppointmentsClient, P], Coroutine[Any, Any, R]]:
+    """The public call runs under this client's per-call bounds (``max_rate_limit_wait``, ``deadline``)."""
+
+    @functools.wraps(method)
+    async def call(self: AppointmentsClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with bounded(self._options):
+            return await method(self, *args, **kwargs)
+
+    return call
+
+
 _LANGUAGES = frozenset(language.value for language in Language)
 
 
@@ -67,6 +89,12 @@ class AppointmentsClient:
     seventh of httpx's client CPU per request with 100 tasks, a quarter from one. ``http_client``
     is then an ``aiohttp.ClientSession``. Errors, retries, limits and the booking check are the
     same on both.
+
+    ``max_rate_limit_wait`` and ``deadline`` bound each call (see :class:`CallOptions`; a copy
+    with others: :meth:`with_options`): a web handler can fail fast with :class:`RateLimitError`
+    instead of waiting for the limit, and give up on a call past its deadline
+    (:class:`APITimeoutError`). A booking or cancel request, once it may be sent, runs to its
+    own end whatever they say.
     """
 
     def __init__(
@@ -84,6 +112,8 @@ class AppointmentsClient:
         booking_check_settle: float = DEFAULT_BOOKING_CHECK_SETTLE,
         rate_limit: RateLimit | None = _NOT_GIVEN,
         http_backend: str = DEFAULT_HTTP_BACKEND,
+        max_rate_limit_wait: float | None = None,
+        deadline: float | None = None,
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
         base_url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL)
@@ -135,6 +165,7 @@ class AppointmentsClient:
                 rate_limit, api_key=api_key, base_url=self._api.base_url, logger=logger
             )
         self._ops = Operations(self._api)
+        self._options = CallOptions(max_rate_limit_wait=max_rate_limit_wait, deadline=deadline)
         self._task_group: TaskGroup | None = None
         # The booking flows (_booking/) are imported and set up on the first booking call: a
         # client that only reads never pays for them.
@@ -161,6 +192,31 @@ class AppointmentsClient:
             f"AppointmentsClient(base_url={self._api.base_url!r}, api_key='***', "
             f"max_retries={self._api.retry_policy.max_retries}, http_backend={self._api.backend.name!r})"
         )
+
+    def with_options(
+        self, *, max_rate_limit_wait: float | None = _NOT_GIVEN, deadline: float | None = _NOT_GIVEN
+    ) -> Self:
+        """A copy whose calls take these bounds (those not given stay as this client's), e.g.
+        ``await client.with_options(max_rate_limit_wait=2, deadline=5).get_slots(...)``.
+
+        The copy shares this client's connections, rate limit, booking flows and hook; it is
+        cheap to make per request. Close this client, not its copies.
+        """
+        changes = {
+            name: value
+            for name, value in (("max_rate_limit_wait", max_rate_limit_wait), ("deadline", deadline))
+            if value is not _NOT_GIVEN
+        }
+        options = attrs.evolve(self._options, **changes)
+        _ = self._flows  # made now, so that the copy shares them: their claims and the flows in flight
+        twin = copy.copy(self)
+        twin._options = options
+        return twin
+
+    @property
+    def options(self) -> CallOptions:
+        """The per-call bounds this client's calls take."""
+        return self._options
 
     @property
     def base_url(self) -> str:
@@ -209,6 +265,7 @@ class AppointmentsClient:
                 logger.warning("closing the client while %d booking flow(s) still run", running)
         await self._api.aclose()
 
+    @_per_call
     async def check_api_key(self) -> bool:
         """Check the API key: ``HEAD`` answered 200 (True) or 401 (False).
 
@@ -224,12 +281,14 @@ class AppointmentsClient:
 
         ``async for appt in ...`` item by item, ``async for page in ....pages()`` page by page.
         """
-        return self._ops.bookable_appointments(slice_size, limit)
+        return self._ops.bookable_appointments(slice_size, limit, self._options)
 
+    @_per_call
     async def get_bookable_appointment(self, bookable_appointment_id: int) -> BookableAppointment:
         """Get one bookable appointment."""
         return await self._ops.get_bookable_appointment(bookable_appointment_id)
 
+    @_per_call
     async def get_slots(
         self,
         bookable_appointment_id: int,
@@ -247,6 +306,7 @@ class AppointmentsClient:
         """
         return await self._ops.get_slots(bookable_appointment_id, customer_id, days_ahead, start_date)
 
+    @_per_call
     async def search_slots(
         self,
         bookable_appointment_ids: Iterable[int],
@@ -262,6 +322,7 @@ class AppointmentsClient:
         )
 
     # -- validation and booking -----------------------------------------------------------------
+    @_per_call
     async def validate_slot(
         self,
         customer_id: int,
@@ -275,6 +336,7 @@ class AppointmentsClient:
             booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
         )
 
+    @_per_call
     async def book(
         self,
         customer_id: int,
@@ -300,6 +362,7 @@ class AppointmentsClient:
         body = booking_request(customer_id, bookable_appointment_id, slot, instructor_ids)
         return await self._flows.book(body, validate=validate)
 
+    @_per_call
     async def book_first_available(
         self,
         customer_id: int,
@@ -325,6 +388,7 @@ class AppointmentsClient:
             concurrency,
         )  # fmt: skip
 
+    @_per_call
     async def reschedule(
         self,
         booking_id: int,
@@ -348,15 +412,18 @@ class AppointmentsClient:
         )
 
     # -- bookings -------------------------------------------------------------------------------
+    @_per_call
     async def get_booking(self, booking_id: int) -> Booking:
         """Get one appointment booking (with the customer it belongs to)."""
         return await self._ops.get_booking(booking_id)
 
+    @_per_call
     async def list_bookings(self, customer_id: int) -> list[Booking]:
         """List a customer's appointment bookings: those that start and end within two weeks before
         or after now (the API shows no others); canceled ones are listed with their status."""
         return await self._ops.list_bookings(customer_id)
 
+    @_per_call
     async def cancel_booking(self, booking_id: int) -> str:
         """Cancel an appointment booking; returns the server's confirmation text.
 

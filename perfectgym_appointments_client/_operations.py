@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._arguments import require_id, require_int
+from ._call_options import CallOptions, bounded
 from ._concurrency import run_all
 from ._constants import MAX_DAYS_PER_REQUEST, MAX_SLICE_SIZE, MIN_SLICE_SIZE
 from ._exceptions import AuthenticationError
@@ -53,7 +54,7 @@ class Operations:
 
     # -- bookable appointments ------------------------------------------------------------------
     def bookable_appointments(
-        self, slice_size: int, limit: int | None
+        self, slice_size: int, limit: int | None, options: CallOptions | None = None
     ) -> AsyncPaginator[BookableAppointment]:
         require_int("slice_size", slice_size, low=MIN_SLICE_SIZE, high=MAX_SLICE_SIZE)
         if limit is not None:
@@ -63,7 +64,9 @@ class Operations:
             from ._generated.api.appointments import get_bookable_appointments
             from ._models import Page
 
-            page = await self.api.request(get_bookable_appointments, offset=offset, slice_size=slice_size)
+            # Each page is a call of its own: the per-call bounds count from its request.
+            with bounded(options or CallOptions()):
+                page = await self.api.request(get_bookable_appointments, offset=offset, slice_size=slice_size)
             return Page(items=page.result, has_next=page.has_next, offset=page.offset, number=number)
 
         return AsyncPaginator(fetch, operation="getBookableAppointments", limit=limit, spawn=self._spawner())

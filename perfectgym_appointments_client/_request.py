@@ -17,7 +17,10 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlencode, urlsplit
 
+import anyio
+
 from ._backends import open_backend
+from ._call_options import CallBound, current_bound
 from ._constants import DEFAULT_MAX_CONNECTIONS
 from ._exceptions import (
     APIConnectionError,
@@ -134,6 +137,24 @@ class Requester:
         failure is retried when the policy calls it retryable (reads, validate).
         """
         prepared = operation.build_request(*args, **kwargs)
+        bound = current_bound.get()
+        remaining = bound.remaining() if bound is not None else None
+        if remaining is None:
+            return await self._send(operation, prepared, decide, bound)
+        name, method, path = operation.OPERATION_ID, prepared.method, prepared.path
+        if remaining <= 0:
+            raise self._past_deadline(name, method, path, sent=False)
+        with anyio.move_on_after(remaining):
+            return await self._send(operation, prepared, decide, bound)
+        raise self._past_deadline(name, method, path, sent=True)
+
+    async def _send(
+        self,
+        operation: Operation[T],
+        prepared: PreparedRequest,
+        decide: Decide | None,
+        bound: CallBound | None,
+    ) -> T:
         name, method, path = operation.OPERATION_ID, prepared.method, prepared.path
         url = self.base_url + path
         if prepared.params:
@@ -150,7 +171,7 @@ class Requester:
             if self.throttle is not None:
                 # Outside the try: a wait longer than the call may take is our own RateLimitError,
                 # raised before anything is sent, not a failure to retry.
-                await self.throttle.wait_turn(name, patience=self.read_timeout, method=method, path=path)
+                await self.throttle.wait_turn(name, patience=self._patience(bound), method=method, path=path)
             try:
                 started = time.perf_counter()
                 try:
@@ -177,11 +198,32 @@ class Requester:
                 if not (verdict and can_retry):
                     raise
                 delay = policy.delay(exc, retry_number)
+                _check_wait(exc, delay, bound)
                 logger.warning(
                     "retrying after %s (attempt %d failed; waiting %.2f s)", exc, retry_number + 1, delay
                 )
                 await policy.sleep(delay)
                 retry_number += 1
+
+    def _patience(self, bound: CallBound | None) -> float | None:
+        """How long this request may wait for its rate-limit turn: the client's timeout, or less."""
+        limits = [self.read_timeout]
+        if bound is not None:
+            limits += [bound.max_rate_limit_wait, bound.remaining()]
+        known = [limit for limit in limits if limit is not None]
+        return max(0.0, min(known)) if known else None
+
+    def _past_deadline(self, name: str, method: str, path: str, *, sent: bool) -> APITimeoutError:
+        error = APITimeoutError(
+            f"{name} ({method} {self.host}{path}) did not end within the call's deadline"
+            + ("" if sent else "; nothing was sent"),
+            operation=name,
+            method=method,
+            path=path,
+        )
+        error.host = self.host
+        error.may_have_reached_server = sent
+        return error
 
     async def _retry_if_retryable(self, exc: APIError, can_retry: bool) -> bool:
         return self.retry_policy.is_retryable(exc)
@@ -266,6 +308,23 @@ class Requester:
         )
         logger.info("%s (%s %s) -> HTTP %s %s", name, method, path, status, error.error_code or "")
         return error
+
+
+def _check_wait(exc: APIError, delay: float, bound: CallBound | None) -> None:
+    """Raise ``exc`` now if waiting ``delay`` before its retry is longer than the call accepts."""
+    if bound is None:
+        return
+    if (
+        isinstance(exc, RateLimitError)
+        and bound.max_rate_limit_wait is not None
+        and delay > bound.max_rate_limit_wait
+    ):
+        exc.add_note(f"not retried: the wait ({delay:.1f} s) is longer than max_rate_limit_wait")
+        raise exc
+    remaining = bound.remaining()
+    if remaining is not None and delay >= remaining:
+        exc.add_note(f"not retried: the wait ({delay:.1f} s) would pass the call's deadline")
+        raise exc
 
 
 def _invalid(

@@ -369,7 +369,7 @@ def _rate_limit_error(operation: str, method: str, path: str, reopens: float, no
         path=path,
         error_message=(
             f"the rate limit keeps {operation} closed until {when} (in {math.ceil(wait)} s), longer "
-            "than this call may wait (its timeout); nothing was sent"
+            "than this call may wait (its timeout, max_rate_limit_wait or deadline); nothing was sent"
         ),
         retry_after=wait,
     )

@@ -13,6 +13,7 @@ import anyio.lowlevel
 import attrs
 import sniffio
 
+from .._call_options import unbounded
 from .._exceptions import APITimeoutError, BookingOutcomeUnknownError
 from .._generated.models import AppointmentBookingRequest
 from ._outcome import BookingOutcome, OutcomeHook, describe, report
@@ -109,7 +110,9 @@ async def run_to_the_end(
     result: list[Any] = []
 
     async def bounded() -> None:
-        with anyio.move_on_after(bound):
+        # The caller's per-call bounds stop here: cutting a sent booking off would leave its
+        # outcome unknown; the flow's own bound holds instead.
+        with unbounded(), anyio.move_on_after(bound):
             try:
                 result.append(await flow(*args))
             except Exception as exc:  # noqa: BLE001 - handed to the caller below
