@@ -185,6 +185,7 @@ def report(results: dict[str, Any], command: str) -> str:
         "",
         *import_notes(imp),
         *rate_limit_report(results),
+        *redis_outage_report(results.get("redis_outage")),
     ]
     return "\n".join(lines)
 
@@ -317,3 +318,28 @@ def rate_limit_report(results: dict[str, Any]) -> list[str]:
     else:
         lines += ["Redis: not measured (no `redis-server` on this machine).", ""]
     return lines
+
+
+def redis_outage_report(figures: dict[str, Any] | None) -> list[str]:
+    """Section 8 (benchmarks/redis_outage.py)."""
+    lines = ["", "## 8. A Redis outage", ""]
+    if not figures or "skipped" in figures:
+        return [*lines, f"Not measured: {(figures or {}).get('skipped', 'not run')}."]
+    return [
+        *lines,
+        "One client, sequential `get_bookable_appointment` calls to a local sandbox, "
+        '`RateLimit(storage="redis://...")` with its default timeouts (0.25 s a Redis call, asked '
+        "again 5 s after a failure); `python -m benchmarks.redis_outage`.",
+        "",
+        "| Redis | calls/s | first call after the fault | back on Redis after it answers |",
+        "|---|---|---|---|",
+        f"| up | {figures['calls_per_second_redis_up']:.0f} | | |",
+        f"| stopped (SIGTERM) | {figures['calls_per_second_stopped']:.0f} | "
+        f"{figures['first_call_s_stopped'] * 1000:.0f} ms | {figures['back_on_redis_s_after_stopped']:.1f} s |",
+        f"| frozen (SIGSTOP) | {figures['calls_per_second_frozen']:.0f} | "
+        f"{figures['first_call_s_frozen'] * 1000:.0f} ms | {figures['back_on_redis_s_after_frozen']:.1f} s |",
+        "",
+        "While Redis fails the budget is kept in-process, which is faster than a Redis round trip; "
+        "a stopped Redis refuses the connection at once, a frozen one costs the storage timeout once, "
+        "then once per retry interval. Back on Redis: within the retry interval of the fault.",
+    ]

@@ -23,6 +23,8 @@ from benchmarks.import_time import import_time
 from benchmarks.overhead import overhead
 from benchmarks.pagination import pagination, pagination_memory
 from benchmarks.rate_limit import client_memory, limited_fan_out, limiter_cpu, redis_server
+from benchmarks.redis_outage import measure as redis_outage
+from benchmarks.redis_process import RedisMissing
 from benchmarks.report import report
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -71,6 +73,11 @@ async def main(quick: bool) -> dict[str, Any]:
         stage("7. rate limits: CPU per call")
         # more calls than in section 1: limits' expiry timer fires every 10 ms of calls (steady state)
         results["rate_cpu"] = await limiter_cpu(rounds, 300 if quick else 1000, redis_url)
+    stage("8. a Redis outage")
+    try:
+        results["redis_outage"] = await redis_outage()
+    except RedisMissing as exc:
+        results["redis_outage"] = {"skipped": str(exc)}
     stage("done; writing the report")
     results["wall_s"] = time.perf_counter() - started
     return results
