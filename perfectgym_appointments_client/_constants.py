@@ -21,6 +21,7 @@ __all__ = [
     "ENV_HTTP_BACKEND",
     "HTTP_BACKENDS",
     "KEEPALIVE_EXPIRY",
+    "MAX_DAYS_AHEAD",
     "MAX_DAYS_PER_REQUEST",
     "MAX_SLICE_SIZE",
     "MIN_SLICE_SIZE",
@@ -37,6 +38,9 @@ MIN_SLICE_SIZE = 10
 MAX_SLICE_SIZE = 100
 DEFAULT_SLICE_SIZE = 50
 MAX_DAYS_PER_REQUEST = 6
+# The longest slot window a call asks for (get_slots, search_slots, book_first_available): a year
+# and a day, beyond any booking horizon a studio sets (the sandbox's is 28 days); 61 requests.
+MAX_DAYS_AHEAD = 366
 # A tenant allows 1,000 requests a minute per endpoint, then refuses that endpoint for a minute.
 DEFAULT_RATE_LIMIT_REQUESTS = 1000
 DEFAULT_RATE_LIMIT_SECONDS = 60
