@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._arguments import require_id, require_int
-from ._call_options import CallOptions, bounded
+from ._call_options import CallOptions, bounded, current_bound
 from ._concurrency import run_all
-from ._constants import MAX_DAYS_PER_REQUEST, MAX_SLICE_SIZE, MIN_SLICE_SIZE
+from ._constants import MAX_DAYS_AHEAD, MAX_DAYS_PER_REQUEST, MAX_SLICE_SIZE, MIN_SLICE_SIZE
 from ._exceptions import AuthenticationError
 from ._generated.types import UNSET
 from ._pagination import AsyncPaginator
@@ -148,7 +148,18 @@ class Operations:
 
             return fetch
 
-        await run_all(window(offset) for offset in windows)
+        throttle = self.api.throttle
+        if throttle is None:
+            await run_all(window(offset) for offset in windows)
+        else:
+            # All the windows' turns before the first is sent: the call gets what it needs or sends
+            # nothing, instead of spending half an endpoint's budget on an answer it cannot give.
+            from ._generated.api.appointments import get_bookable_appointment_slots as slots_operation
+
+            async with throttle.reserved(
+                slots_operation.OPERATION_ID, len(windows), patience=self.api._patience(current_bound.get())
+            ):
+                await run_all(window(offset) for offset in windows)
         for offset in windows:
             found.extend(answers[offset])
         if trim_after is not None:
@@ -217,7 +228,7 @@ def _slot_window_arguments(
     if customer_id is not None:
         require_id("customer_id", customer_id)
     if days_ahead is not None:
-        require_int("days_ahead", days_ahead, low=1)
+        require_int("days_ahead", days_ahead, low=1, high=MAX_DAYS_AHEAD)
     if start_date is not None:
         if isinstance(start_date, dt.datetime):
             start_date = require_aware(start_date, "start_date").date()

@@ -26,12 +26,13 @@ in-process too, and honoured after Redis is back.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -126,6 +127,11 @@ _REAL_CLOCK = _Clock()
 _window_clock: ContextVar[Callable[[], float]] = ContextVar("_window_clock", default=time.time)
 
 
+# Turns a multi-request call took up front (``Throttle.reserved``), by operation: its requests spend
+# them instead of taking a turn each. One dict per call, shared by the tasks it starts.
+_prepaid: ContextVar[dict[str, int] | None] = ContextVar("_prepaid", default=None)
+
+
 class Throttle:
     """The rate limit of one :class:`AppointmentsClient`: ``await throttle.wait_turn(operation)``
     before each request, ``throttle.locked_out(operation)`` after a 429 without Retry-After."""
@@ -172,9 +178,38 @@ class Throttle:
     ) -> None:
         """Return once a request to ``operation`` fits in the budget; wait (cancellable) until it
         does, at most ``patience`` seconds, then :class:`RateLimitError`."""
+        prepaid = _prepaid.get()
+        if prepaid and prepaid.get(operation, 0) > 0:
+            prepaid[operation] -= 1
+            return
+        await self._wait(operation, 1, patience=patience, method=method, path=path)
+
+    @contextlib.asynccontextmanager
+    async def reserved(
+        self, operation: str, count: int, *, patience: float | None, method: str = "", path: str = ""
+    ) -> AsyncIterator[None]:
+        """Take ``count`` turns of ``operation`` at once, waiting (at most ``patience``) until the
+        budget holds them all, before a call's first request: a call of many requests then either
+        gets all it needs or sends none, and never spends turns it will not use on a half-done
+        call. Inside, the call's requests (and retries past the count) take these turns first.
+        A count larger than the whole budget is not reserved: each request then waits for its own."""
+        requests, _ = self.limit.for_endpoint(operation)
+        if count <= 1 or count > requests:
+            yield
+            return
+        await self._wait(operation, count, patience=patience, method=method, path=path)
+        token = _prepaid.set({operation: count})
+        try:
+            yield
+        finally:
+            _prepaid.reset(token)
+
+    async def _wait(
+        self, operation: str, cost: int, *, patience: float | None, method: str, path: str
+    ) -> None:
         waited_since: float | None = None
         while True:
-            reopens = await self._ask(self._take_turn, operation)
+            reopens = await self._ask(self._take_turn, operation, cost)
             if reopens is None:
                 return
             now = self._clock.now()
@@ -202,7 +237,7 @@ class Throttle:
         )
 
     # -- storage ------------------------------------------------------------------------------------
-    def _take_turn(self, operation: str, redis: bool) -> float | None:
+    def _take_turn(self, operation: str, cost: int, redis: bool) -> float | None:
         """One look at the storage (one thread hop for Redis): None if the request may go now,
         else when to look again (the lockout's end, or when the window frees a place)."""
         reopens = self._lockout_end(operation, redis)
@@ -212,7 +247,7 @@ class Throttle:
         limiter = self._redis_limiter if redis else self._limiter
         token = _window_clock.set(self._clock.now)
         try:
-            if limiter.hit(item, self.namespace, operation):
+            if limiter.hit(item, self.namespace, operation, cost=cost):
                 return None
             reset: float = limiter.get_window_stats(item, self.namespace, operation).reset_time
             return reset

@@ -397,9 +397,9 @@ async def test_the_in_memory_window_is_judged_on_the_throttles_clock() -> None:
         logger=logging.getLogger("t"),
         clock=clock,
     )
-    assert throttle._take_turn("op", redis=False) is None
-    assert throttle._take_turn("op", redis=False) == clock.now() + 6  # the 5 s span and the 1 s margin
+    assert throttle._take_turn("op", 1, redis=False) is None
+    assert throttle._take_turn("op", 1, redis=False) == clock.now() + 6  # the 5 s span and the 1 s margin
     clock.advance(5.5)
-    assert throttle._take_turn("op", redis=False) is not None
+    assert throttle._take_turn("op", 1, redis=False) is not None
     clock.advance(1)
-    assert throttle._take_turn("op", redis=False) is None
+    assert throttle._take_turn("op", 1, redis=False) is None

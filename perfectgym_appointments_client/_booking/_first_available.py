@@ -12,6 +12,7 @@ from typing import Any
 
 from .._arguments import booking_request, require_id, require_int, start_filter
 from .._concurrency import run_all
+from .._constants import MAX_DAYS_AHEAD
 from .._exceptions import APIError, NoSlotAvailableError, SlotNotBookableError
 from .._models import Booking, Slot, ValidationStatus
 from .._operations import Operations
@@ -20,7 +21,10 @@ from ._book import book
 from ._check import BookingCheck
 from ._shield import Shield
 
-__all__ = ["CUSTOMER_WIDE_STATUSES", "book_first_available"]
+__all__ = ["CUSTOMER_WIDE_STATUSES", "MAX_CANDIDATES", "book_first_available"]
+
+# How many slots, earliest first, one call validates at most.
+MAX_CANDIDATES = 200
 
 # Validation answers about the customer or the appointment, not the slot: once one comes back,
 # no other slot of the same appointment can validate AVAILABLE for this customer.
@@ -49,13 +53,15 @@ async def book_first_available(
 ) -> Booking:
     require_id("customer_id", customer_id)
     require_id("bookable_appointment_id", bookable_appointment_id)
-    require_int("days_ahead", days_ahead, low=1)
+    require_int("days_ahead", days_ahead, low=1, high=MAX_DAYS_AHEAD)
     require_int("concurrency", concurrency, low=1)
     if instructor_id is not None:
         require_id("instructor_id", instructor_id)
     ops = check.ops
     starts_ok = start_filter(earliest, latest)
     slots = await ops.get_slots(bookable_appointment_id, customer_id, days_ahead, start_date)
+    # The earliest MAX_CANDIDATES only: a year of slots a customer may not book would otherwise be
+    # thousands of validations for one call.
     candidates = sorted(
         (
             s
@@ -64,7 +70,7 @@ async def book_first_available(
             and (instructor_id is None or any(i.id == instructor_id for i in s.instructors or ()))
         ),
         key=lambda s: instant(s.start_date_time),
-    )
+    )[:MAX_CANDIDATES]
     instructor_ids = None if instructor_id is None else [instructor_id]
     statuses: Counter[str] = Counter()
     first_error: BaseException | None = None
