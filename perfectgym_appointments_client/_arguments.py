@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ._models import SlotLike
 
 __all__ = [
+    "MAX_ID",
     "booking_request",
     "check_slot",
     "require_id",
@@ -25,17 +26,23 @@ __all__ = [
 ]
 
 
+MAX_ID = 2**63 - 1
+"""The API's ids are int64: a larger one could only be answered 400 (or wrapped by the server)."""
+
+
 def require_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be {bounds}, got {value}")
+        # str() of an int past 4300 digits raises a ValueError of its own, about something else.
+        got = str(value) if value.bit_length() <= 128 else f"a {value.bit_length()}-bit number"
+        raise ValueError(f"{name} must be {bounds}, got {got}")
     return value
 
 
 def require_id(name: str, value: object) -> int:
-    return require_int(name, value, low=1)
+    return require_int(name, value, low=1, high=MAX_ID)
 
 
 def check_slot(slot: object) -> tuple[dt.datetime, dt.datetime]:

@@ -12,10 +12,15 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import functools
+import ipaddress
+import math
 import os
+import re
+import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import attrs
@@ -39,7 +44,7 @@ from ._exceptions import ConfigurationError
 from ._generated.models import Language
 from ._http import Timeouts
 from ._operations import Operations
-from ._request import Requester, logger
+from ._request import Requester, _Secret, logger
 from ._retry import RetryPolicy
 from ._throttling import RateLimit, Throttle
 from ._version import API_VERSION
@@ -73,6 +78,9 @@ def _per_call(
 
 
 _LANGUAGES = frozenset(language.value for language in Language)
+# What an API key may hold: visible ASCII. Whitespace, controls and other characters do not
+# survive a header (httpx refuses non-ASCII, CR/LF would split it).
+_NOT_IN_A_KEY = re.compile(r"[^!-~]")
 
 
 class AppointmentsClient:
@@ -115,16 +123,29 @@ class AppointmentsClient:
         max_rate_limit_wait: float | None = None,
         deadline: float | None = None,
     ) -> None:
-        api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
+        """Every setting is checked here, so that a wrong one is a :class:`ConfigurationError` now
+        rather than a strange failure on the first call.
+
+        The API key loses surrounding whitespace (a key read from a file ends in a newline); inner
+        whitespace, control or non-ASCII characters, which no HTTP header carries, are refused,
+        in a message that never shows the key. ``base_url`` likewise loses surrounding whitespace;
+        it is ``http://`` or ``https://`` with a host, and is refused with whitespace or control
+        characters inside, a ``user:password@`` (the key authenticates; a password there would
+        show in every log of the URL), a query or a fragment (the request paths are appended to
+        it). A plain ``http://`` URL to anything but loopback (127.0.0.0/8, ::1, localhost) is
+        allowed but logs a WARNING on the ``perfectgym_appointments_client`` logger: the key
+        would cross the network in clear text. ``timeout`` is seconds > 0 and finite (None: no
+        limit), also in each field of an ``httpx.Timeout``.
+        """
+        # The key is held masked from the first line on (and the plain name deleted): error
+        # reporters that record each frame's locals then find no key in this one.
+        key = _Secret(api_key if api_key is not None else os.environ.get(ENV_API_KEY, ""))
+        del api_key
         base_url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL)
         if not base_url and isinstance(http_client, httpx.AsyncClient) and str(http_client.base_url):
             base_url = str(http_client.base_url)
-        if not api_key:
-            raise ConfigurationError(f"no API key: pass api_key=... or set {ENV_API_KEY}")
-        if not base_url:
-            raise ConfigurationError(f"no base URL: pass base_url=... or set {ENV_BASE_URL}")
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"base_url must start with http:// or https://, got {base_url!r}")
+        key = _clean_api_key(key)
+        base_url = _clean_base_url(base_url, key_looks_like_a_url=key.reveal().lower().startswith("http"))
         if max_connections is not None:
             if http_client is not None:
                 raise ConfigurationError(
@@ -147,7 +168,7 @@ class AppointmentsClient:
         elif max_retries != DEFAULT_MAX_RETRIES and max_retries != retry_policy.max_retries:
             raise ConfigurationError("pass max_retries or retry_policy, not both")
         self._api = Requester(
-            api_key=api_key,
+            api_key=key.reveal(),
             base_url=base_url,
             timeouts=_timeouts(timeout, given_client=http_client is not None),
             retry_policy=retry_policy,
@@ -162,7 +183,7 @@ class AppointmentsClient:
             raise TypeError(f"rate_limit must be a RateLimit or None, got {type(rate_limit).__name__}")
         if rate_limit is not None:
             self._api.throttle = Throttle(
-                rate_limit, api_key=api_key, base_url=self._api.base_url, logger=logger
+                rate_limit, api_key=key.reveal(), base_url=self._api.base_url, logger=logger
             )
         self._ops = Operations(self._api)
         self._options = CallOptions(max_rate_limit_wait=max_rate_limit_wait, deadline=deadline)
@@ -188,9 +209,12 @@ class AppointmentsClient:
         return self._flows
 
     def __repr__(self) -> str:
+        api = vars(self).get("_api")
+        if api is None:  # refused while being made: a traceback's locals show the constructor's self
+            return "AppointmentsClient(<not set up>)"
         return (
-            f"AppointmentsClient(base_url={self._api.base_url!r}, api_key='***', "
-            f"max_retries={self._api.retry_policy.max_retries}, http_backend={self._api.backend.name!r})"
+            f"AppointmentsClient(base_url={api.base_url!r}, api_key='***', "
+            f"max_retries={api.retry_policy.max_retries}, http_backend={api.backend.name!r})"
         )
 
     def with_options(
@@ -437,6 +461,91 @@ class AppointmentsClient:
         return await self._flows.cancel(booking_id)
 
 
+def _clean_api_key(given: _Secret) -> _Secret:
+    """The key as sent: without surrounding whitespace, and only what a header value carries.
+
+    No message shows the key, nor any character of it, and no local here holds it plain.
+    """
+    if not given.reveal():
+        raise ConfigurationError(f"no API key: pass api_key=... or set {ENV_API_KEY}")
+    if not isinstance(given.reveal(), str):
+        raise TypeError(f"api_key must be a str, got {type(given.reveal()).__name__}")
+    key = _Secret(given.reveal().strip())
+    if not key.reveal():
+        raise ConfigurationError(f"the API key is only whitespace (from api_key=... or {ENV_API_KEY})")
+    bad = _NOT_IN_A_KEY.search(key.reveal())
+    if bad is not None:
+        raise ConfigurationError(
+            f"the API key holds {_kind(bad.group())} (character {bad.start() + 1} of {len(key.reveal())}), "
+            "which an HTTP header cannot carry: check how it was copied or read"
+        )
+    return key
+
+
+def _kind(char: str) -> str:
+    if char in "\r\n":
+        return "a line break"
+    if char.isspace():
+        return "whitespace"
+    if unicodedata.category(char) in ("Cc", "Cf"):
+        return "an invisible or control character"
+    return "a non-ASCII character"
+
+
+def _clean_base_url(base_url: object, *, key_looks_like_a_url: bool) -> str:
+    """The base URL as used, or a ConfigurationError saying what is wrong with it.
+
+    Messages do not quote the URL: a wrong one may hold a password, a token in its query, or be
+    the API key itself (the two positional arguments swapped).
+    """
+    if base_url is None or base_url == "":
+        raise ConfigurationError(f"no base URL: pass base_url=... or set {ENV_BASE_URL}")
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
+    url = base_url.strip()
+    if not url:
+        raise ConfigurationError(f"no base URL (only whitespace): pass base_url=... or set {ENV_BASE_URL}")
+    if not url.lower().startswith(("http://", "https://")):
+        swapped = " (api_key and base_url look swapped)" if key_looks_like_a_url else ""
+        raise ConfigurationError(f"base_url must start with http:// or https://{swapped}")
+    for position, char in enumerate(url, start=1):
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
+            raise ConfigurationError(f"base_url holds {_kind(char)} (character {position})")
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - it raises on a port that is not a number in range
+    except ValueError:
+        raise ConfigurationError("base_url's port is not a number from 0 to 65535") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(
+            "base_url must not hold user:password@: the API authenticates by the API key, and a "
+            "password in the URL would show wherever the URL does"
+        )
+    if not parts.hostname:
+        raise ConfigurationError("base_url has no host")
+    if "?" in url:
+        raise ConfigurationError("base_url must not have a query (?...): request paths are appended to it")
+    if "#" in url:
+        raise ConfigurationError("base_url must not have a fragment (#...): request paths are appended to it")
+    if parts.scheme.lower() == "http" and not _is_loopback(parts.hostname):
+        logger.warning(
+            "base_url %s://%s is plain http to a host that is not loopback: the API key crosses the "
+            "network in clear text (use https://)",
+            parts.scheme,
+            parts.netloc,
+        )
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _timeouts(timeout: float | httpx.Timeout | None, *, given_client: bool) -> Timeouts | None:
     """The timeouts asked for; None leaves a given ``http_client`` its own."""
     if timeout is _NOT_GIVEN:
@@ -448,11 +557,24 @@ def _timeouts(timeout: float | httpx.Timeout | None, *, given_client: bool) -> T
     if timeout is None:
         return Timeouts(connect=None, read=None, write=None, pool=None)
     if isinstance(timeout, httpx.Timeout):
+        for name in ("connect", "read", "write", "pool"):
+            value = getattr(timeout, name)
+            if value is not None and not _is_seconds(value):
+                raise ConfigurationError(
+                    f"timeout.{name} must be seconds > 0 (finite) or None, got {value!r}"
+                )
         return Timeouts.from_httpx(timeout)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ConfigurationError(f"timeout must be seconds > 0, an httpx.Timeout or None, got {timeout!r}")
+    if not _is_seconds(timeout):
+        raise ConfigurationError(
+            f"timeout must be seconds > 0 (finite; None for no limit), an httpx.Timeout or None, got {timeout!r}"
+        )
     seconds = float(timeout)
     return Timeouts(connect=seconds, read=seconds, write=seconds, pool=seconds)
+
+
+def _is_seconds(value: object) -> bool:
+    # nan compares False with everything: "not > 0" alone would let it through as a wait.
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value < math.inf
 
 
 def _run_bound(read_timeout: float | None) -> float:

@@ -24,16 +24,24 @@
         └── RescheduleError           the customer holds (or may hold) both bookings
 
 No exception carries or shows the API key: requests are described by method and path only.
+
+Every one pickles (Celery, multiprocessing, ``ProcessPoolExecutor`` hand errors between
+processes) with its type, message and attributes, but without ``response``: the answer as
+received is not portable (aiohttp's headers do not pickle) and is None after unpickling. Pickle
+leaves out the ``__cause__``/``__context__`` chain, as for any exception. ``copy.copy`` keeps
+everything, ``response`` included.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 if TYPE_CHECKING:
     from ._generated.models import ValidationStatus
+
+_E = TypeVar("_E", bound="PerfectGymError")
 
 __all__ = [
     "APIConnectionError",
@@ -77,6 +85,31 @@ class Response(Protocol):
 
 class PerfectGymError(Exception):
     """Base of every exception this package raises on purpose."""
+
+    # Exception's own reduce calls ``cls(*args)``, which keyword-only constructors refuse, and
+    # pickles every attribute, the response included. Rebuilt without calling __init__ instead.
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {name: _portable(value) for name, value in vars(self).items()}
+        if "response" in state:
+            state["response"] = None
+        return _rebuild, (type(self), self.args, state)
+
+    def __copy__(self) -> Self:
+        return _rebuild(type(self), self.args, dict(vars(self)))
+
+
+def _rebuild(cls: type[_E], args: tuple[Any, ...], state: dict[str, Any]) -> _E:
+    error = cls.__new__(cls, *args)
+    error.__dict__.update(state)
+    return error
+
+
+def _portable(value: object) -> object:
+    """An attribute as pickled: another library's exception (a ``cause``) becomes a PerfectGymError
+    saying what it was, because its own state may hold the request, and the request the key."""
+    if isinstance(value, BaseException) and not isinstance(value, PerfectGymError):
+        return PerfectGymError(f"{type(value).__name__}: {value}")
+    return value
 
 
 class APIError(PerfectGymError):
