@@ -12,11 +12,21 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import sniffio
 
-from ._constants import KEEPALIVE_EXPIRY
+from ._constants import DEFAULT_MAX_RESPONSE_BYTES, KEEPALIVE_EXPIRY
 from ._exceptions import ConfigurationError
-from ._http import HTTPResponse, SendFailure, Timeouts, describe
+from ._http import (
+    HTTPResponse,
+    ResponseTooLarge,
+    SendFailure,
+    Timeouts,
+    certificate_rejected,
+    declared_too_large,
+    describe,
+    read_body,
+)
 
 try:
     import aiohttp
@@ -31,6 +41,8 @@ _ASYNCIO_ONLY = "http_backend='aiohttp' runs on asyncio only; under trio use the
 # Failures before a byte of the request is written: no connection (DNS, refused, TLS handshake)
 # or none free in time.
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+# How much of the body is taken from aiohttp's buffer at a time (its own read buffer's size).
+_CHUNK = 2**16
 
 
 def _require_asyncio() -> None:
@@ -53,7 +65,13 @@ def _no_silent_repeats(session: aiohttp.ClientSession) -> None:
 class AiohttpBackend:
     name = "aiohttp"
 
-    def __init__(self, http_client: object | None, timeouts: Timeouts | None, max_connections: int) -> None:
+    def __init__(
+        self,
+        http_client: object | None,
+        timeouts: Timeouts | None,
+        max_connections: int,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         _require_asyncio()
         if http_client is not None and not isinstance(http_client, aiohttp.ClientSession):
             raise ConfigurationError(
@@ -65,6 +83,10 @@ class AiohttpBackend:
             _no_silent_repeats(http_client)
         self._owns_session = http_client is None
         self._max_connections = max_connections
+        self.max_response_bytes = max_response_bytes
+        # A session of the user's own, without timeouts asked for, keeps its ClientTimeout, whose
+        # total (aiohttp's default: 300 s) bounds an attempt.
+        self.attempt_timeout = None if timeouts is None else timeouts.total
         self._proxies: dict[str, str | None] = {}
         self._timeout = (
             None
@@ -106,6 +128,11 @@ class AiohttpBackend:
             # are read once instead (_proxy), as httpx does.
             trust_env=False,
             raise_for_status=False,
+            # aiohttp's own defaults, stated: an answer's head is at most 128 lines of 8 KiB each
+            # (httpx's h11 allows 16 KiB for the whole head).
+            max_line_size=8190,
+            max_field_size=8190,
+            max_headers=128,
         )
         _no_silent_repeats(self._session)
         return self._session
@@ -121,20 +148,48 @@ class AiohttpBackend:
                 kwargs["proxy"] = proxy
         if self._timeout is not None and not self._owns_session:
             kwargs["timeout"] = self._timeout
-        try:
-            async with session.request(method, url, **kwargs) as response:
-                body = await response.read()
-                return HTTPResponse(response.status, response.reason or "", response.headers, body)
-        except aiohttp.ClientResponseError as exc:
-            # A protocol error (bad status line, headers). Its request_info holds the request's
-            # headers, key included: it is described, not chained.
-            raise SendFailure(describe(exc), timed_out=False, reached_server=True) from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise SendFailure(
-                describe(exc),
-                timed_out=isinstance(exc, asyncio.TimeoutError),
-                reached_server=not isinstance(exc, _NOT_SENT),
-            ) from exc
+        # Raised outside the except clauses, so that nothing of aiohttp's is chained to it: its
+        # exceptions (request_info) and its frames' locals (a traceback that shows locals, as
+        # Sentry records it) hold the request's headers, key included, in aiohttp's own CIMultiDict.
+        failure: SendFailure | None = None
+        with anyio.move_on_after(self.attempt_timeout):
+            try:
+                return await self._exchange(session, method, url, kwargs)
+            except aiohttp.ClientResponseError as exc:
+                # A protocol error (bad status line, headers).
+                failure = SendFailure(describe(exc), timed_out=False, reached_server=True)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                failure = SendFailure(
+                    describe(exc),
+                    timed_out=isinstance(exc, asyncio.TimeoutError),
+                    reached_server=not isinstance(exc, _NOT_SENT),
+                    certificate_rejected=isinstance(exc, aiohttp.ClientConnectorCertificateError)
+                    or certificate_rejected(exc),
+                )
+        if failure is None:  # the attempt's deadline cut in (any other cancellation goes on up)
+            failure = SendFailure(
+                f"the whole answer did not arrive within {self.attempt_timeout:g} s",
+                timed_out=True,
+                reached_server=True,
+            )
+        raise failure
+
+    async def _exchange(
+        self, session: aiohttp.ClientSession, method: str, url: str, kwargs: dict[str, Any]
+    ) -> HTTPResponse:
+        async with session.request(method, url, **kwargs) as response:
+            limit = self.max_response_bytes
+            try:
+                if limit is not None and declared_too_large(response.headers, limit):
+                    raise ResponseTooLarge(response.status, limit)
+                # aiohttp hands over the body decoded, and decompresses a bounded piece at a time.
+                body = await read_body(
+                    response.content.iter_chunked(_CHUNK), limit=limit, status_code=response.status
+                )
+            except ResponseTooLarge:
+                response.close()  # the rest is unread: the connection goes, not back to the pool
+                raise
+            return HTTPResponse(response.status, response.reason or "", response.headers, body)
 
     async def aclose(self) -> None:
         if self._owns_session and self._session is not None:

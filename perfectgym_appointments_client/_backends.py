@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ._constants import HTTP_BACKENDS
+from ._constants import DEFAULT_MAX_RESPONSE_BYTES, HTTP_BACKENDS
 from ._exceptions import ConfigurationError
 from ._http import HTTPBackend, Timeouts
 
@@ -11,15 +11,21 @@ __all__ = ["open_backend"]
 
 
 def open_backend(
-    name: str, *, http_client: object | None, timeouts: Timeouts | None, max_connections: int
+    name: str,
+    *,
+    http_client: object | None,
+    timeouts: Timeouts | None,
+    max_connections: int,
+    max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> HTTPBackend:
-    """The backend called ``name``, sending through ``http_client`` if given (never closing it)."""
+    """The backend called ``name``, sending through ``http_client`` if given (never closing it),
+    refusing answers of more than ``max_response_bytes`` decoded bytes (None: any size)."""
     if name not in HTTP_BACKENDS:
         raise ConfigurationError(f"http_backend must be one of {', '.join(HTTP_BACKENDS)}, got {name!r}")
     if name == "aiohttp":
         from ._aiohttp_backend import AiohttpBackend
 
-        return AiohttpBackend(http_client, timeouts, max_connections)
+        return AiohttpBackend(http_client, timeouts, max_connections, max_response_bytes)
     from ._httpx_backend import HttpxBackend
 
-    return HttpxBackend(http_client, timeouts, max_connections)
+    return HttpxBackend(http_client, timeouts, max_connections, max_response_bytes)

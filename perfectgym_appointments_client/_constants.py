@@ -7,6 +7,7 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_HTTP_BACKEND",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_RATE_LIMIT_REQUESTS",
     "DEFAULT_RATE_LIMIT_SECONDS",
@@ -25,6 +26,7 @@ __all__ = [
     "MAX_DAYS_PER_REQUEST",
     "MAX_SLICE_SIZE",
     "MIN_SLICE_SIZE",
+    "READ_TIMEOUTS_PER_ANSWER",
 ]
 
 # -- environment ----------------------------------------------------------------------------------
@@ -64,6 +66,16 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 16
 KEEPALIVE_EXPIRY = 5.0
 DEFAULT_SEARCH_CONCURRENCY = 16
+# The most an answer may hold, counted decoded (a small gzip body can unpack to gigabytes). The
+# largest real answer is a 6-day slot list of a busy studio: 96 quarter-hour slots a day x 6 days
+# x ~360 bytes with two instructors each is ~210 KB; with 20 instructors listed per slot, 1.3 MB.
+# 16 MiB is 80 times the first and 12 times the second, and bounds what a hostile or broken
+# server can make the client hold (about twice this, while the body is joined).
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+# The timeouts bound each read, so a server that sends a byte a second never trips them. One
+# attempt as a whole is bounded too: its pool wait, connect and write timeouts plus this many
+# read timeouts (one for the answer to begin, one for it to end): 130 s by default.
+READ_TIMEOUTS_PER_ANSWER = 2
 
 # -- retries and the booking check ----------------------------------------------------------------
 DEFAULT_MAX_RETRIES = 2

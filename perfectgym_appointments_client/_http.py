@@ -2,22 +2,38 @@
 
 A backend sends one request and returns the whole answer (:class:`HTTPResponse`), or raises
 :class:`SendFailure` saying whether it timed out and whether the request may have reached the
-server. Everything else (the key, retries, typed errors, parsing) is the request layer's
-(``_request.py``), so both backends behave the same. The backends (``_httpx_backend.py``,
-``_aiohttp_backend.py``) build on this module; ``_backends.py`` picks one by name.
+server, or :class:`ResponseTooLarge`. It never follows a redirect (the key would go along to
+wherever it points), bounds the answer's decoded size (:func:`read_body`) and one attempt's
+whole duration (:attr:`Timeouts.total`). Everything else (the key, retries, typed errors,
+parsing) is the request layer's (``_request.py``), so both backends behave the same. The
+backends (``_httpx_backend.py``, ``_aiohttp_backend.py``) build on this module; ``_backends.py``
+picks one by name.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import ssl
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from ._constants import READ_TIMEOUTS_PER_ANSWER
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["HTTPBackend", "HTTPResponse", "SendFailure", "Timeouts", "describe"]
+__all__ = [
+    "HTTPBackend",
+    "HTTPResponse",
+    "ResponseTooLarge",
+    "SendFailure",
+    "Timeouts",
+    "certificate_rejected",
+    "declared_too_large",
+    "describe",
+    "read_body",
+]
 
 
 class HTTPResponse(NamedTuple):
@@ -44,13 +60,27 @@ class HTTPResponse(NamedTuple):
 
 class SendFailure(Exception):
     """No answer. ``reached_server`` is False only when the request surely was not sent (a connect
-    error, no free connection in time): only then is repeating a booking safe."""
+    error, no free connection in time): only then is repeating a booking safe.
+    ``certificate_rejected``: the server's TLS certificate failed verification, which no retry
+    heals."""
 
-    def __init__(self, description: str, *, timed_out: bool, reached_server: bool) -> None:
+    def __init__(
+        self, description: str, *, timed_out: bool, reached_server: bool, certificate_rejected: bool = False
+    ) -> None:
         super().__init__(description)
         self.description = description
         self.timed_out = timed_out
         self.reached_server = reached_server
+        self.certificate_rejected = certificate_rejected
+
+
+class ResponseTooLarge(Exception):
+    """The answer's body, decoded, holds more than ``limit`` bytes; the rest was not read."""
+
+    def __init__(self, status_code: int, limit: int) -> None:
+        super().__init__(f"HTTP {status_code} answer larger than {limit} bytes")
+        self.status_code = status_code
+        self.limit = limit
 
 
 class Timeouts:
@@ -67,9 +97,23 @@ class Timeouts:
     def from_httpx(cls, timeout: httpx.Timeout) -> Timeouts:
         return cls(connect=timeout.connect, read=timeout.read, write=timeout.write, pool=timeout.pool)
 
+    @property
+    def total(self) -> float | None:
+        """The longest one attempt may take, from waiting for a connection to the answer's last
+        byte: each step's own timeout, the read's twice over (the answer's start, then the rest).
+        The read timeout bounds each read, not the answer: without this, a server sending a byte
+        a second holds a call for as long as it likes. None when a step has no bound."""
+        if self.connect is None or self.read is None or self.write is None or self.pool is None:
+            return None
+        return self.pool + self.connect + self.write + READ_TIMEOUTS_PER_ANSWER * self.read
+
 
 class HTTPBackend(Protocol):
     name: str
+    max_response_bytes: int | None
+    """The most an answer's body may hold, decoded (None: any size)."""
+    attempt_timeout: float | None
+    """The longest one attempt may take, answer included (None: only the steps' own timeouts)."""
 
     @property
     def read_timeout(self) -> float | None:
@@ -80,6 +124,43 @@ class HTTPBackend(Protocol):
     ) -> HTTPResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+def declared_too_large(headers: Mapping[str, str], limit: int) -> bool:
+    """Whether an unencoded answer says in its Content-Length that it is over ``limit``, so it
+    can be refused before a byte of it is read."""
+    if headers.get("content-encoding", "identity").strip().lower() != "identity":
+        return False
+    declared = headers.get("content-length", "")
+    return declared.isdigit() and int(declared) > limit
+
+
+async def read_body(chunks: AsyncIterator[bytes], *, limit: int | None, status_code: int) -> bytes:
+    """The body from its decoded chunks, or :class:`ResponseTooLarge` as soon as they pass
+    ``limit`` (so a compression bomb or an endless stream stops there). The caller closes the
+    connection: the rest of the answer is left unread."""
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if limit is not None and len(body) > limit:
+            # Freed now, not when the error is: its traceback keeps this frame, buffer included.
+            body.clear()
+            raise ResponseTooLarge(status_code, limit)
+    return bytes(body)
+
+
+def certificate_rejected(exc: BaseException) -> bool:
+    """Whether the chain holds a failed certificate verification (an unknown issuer, an expired
+    certificate, another host's name): wherever it sits (under trio httpx's ``ConnectError()``
+    comes from ``BrokenResourceError()`` from the ``SSLCertVerificationError``)."""
+    current: BaseException | None = exc
+    for _ in range(8):
+        if current is None:
+            return False
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 _AIOHTTP_CODE = re.compile(r"^\d{3}, message: ")

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx
 
-from ._constants import KEEPALIVE_EXPIRY
+from ._constants import DEFAULT_MAX_RESPONSE_BYTES, KEEPALIVE_EXPIRY
 from ._exceptions import ConfigurationError
-from ._http import HTTPResponse, SendFailure, Timeouts, describe
+from ._http import (
+    HTTPResponse,
+    ResponseTooLarge,
+    SendFailure,
+    Timeouts,
+    certificate_rejected,
+    declared_too_large,
+    describe,
+    read_body,
+)
 
 __all__ = ["HttpxBackend"]
 
@@ -17,12 +27,19 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 class HttpxBackend:
     name = "httpx"
 
-    def __init__(self, http_client: object | None, timeouts: Timeouts | None, max_connections: int) -> None:
+    def __init__(
+        self,
+        http_client: object | None,
+        timeouts: Timeouts | None,
+        max_connections: int,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise ConfigurationError(
                 f"http_client must be an httpx.AsyncClient for the httpx backend, got {type(http_client).__name__}"
             )
         self._owns_client = http_client is None
+        self.max_response_bytes = max_response_bytes
         # A user's client keeps its own settings unless a timeout was asked for.
         self._timeout: httpx.Timeout | None = (
             None
@@ -39,6 +56,7 @@ class HttpxBackend:
                 keepalive_expiry=KEEPALIVE_EXPIRY,
             ),
         )
+        self.attempt_timeout = Timeouts.from_httpx(self._timeout or self.client.timeout).total
 
     @property
     def read_timeout(self) -> float | None:
@@ -55,22 +73,47 @@ class HttpxBackend:
             timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
         try:
-            response = await self.client.send(request)
-        except httpx.RequestError as exc:
-            # TransportError, and what httpx raises past it while reading the answer: a body that
-            # its Content-Encoding cannot decode (DecodingError), a redirect loop of a client that
-            # follows redirects. No usable answer either way.
-            raise SendFailure(
-                describe(exc),
-                timed_out=isinstance(exc, httpx.TimeoutException),
-                reached_server=not isinstance(exc, _NOT_SENT),
-            ) from exc
+            with anyio.move_on_after(self.attempt_timeout):
+                return await self._exchange(request)
         finally:
             # The exception keeps the request (exc.request); once sent, its copy of the key is
             # only a way to leak it.
             if "X-API-KEY" in request.headers:
                 request.headers["X-API-KEY"] = "***"
-        return HTTPResponse(response.status_code, response.reason_phrase, response.headers, response.content)
+        # Only this scope's own deadline lands here (the block returns or raises otherwise, and
+        # any other cancellation goes on up).
+        raise SendFailure(
+            f"the whole answer did not arrive within {self.attempt_timeout:g} s",
+            timed_out=True,
+            reached_server=True,
+        )
+
+    async def _exchange(self, request: httpx.Request) -> HTTPResponse:
+        try:
+            # Never following a redirect, whatever the caller's client says: httpx strips only
+            # Authorization when one leaves the origin, and X-API-KEY would go along.
+            response = await self.client.send(request, stream=True, follow_redirects=False)
+            try:
+                limit = self.max_response_bytes
+                if limit is not None and declared_too_large(response.headers, limit):
+                    raise ResponseTooLarge(response.status_code, limit)
+                # Decoded bytes: a Content-Encoding bomb is stopped at the limit, not unpacked.
+                body = await read_body(response.aiter_bytes(), limit=limit, status_code=response.status_code)
+            finally:
+                # Closing an unfinished answer drops its connection rather than pooling it. Quick
+                # (no network wait), and it must happen also when the attempt's deadline cut in.
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+        except httpx.RequestError as exc:
+            # TransportError, and what httpx raises past it while reading the answer: a body that
+            # its Content-Encoding cannot decode (DecodingError). No usable answer either way.
+            raise SendFailure(
+                describe(exc),
+                timed_out=isinstance(exc, httpx.TimeoutException),
+                reached_server=not isinstance(exc, _NOT_SENT),
+                certificate_rejected=certificate_rejected(exc),
+            ) from exc
+        return HTTPResponse(response.status_code, response.reason_phrase, response.headers, body)
 
     async def aclose(self) -> None:
         if self._owns_client:

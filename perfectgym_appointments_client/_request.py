@@ -15,18 +15,19 @@ import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import anyio
 
 from ._backends import open_backend
 from ._call_options import CallBound, current_bound
-from ._constants import DEFAULT_MAX_CONNECTIONS
+from ._constants import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESPONSE_BYTES
 from ._exceptions import (
     APIConnectionError,
     APIError,
     APIStatusError,
     APITimeoutError,
+    ConfigurationError,
     PermissionDeniedError,
     RateLimitError,
     ResponseValidationError,
@@ -35,7 +36,7 @@ from ._exceptions import (
 )
 from ._field_paths import FIELD_PATH
 from ._generated.types import PreparedRequest, Unset
-from ._http import HTTPBackend, HTTPResponse, SendFailure, Timeouts
+from ._http import HTTPBackend, HTTPResponse, ResponseTooLarge, SendFailure, Timeouts
 from ._retry import Decide, Resolved, RetryPolicy, parse_retry_after
 from ._throttling import Throttle
 from ._version import API_VERSION, __version__
@@ -106,7 +107,16 @@ class Requester:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         accept_language: str | None = None,
         throttle: Throttle | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
+        if max_response_bytes is not None and (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ConfigurationError(
+                f"max_response_bytes must be a whole number of bytes >= 1 or None, got {max_response_bytes!r}"
+            )
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         # Named in connection errors: "connection refused" alone does not say which tenant.
@@ -117,7 +127,11 @@ class Requester:
         self.retry_policy = retry_policy
         self._key = _Secret(api_key)
         self.backend: HTTPBackend = open_backend(
-            http_backend, http_client=http_client, timeouts=timeouts, max_connections=max_connections
+            http_backend,
+            http_client=http_client,
+            timeouts=timeouts,
+            max_connections=max_connections,
+            max_response_bytes=max_response_bytes,
         )
         # How long a call may wait for an answer, and so for its rate-limit turn (None: no bound).
         self.read_timeout = self.backend.read_timeout
@@ -178,6 +192,11 @@ class Requester:
                     response = await self.backend.send(method, url, headers, content)
                 except SendFailure as failure:
                     raise self._connection_error(name, method, path, failure) from failure.__cause__
+                except ResponseTooLarge as too_large:
+                    raise _invalid(
+                        name, method, path, too_large.status_code, "<body>",
+                        f"answer larger than the {_size(too_large.limit)} cap (max_response_bytes)",
+                    ) from None  # fmt: skip
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "%s %s %s -> %s in %.1f ms (attempt %d)",
@@ -223,6 +242,7 @@ class Requester:
         )
         error.host = self.host
         error.may_have_reached_server = sent
+        error.certificate_rejected = False  # type: ignore[attr-defined]  # see _connection_error
         return error
 
     async def _retry_if_retryable(self, exc: APIError, can_retry: bool) -> bool:
@@ -269,11 +289,13 @@ class Requester:
         )
         error.host = self.host
         error.may_have_reached_server = failure.reached_server
+        # Not retried (_retry.py): a certificate that fails verification stays failing. Set on
+        # each error until APIConnectionError (_exceptions.py) declares it, False by default.
+        error.certificate_rejected = failure.certificate_rejected  # type: ignore[attr-defined]
         return error
 
-    @staticmethod
     def _status_error(
-        operation: Operation[Any], method: str, path: str, response: HTTPResponse
+        self, operation: Operation[Any], method: str, path: str, response: HTTPResponse
     ) -> APIStatusError:
         from ._generated.models import ErrorResponse  # loaded with the first error, not at import
 
@@ -297,6 +319,8 @@ class Requester:
         else:
             snippet = " ".join(re.sub(r"<[^>]+>", " ", response.text[:500]).split())[:200]
             fields = {"error_message": snippet or response.reason_phrase or f"HTTP {status}"}
+        if 300 <= status < 400:
+            fields["error_message"] = self._redirect_message(path, response.headers.get("Location"))
         cls = status_error_class(status)
         extra: dict[str, Any] = {}
         if cls in (RateLimitError, ServiceUnavailableError):
@@ -308,6 +332,23 @@ class Requester:
         )
         logger.info("%s (%s %s) -> HTTP %s %s", name, method, path, status, error.error_code or "")
         return error
+
+    def _redirect_message(self, path: str, location: str | None) -> str:
+        """What a 3xx says: where it points (its origin only: a query may hold anything), and
+        that it was not followed, since following it would take the key along."""
+        if not location:
+            return "a redirect without a Location, not followed"
+        target = urlsplit(urljoin(f"{self.host}{path}", location.strip()))
+        origin = f"{target.scheme}://{target.netloc.rpartition('@')[2]}"
+        where = "elsewhere on the same origin" if origin == self.host else f"to {origin}"
+        return f"a redirect {where}, not followed (the API key goes to base_url's origin only)"
+
+
+def _size(limit: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if limit >= 1 << shift and limit % (1 << shift) == 0:
+            return f"{limit >> shift} {unit}"
+    return f"{limit} bytes"
 
 
 def _check_wait(exc: APIError, delay: float, bound: CallBound | None) -> None:

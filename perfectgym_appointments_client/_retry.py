@@ -105,10 +105,12 @@ class RetryPolicy:
         return self.backoff(retry_number)
 
     def is_retryable(self, exc: BaseException) -> bool:
-        """For calls that are safe to repeat: 429/502/503/504 and failures to get an answer."""
+        """For calls that are safe to repeat: 429/502/503/504 and failures to get an answer, but
+        not a TLS certificate that failed verification (``certificate_rejected``): no retry heals
+        it. The booking flows ask this too for requests that never arrived."""
         if isinstance(exc, APIStatusError):
             if exc.status_code not in RETRY_STATUSES:
                 return False
             retry_after = getattr(exc, "retry_after", None)
             return retry_after is None or retry_after <= self.max_retry_after
-        return isinstance(exc, APIConnectionError)
+        return isinstance(exc, APIConnectionError) and not getattr(exc, "certificate_rejected", False)
