@@ -137,15 +137,16 @@ class AppointmentsClient:
         would cross the network in clear text. ``timeout`` is seconds > 0 and finite (None: no
         limit), also in each field of an ``httpx.Timeout``.
         """
-        # The key is held masked from the first line on (and the plain name deleted): error
-        # reporters that record each frame's locals then find no key in this one.
+        # Key and URL are held masked from the first line on, their plain names deleted: error
+        # reporters record each frame's locals, and a URL may hold a password (or be the key,
+        # the two positional arguments swapped).
         key = _Secret(api_key if api_key is not None else os.environ.get(ENV_API_KEY, ""))
-        del api_key
-        base_url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL)
-        if not base_url and isinstance(http_client, httpx.AsyncClient) and str(http_client.base_url):
-            base_url = str(http_client.base_url)
+        url = _Secret(base_url if base_url is not None else os.environ.get(ENV_BASE_URL, ""))
+        del api_key, base_url
+        if not url.reveal() and isinstance(http_client, httpx.AsyncClient) and str(http_client.base_url):
+            url = _Secret(str(http_client.base_url))
         key = _clean_api_key(key)
-        base_url = _clean_base_url(base_url, key_looks_like_a_url=key.reveal().lower().startswith("http"))
+        base_url = _clean_base_url(url, key_looks_like_a_url=key.reveal().lower().startswith("http"))
         if max_connections is not None:
             if http_client is not None:
                 raise ConfigurationError(
@@ -464,22 +465,30 @@ class AppointmentsClient:
 def _clean_api_key(given: _Secret) -> _Secret:
     """The key as sent: without surrounding whitespace, and only what a header value carries.
 
-    No message shows the key, nor any character of it, and no local here holds it plain.
+    Raised from here, where no local holds the key plain; the checks ran in a frame that has
+    returned by then. No message shows the key, nor any character of it.
     """
-    if not given.reveal():
-        raise ConfigurationError(f"no API key: pass api_key=... or set {ENV_API_KEY}")
-    if not isinstance(given.reveal(), str):
-        raise TypeError(f"api_key must be a str, got {type(given.reveal()).__name__}")
-    key = _Secret(given.reveal().strip())
-    if not key.reveal():
-        raise ConfigurationError(f"the API key is only whitespace (from api_key=... or {ENV_API_KEY})")
-    bad = _NOT_IN_A_KEY.search(key.reveal())
-    if bad is not None:
-        raise ConfigurationError(
-            f"the API key holds {_kind(bad.group())} (character {bad.start() + 1} of {len(key.reveal())}), "
-            "which an HTTP header cannot carry: check how it was copied or read"
-        )
-    return key
+    problem = _key_problem(given.reveal())
+    if problem is not None:
+        raise problem
+    return _Secret(given.reveal().strip())
+
+
+def _key_problem(value: object) -> Exception | None:
+    if value is None or value == "":
+        return ConfigurationError(f"no API key: pass api_key=... or set {ENV_API_KEY}")
+    if not isinstance(value, str):
+        return TypeError(f"api_key must be a str, got {type(value).__name__}")
+    key = value.strip()
+    if not key:
+        return ConfigurationError(f"the API key is only whitespace (from api_key=... or {ENV_API_KEY})")
+    bad = _NOT_IN_A_KEY.search(key)
+    if bad is None:
+        return None
+    return ConfigurationError(
+        f"the API key holds {_kind(bad.group())} (character {bad.start() + 1} of {len(key)}), "
+        "which an HTTP header cannot carry: check how it was copied or read"
+    )
 
 
 def _kind(char: str) -> str:
@@ -492,42 +501,18 @@ def _kind(char: str) -> str:
     return "a non-ASCII character"
 
 
-def _clean_base_url(base_url: object, *, key_looks_like_a_url: bool) -> str:
-    """The base URL as used, or a ConfigurationError saying what is wrong with it.
+def _clean_base_url(given: _Secret, *, key_looks_like_a_url: bool) -> str:
+    """The base URL as used, without surrounding whitespace.
 
-    Messages do not quote the URL: a wrong one may hold a password, a token in its query, or be
-    the API key itself (the two positional arguments swapped).
+    Refused as the key is (from a frame holding it masked), in messages that do not quote it: a
+    wrong one may hold a password, a token in its query, or be the API key itself.
     """
-    if base_url is None or base_url == "":
-        raise ConfigurationError(f"no base URL: pass base_url=... or set {ENV_BASE_URL}")
-    if not isinstance(base_url, str):
-        raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
-    url = base_url.strip()
-    if not url:
-        raise ConfigurationError(f"no base URL (only whitespace): pass base_url=... or set {ENV_BASE_URL}")
-    if not url.lower().startswith(("http://", "https://")):
-        swapped = " (api_key and base_url look swapped)" if key_looks_like_a_url else ""
-        raise ConfigurationError(f"base_url must start with http:// or https://{swapped}")
-    for position, char in enumerate(url, start=1):
-        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
-            raise ConfigurationError(f"base_url holds {_kind(char)} (character {position})")
+    problem = _base_url_problem(given.reveal(), key_looks_like_a_url)
+    if problem is not None:
+        raise problem
+    url = str(given.reveal()).strip()
     parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - it raises on a port that is not a number in range
-    except ValueError:
-        raise ConfigurationError("base_url's port is not a number from 0 to 65535") from None
-    if parts.username is not None or parts.password is not None:
-        raise ConfigurationError(
-            "base_url must not hold user:password@: the API authenticates by the API key, and a "
-            "password in the URL would show wherever the URL does"
-        )
-    if not parts.hostname:
-        raise ConfigurationError("base_url has no host")
-    if "?" in url:
-        raise ConfigurationError("base_url must not have a query (?...): request paths are appended to it")
-    if "#" in url:
-        raise ConfigurationError("base_url must not have a fragment (#...): request paths are appended to it")
-    if parts.scheme.lower() == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme.lower() == "http" and not _is_loopback(parts.hostname or ""):
         logger.warning(
             "base_url %s://%s is plain http to a host that is not loopback: the API key crosses the "
             "network in clear text (use https://)",
@@ -535,6 +520,41 @@ def _clean_base_url(base_url: object, *, key_looks_like_a_url: bool) -> str:
             parts.netloc,
         )
     return url
+
+
+def _base_url_problem(value: object, key_looks_like_a_url: bool) -> Exception | None:
+    if value is None or value == "":
+        return ConfigurationError(f"no base URL: pass base_url=... or set {ENV_BASE_URL}")
+    if not isinstance(value, str):
+        return TypeError(f"base_url must be a str, got {type(value).__name__}")
+    url = value.strip()
+    if not url:
+        return ConfigurationError(f"no base URL (only whitespace): pass base_url=... or set {ENV_BASE_URL}")
+    if not url.lower().startswith(("http://", "https://")):
+        swapped = " (api_key and base_url look swapped)" if key_looks_like_a_url else ""
+        return ConfigurationError(f"base_url must start with http:// or https://{swapped}")
+    for position, char in enumerate(url, start=1):
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
+            return ConfigurationError(f"base_url holds {_kind(char)} (character {position})")
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - it raises on a port that is not a number in range
+    except ValueError:
+        return ConfigurationError("base_url's port is not a number from 0 to 65535")
+    if parts.username is not None or parts.password is not None:
+        return ConfigurationError(
+            "base_url must not hold user:password@: the API authenticates by the API key, and a "
+            "password in the URL would show wherever the URL does"
+        )
+    if not parts.hostname:
+        return ConfigurationError("base_url has no host")
+    if "?" in url:
+        return ConfigurationError("base_url must not have a query (?...): request paths are appended to it")
+    if "#" in url:
+        return ConfigurationError(
+            "base_url must not have a fragment (#...): request paths are appended to it"
+        )
+    return None
 
 
 def _is_loopback(host: str) -> bool:
