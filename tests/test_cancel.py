@@ -5,9 +5,20 @@ fake API (tests/fakeapi.py), on both HTTP backends.
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
-from fakeapi import BOOKINGS, FakeAPI, commit_then_garble, first_slot, httpx_alone, make, status_once
+from fakeapi import (
+    BOOKINGS,
+    FakeAPI,
+    answer_once,
+    commit_then_garble,
+    first_slot,
+    httpx_alone,
+    make,
+    status_once,
+)
 
 from perfectgym_appointments_client import (
     AppointmentStatus,
@@ -19,6 +30,7 @@ from perfectgym_appointments_client import (
     ResponseValidationError,
     ServiceUnavailableError,
 )
+from perfectgym_appointments_client._booking._cancel import ALREADY_CANCELED, CANCELED
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("http_backend")]
 
@@ -33,7 +45,7 @@ async def test_get_list_and_cancel_bookings() -> None:
         assert read.participant_status is ParticipantStatus.UNSET
         assert [b.booking_id for b in await client.list_bookings(5)] == [made.booking_id]
         message = await client.cancel_booking(made.booking_id)
-        assert str(made.booking_id) in message
+        assert message == f"Booking {made.booking_id} was canceled."  # the fake server's own text
         assert (await client.get_booking(made.booking_id)).is_canceled
         with pytest.raises(NotFoundError) as info:
             await client.get_booking(999)
@@ -101,3 +113,58 @@ async def test_an_ambiguous_cancel_whose_read_back_fails_is_unknown() -> None:
         ("cancel", OutcomeKind.UNKNOWN),
     ]
     assert [b["bookingId"] for b in api.live_bookings(5)] == [booking.booking_id]
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ({}, CANCELED),  # the official VoidResult: success is not required
+        ({"success": None}, CANCELED),
+        ({"success": ""}, CANCELED),
+        ({"success": "Termin storniert."}, "Termin storniert."),
+    ],
+)
+async def test_cancel_returns_the_servers_text_or_the_canceled_constant(
+    answer: dict[str, Any], expected: str
+) -> None:
+    api = FakeAPI()
+    async with make(api) as client:
+        made = await client.book(5, 1, await first_slot(client))
+        path = f"{BOOKINGS}/{made.booking_id}"
+
+        def cancel_with(request: httpx.Request) -> httpx.Response | None:
+            if request.method != "DELETE":
+                return None
+            api.route(request)
+            return httpx.Response(200, json=answer)
+
+        api.faults.append(cancel_with)
+        assert await client.cancel_booking(made.booking_id) == expected
+    assert api.live_bookings(5) == []
+    assert api.count("DELETE", path) == 1
+    assert api.count("GET", path) == 0  # a readable success is not read back
+
+
+async def test_cancel_of_a_canceled_booking_returns_already_canceled() -> None:
+    api = FakeAPI()
+    outcomes: list[BookingOutcome] = []
+    async with make(api, outcomes) as client:
+        made = await client.book(5, 1, await first_slot(client))
+        path = f"{BOOKINGS}/{made.booking_id}"
+        api.bookings[made.booking_id]["bookingStatus"] = "CANCELED"  # by the studio's staff
+        refusal = {
+            "errorMessage": f"Appointment booking {made.booking_id} is already canceled",
+            "errorCode": "errormessage.appointment.booking.already.canceled",
+        }
+        api.faults.append(answer_once("DELETE", path, 400, refusal))
+        assert await client.cancel_booking(made.booking_id) == ALREADY_CANCELED
+    assert api.count("DELETE", path) == 1
+    assert (outcomes[-1].operation, outcomes[-1].kind) == ("cancel", OutcomeKind.CANCELED)
+
+
+async def test_an_unclear_cancel_read_back_canceled_returns_the_canceled_constant() -> None:
+    api = FakeAPI()
+    async with make(api) as client:
+        made = await client.book(5, 1, await first_slot(client))
+        api.faults.append(commit_then_garble(api, "DELETE"))
+        assert await client.cancel_booking(made.booking_id) == CANCELED

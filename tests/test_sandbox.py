@@ -29,6 +29,7 @@ from perfectgym_appointments_client import (
     SlotNotBookableError,
     ValidationStatus,
 )
+from perfectgym_appointments_client._booking._cancel import ALREADY_CANCELED
 from perfectgym_appointments_client.sandbox import DEMO_CUSTOMER_ID, ZONE, Appointment, Faults, Sandbox, Store
 
 pytestmark = pytest.mark.anyio
@@ -506,10 +507,7 @@ async def test_booking_takes_the_slot_and_cancel_gives_it_back(
     assert listed[booking.booking_id].is_canceled
 
     # Cancelling again is done, and says so (the API answers 400 already.canceled); nothing changes.
-    assert (
-        await client.cancel_booking(booking.booking_id)
-        == f"Booking {booking.booking_id} was already canceled."
-    )
+    assert await client.cancel_booking(booking.booking_id) == ALREADY_CANCELED
     assert store.bookings[booking.booking_id].status == "CANCELED"
     assert customer.contingent[appointment.category] == credits
 

@@ -1,8 +1,14 @@
 """Cancelling a booking: repeated only when the request surely did nothing; after an ambiguous
 failure (or a 409: someone else changed it) the booking is read back, and canceled by then is
 done. Cancelling a booking that is already canceled is done too (the API's 400
-``errormessage.appointment.booking.already.canceled`` becomes "Booking N was already canceled."):
-a resubmitted cancel, or one racing the studio's staff, wants the booking canceled, and it is."""
+``errormessage.appointment.booking.already.canceled`` becomes :data:`ALREADY_CANCELED`): a
+resubmitted cancel, or one racing the studio's staff, wants the booking canceled, and it is.
+
+What a cancel returns is the server's confirmation text when it sent one (the official
+``VoidResult.success``, which is optional: ``{}`` is a valid answer), else one of two constants,
+never a sentence made up to look like the server's: :data:`CANCELED` (canceled, with no text
+from the server: ``{}``, or an unclear answer and the booking read back canceled) and
+:data:`ALREADY_CANCELED` (it was canceled before this call)."""
 
 from __future__ import annotations
 
@@ -31,20 +37,25 @@ async def cancel(check: BookingCheck, booking_id: int) -> tuple[str, BookingOutc
     return message, BookingOutcome(operation="cancel", kind=OutcomeKind.CANCELED, booking_id=booking_id)
 
 
-__all__ = ["ALREADY_CANCELED", "cancel", "cancel_once"]
+__all__ = ["ALREADY_CANCELED", "CANCELED", "cancel", "cancel_once"]
 
-ALREADY_CANCELED = "errormessage.appointment.booking.already.canceled"
+CANCELED = "canceled"
+"""Returned for a cancel the server confirmed without text, or found done by reading it back."""
+ALREADY_CANCELED = "already canceled"
+"""Returned for a booking that was canceled before this call (nothing was changed)."""
+_ALREADY_CANCELED_CODE = "errormessage.appointment.booking.already.canceled"
 
 
 async def cancel_once(check: BookingCheck, booking_id: int) -> str:
-    """One cancel (with its safe repeats); returns the server's confirmation text."""
+    """One cancel (with its safe repeats); returns the server's confirmation text, or
+    :data:`CANCELED` / :data:`ALREADY_CANCELED`."""
     api = check.ops.api
     sent_again = False
 
     async def decide(exc: APIError, can_retry: bool) -> bool | Resolved:
         nonlocal sent_again
-        if not sent_again and isinstance(exc, BadRequestError) and exc.error_code == ALREADY_CANCELED:
-            return Resolved(f"Booking {booking_id} was already canceled.")
+        if not sent_again and isinstance(exc, BadRequestError) and exc.error_code == _ALREADY_CANCELED_CODE:
+            return Resolved(ALREADY_CANCELED)
         if never_arrived(exc):
             sent_again = sent_again or can_retry
             return api.retry_policy.is_retryable(exc)
@@ -54,7 +65,7 @@ async def cancel_once(check: BookingCheck, booking_id: int) -> str:
         await anyio.sleep(check.settle)
         try:
             if (await check.look(lambda: check.ops.get_booking(booking_id))).is_canceled:
-                return Resolved(f"Booking {booking_id} was canceled.")
+                return Resolved(CANCELED)
         except NotFoundError:
             return False
         except PerfectGymError as read_error:
@@ -70,6 +81,10 @@ async def cancel_once(check: BookingCheck, booking_id: int) -> str:
         sent_again = sent_again or (retry and can_retry)
         return retry
 
-    # Resolved by the check: the text for a booking found canceled.
+    # Resolved by decide: one of the constants.
     result: CancelResult | str = await api.request(delete_appointment_booking, booking_id, decide=decide)
-    return result if isinstance(result, str) else str(result.success)
+    if isinstance(result, str):
+        return result
+    # The model holds a str or None (anything else is a ResponseValidationError); an empty text
+    # says no more than none.
+    return result.success or CANCELED

@@ -65,13 +65,13 @@ class AppointmentBooking:
     * `UNSET`: attendance not recorded yet.
     * `NOT_PARTICIPATING`: the customer does not take part (no-show or excused).
      """
-    title: None | str | Unset = UNSET
-    duration: int | None | Unset = UNSET
+    title: None | str = None
+    duration: int | None = None
     """ Length in minutes. """
-    category: None | str | Unset = UNSET
-    description: None | str | Unset = UNSET
-    img_url: None | str | Unset = UNSET
-    instructors: list[Instructor] | None | Unset = UNSET
+    category: None | str = None
+    description: None | str = None
+    img_url: None | str = None
+    instructors: list[Instructor] | None = None
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,17 +141,17 @@ class AppointmentBooking:
                 "participantStatus": participant_status,
             }
         )
-        if title is not UNSET:
+        if title is not None and title is not UNSET:
             field_dict["title"] = title
-        if duration is not UNSET:
+        if duration is not None and duration is not UNSET:
             field_dict["duration"] = duration
-        if category is not UNSET:
+        if category is not None and category is not UNSET:
             field_dict["category"] = category
-        if description is not UNSET:
+        if description is not None and description is not UNSET:
             field_dict["description"] = description
-        if img_url is not UNSET:
+        if img_url is not None and img_url is not UNSET:
             field_dict["imgUrl"] = img_url
-        if instructors is not UNSET:
+        if instructors is not None and instructors is not UNSET:
             field_dict["instructors"] = instructors
 
         return field_dict
@@ -182,30 +182,40 @@ class AppointmentBooking:
             d["participantStatus"], "participantStatus"
         )
 
-        title: None | str | Unset = d.get("title", UNSET)
+        title: None | str = d.get("title")
 
-        duration: int | None | Unset = d.get("duration", UNSET)
+        duration: int | None = d.get("duration")
 
-        category: None | str | Unset = d.get("category", UNSET)
+        category: None | str = d.get("category")
 
-        description: None | str | Unset = d.get("description", UNSET)
+        description: None | str = d.get("description")
 
-        img_url: None | str | Unset = d.get("imgUrl", UNSET)
+        img_url: None | str = d.get("imgUrl")
 
-        instructors: list[Instructor] | None | Unset = d.get("instructors", UNSET)
+        instructors: list[Instructor] | None = d.get("instructors")
         if isinstance(instructors, list):
-            try:
-                instructors_type_0 = []
-                for instructors_type_0_item_data in instructors:
+            instructors_type_0 = []
+            for instructors_type_0_index, instructors_type_0_item_data in enumerate(
+                instructors
+            ):
+                try:
                     instructors_type_0_item = Instructor.from_dict(
                         instructors_type_0_item_data
                     )
 
-                    instructors_type_0.append(instructors_type_0_item)
+                except (TypeError, ValueError, KeyError) as exc:
+                    from perfectgym_appointments_client._field_paths import at_item
 
-                instructors = instructors_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+                    raise at_item(
+                        exc, f"instructors[{instructors_type_0_index}]"
+                    ) from exc
+                instructors_type_0.append(instructors_type_0_item)
+
+            instructors = instructors_type_0
+        elif instructors is not None:
+            raise TypeError(
+                f"instructors: expected a JSON array or null, got {type(instructors).__name__}"
+            )
 
         appointment_booking = cls(
             booking_id,
@@ -224,11 +234,9 @@ class AppointmentBooking:
 
         # Keys the spec does not name (the API added them later) are kept; counting is enough
         # to know whether there are any, so the usual object costs no copy.
-        if len(d) != 6 + (title is not UNSET) + (duration is not UNSET) + (
-            category is not UNSET
-        ) + (description is not UNSET) + (img_url is not UNSET) + (
-            instructors is not UNSET
-        ):
+        if len(d) != 6 + ("title" in d) + ("duration" in d) + ("category" in d) + (
+            "description" in d
+        ) + ("imgUrl" in d) + ("instructors" in d):
             appointment_booking.additional_properties = {
                 k: v
                 for k, v in d.items()

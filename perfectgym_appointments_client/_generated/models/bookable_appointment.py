@@ -19,15 +19,15 @@ class BookableAppointment:
 
     id: int
     """ Id of the bookable appointment. """
-    title: None | str | Unset = UNSET
+    title: None | str = None
     """ Display title. """
-    duration: int | None | Unset = UNSET
+    duration: int | None = None
     """ Length of one slot in minutes. """
-    category: None | str | Unset = UNSET
+    category: None | str = None
     """ Category shown to customers. """
-    description: None | str | Unset = UNSET
+    description: None | str = None
     """ Longer description. """
-    img_url: None | str | Unset = UNSET
+    img_url: None | str = None
     """ URL of an image. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -71,15 +71,15 @@ class BookableAppointment:
                 "id": id,
             }
         )
-        if title is not UNSET:
+        if title is not None and title is not UNSET:
             field_dict["title"] = title
-        if duration is not UNSET:
+        if duration is not None and duration is not UNSET:
             field_dict["duration"] = duration
-        if category is not UNSET:
+        if category is not None and category is not UNSET:
             field_dict["category"] = category
-        if description is not UNSET:
+        if description is not None and description is not UNSET:
             field_dict["description"] = description
-        if img_url is not UNSET:
+        if img_url is not None and img_url is not UNSET:
             field_dict["imgUrl"] = img_url
 
         return field_dict
@@ -96,15 +96,15 @@ class BookableAppointment:
         if type(id) is not int:
             raise TypeError(f"id: expected int, got {type(id).__name__}")
 
-        title: None | str | Unset = d.get("title", UNSET)
+        title: None | str = d.get("title")
 
-        duration: int | None | Unset = d.get("duration", UNSET)
+        duration: int | None = d.get("duration")
 
-        category: None | str | Unset = d.get("category", UNSET)
+        category: None | str = d.get("category")
 
-        description: None | str | Unset = d.get("description", UNSET)
+        description: None | str = d.get("description")
 
-        img_url: None | str | Unset = d.get("imgUrl", UNSET)
+        img_url: None | str = d.get("imgUrl")
 
         bookable_appointment = cls(
             id,
@@ -117,9 +117,9 @@ class BookableAppointment:
 
         # Keys the spec does not name (the API added them later) are kept; counting is enough
         # to know whether there are any, so the usual object costs no copy.
-        if len(d) != 1 + (title is not UNSET) + (duration is not UNSET) + (
-            category is not UNSET
-        ) + (description is not UNSET) + (img_url is not UNSET):
+        if len(d) != 1 + ("title" in d) + ("duration" in d) + ("category" in d) + (
+            "description" in d
+        ) + ("imgUrl" in d):
             bookable_appointment.additional_properties = {
                 k: v
                 for k, v in d.items()

@@ -8,25 +8,30 @@ from typing import Any, Self, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import UNSET, Unset
+
 T = TypeVar("T", bound="CancelResult")
 
 
 @_attrs_define
 class CancelResult:
-    success: str
-    """ Confirmation text. """
+    """The official `VoidResult`: `success` is not required, so `{}` is a valid answer."""
+
+    success: None | str = None
+    """ Confirmation text, when the server sends one. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        success = self.success
+        success: None | str | Unset
+        if isinstance(self.success, Unset):
+            success = UNSET
+        else:
+            success = self.success
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
-        field_dict.update(
-            {
-                "success": success,
-            }
-        )
+        if success is not None and success is not UNSET:
+            field_dict["success"] = success
 
         return field_dict
 
@@ -38,9 +43,7 @@ class CancelResult:
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
         d = src_dict
-        success = d["success"]
-        if type(success) is not str:
-            raise TypeError(f"success: expected str, got {type(success).__name__}")
+        success: None | str = d.get("success")
 
         cancel_result = cls(
             success,
@@ -48,7 +51,7 @@ class CancelResult:
 
         # Keys the spec does not name (the API added them later) are kept; counting is enough
         # to know whether there are any, so the usual object costs no copy.
-        if len(d) != 1:
+        if len(d) != 0 + ("success" in d):
             cancel_result.additional_properties = {
                 k: v for k, v in d.items() if k not in {"success"}
             }

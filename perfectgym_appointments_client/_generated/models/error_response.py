@@ -24,15 +24,15 @@ class ErrorResponse:
 
     error_message: str
     """ Human-readable message. """
-    error_code: None | str | Unset = UNSET
+    error_code: None | str = None
     """ The message's translation key, e.g. `errormessage.validation.max`. """
-    trace_id: None | str | Unset = UNSET
+    trace_id: None | str = None
     """ The server's trace id; quote it to support. """
-    reference: None | str | Unset = UNSET
+    reference: None | str = None
     """ The field the error refers to, e.g. `parent.child`. """
-    args: list[ErrorResponseArgsType0Item] | None | Unset = UNSET
+    args: list[ErrorResponseArgsType0Item] | None = None
     """ The message's arguments (deprecated, but sent). """
-    typed_args: list[TypedArg] | None | Unset = UNSET
+    typed_args: list[TypedArg] | None = None
     """ The message's arguments with their kinds (deprecated, but sent). """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -88,15 +88,15 @@ class ErrorResponse:
                 "errorMessage": error_message,
             }
         )
-        if error_code is not UNSET:
+        if error_code is not None and error_code is not UNSET:
             field_dict["errorCode"] = error_code
-        if trace_id is not UNSET:
+        if trace_id is not None and trace_id is not UNSET:
             field_dict["traceId"] = trace_id
-        if reference is not UNSET:
+        if reference is not None and reference is not UNSET:
             field_dict["reference"] = reference
-        if args is not UNSET:
+        if args is not None and args is not UNSET:
             field_dict["args"] = args
-        if typed_args is not UNSET:
+        if typed_args is not None and typed_args is not UNSET:
             field_dict["typedArgs"] = typed_args
 
         return field_dict
@@ -115,36 +115,50 @@ class ErrorResponse:
                 f"errorMessage: expected str, got {type(error_message).__name__}"
             )
 
-        error_code: None | str | Unset = d.get("errorCode", UNSET)
+        error_code: None | str = d.get("errorCode")
 
-        trace_id: None | str | Unset = d.get("traceId", UNSET)
+        trace_id: None | str = d.get("traceId")
 
-        reference: None | str | Unset = d.get("reference", UNSET)
+        reference: None | str = d.get("reference")
 
-        args: list[ErrorResponseArgsType0Item] | None | Unset = d.get("args", UNSET)
+        args: list[ErrorResponseArgsType0Item] | None = d.get("args")
         if isinstance(args, list):
             try:
                 args_type_0 = []
-                for args_type_0_item_data in args:
-                    args_type_0_item = ErrorResponseArgsType0Item.from_dict(
-                        args_type_0_item_data
-                    )
+                for args_type_0_index, args_type_0_item_data in enumerate(args):
+                    try:
+                        args_type_0_item = ErrorResponseArgsType0Item.from_dict(
+                            args_type_0_item_data
+                        )
 
+                    except (TypeError, ValueError, KeyError) as exc:
+                        from perfectgym_appointments_client._field_paths import at_item
+
+                        raise at_item(exc, f"args[{args_type_0_index}]") from exc
                     args_type_0.append(args_type_0_item)
 
                 args = args_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
 
-        typed_args: list[TypedArg] | None | Unset = d.get("typedArgs", UNSET)
+        typed_args: list[TypedArg] | None = d.get("typedArgs")
         if isinstance(typed_args, list):
             try:
                 typed_args_type_0 = []
-                for typed_args_type_0_item_data in typed_args:
-                    typed_args_type_0_item = TypedArg.from_dict(
-                        typed_args_type_0_item_data
-                    )
+                for typed_args_type_0_index, typed_args_type_0_item_data in enumerate(
+                    typed_args
+                ):
+                    try:
+                        typed_args_type_0_item = TypedArg.from_dict(
+                            typed_args_type_0_item_data
+                        )
 
+                    except (TypeError, ValueError, KeyError) as exc:
+                        from perfectgym_appointments_client._field_paths import at_item
+
+                        raise at_item(
+                            exc, f"typedArgs[{typed_args_type_0_index}]"
+                        ) from exc
                     typed_args_type_0.append(typed_args_type_0_item)
 
                 typed_args = typed_args_type_0
@@ -162,9 +176,9 @@ class ErrorResponse:
 
         # Keys the spec does not name (the API added them later) are kept; counting is enough
         # to know whether there are any, so the usual object costs no copy.
-        if len(d) != 1 + (error_code is not UNSET) + (trace_id is not UNSET) + (
-            reference is not UNSET
-        ) + (args is not UNSET) + (typed_args is not UNSET):
+        if len(d) != 1 + ("errorCode" in d) + ("traceId" in d) + ("reference" in d) + (
+            "args" in d
+        ) + ("typedArgs" in d):
             error_response.additional_properties = {
                 k: v
                 for k, v in d.items()

@@ -20,7 +20,7 @@ class Instructor:
     id: int
     first_name: str
     last_name: str
-    public_name: None | str | Unset = UNSET
+    public_name: None | str = None
     """ Name shown to customers, when set. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -46,7 +46,7 @@ class Instructor:
                 "lastName": last_name,
             }
         )
-        if public_name is not UNSET:
+        if public_name is not None and public_name is not UNSET:
             field_dict["publicName"] = public_name
 
         return field_dict
@@ -71,7 +71,7 @@ class Instructor:
         if type(last_name) is not str:
             raise TypeError(f"lastName: expected str, got {type(last_name).__name__}")
 
-        public_name: None | str | Unset = d.get("publicName", UNSET)
+        public_name: None | str = d.get("publicName")
 
         instructor = cls(
             id,
@@ -82,7 +82,7 @@ class Instructor:
 
         # Keys the spec does not name (the API added them later) are kept; counting is enough
         # to know whether there are any, so the usual object costs no copy.
-        if len(d) != 3 + (public_name is not UNSET):
+        if len(d) != 3 + ("publicName" in d):
             instructor.additional_properties = {
                 k: v
                 for k, v in d.items()

@@ -40,7 +40,7 @@ class Slot:
     up to nine digits, the offset may be `Z`, and the bracketed zone may be missing
     (offset only). The offset fixes the instant; the zone id names the region.
      """
-    instructors: list[Instructor] | None | Unset = UNSET
+    instructors: list[Instructor] | None = None
     """ Instructors available for this slot. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -69,7 +69,7 @@ class Slot:
                 "endDateTime": end_date_time,
             }
         )
-        if instructors is not UNSET:
+        if instructors is not None and instructors is not UNSET:
             field_dict["instructors"] = instructors
 
         return field_dict
@@ -86,20 +86,36 @@ class Slot:
 
         end_date_time = parse_zoned_datetime(d["endDateTime"], "endDateTime")
 
-        instructors: list[Instructor] | None | Unset = d.get("instructors", UNSET)
+        instructors: list[Instructor] | None = d.get("instructors")
         if isinstance(instructors, list):
-            try:
-                instructors_type_0 = []
-                for instructors_type_0_item_data in instructors:
+            instructors_type_0 = []
+            for instructors_type_0_index, instructors_type_0_item_data in enumerate(
+                instructors
+            ):
+                try:
                     instructors_type_0_item = Instructor.from_dict(
                         instructors_type_0_item_data
                     )
 
-                    instructors_type_0.append(instructors_type_0_item)
+                except (TypeError, ValueError, KeyError) as exc:
+                    from perfectgym_appointments_client._field_paths import at_item
 
-                instructors = instructors_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+                    raise at_item(
+                        exc, f"instructors[{instructors_type_0_index}]"
+                    ) from exc
+                instructors_type_0.append(instructors_type_0_item)
+
+            instructors = instructors_type_0
+        elif instructors is not None:
+            raise TypeError(
+                f"instructors: expected a JSON array or null, got {type(instructors).__name__}"
+            )
+
+        # x-after in openapi.yaml: the API's own rule (END_DATE_TIME_NOT_AFTER_START_DATE_TIME).
+        if not end_date_time > start_date_time:
+            raise ValueError(
+                f"endDateTime: {d['endDateTime']!r} is not after startDateTime {d['startDateTime']!r}"
+            )
 
         slot = cls(
             start_date_time,
@@ -109,7 +125,7 @@ class Slot:
 
         # Keys the spec does not name (the API added them later) are kept; counting is enough
         # to know whether there are any, so the usual object costs no copy.
-        if len(d) != 2 + (instructors is not UNSET):
+        if len(d) != 2 + ("instructors" in d):
             slot.additional_properties = {
                 k: v
                 for k, v in d.items()

@@ -43,7 +43,6 @@ class TypedArg:
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
-        field_dict.update({})
         if value is not UNSET:
             field_dict["value"] = value
         if type_ is not UNSET:
