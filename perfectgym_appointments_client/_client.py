@@ -450,13 +450,18 @@ class AppointmentsClient:
 
     @_per_call
     async def cancel_booking(self, booking_id: int) -> str:
-        """Cancel an appointment booking; returns the server's confirmation text.
+        """Cancel an appointment booking; returns the server's confirmation text, or a constant.
+
+        The text is the answer's ``success`` when it has one (the API may leave it out: ``{}``
+        is a valid answer). Without one the return is ``"canceled"`` (``CANCELED``), also when
+        the answer was lost and the booking read back canceled; a booking already canceled (by
+        an earlier call, a resubmit, the studio) returns ``"already canceled"``
+        (``ALREADY_CANCELED``) instead of the API's 400. The client never makes up text that
+        reads like the server's.
 
         Repeated only when the request surely did not arrive; after an ambiguous failure or a
         409 (another request changed the booking) it is read back, and canceled counts as done.
-        Idempotent: a booking already canceled (by an earlier call, a resubmit, the studio)
-        returns ``"Booking <id> was already canceled."`` instead of the API's 400; a booking that
-        has started is still a :class:`BadRequestError`.
+        A booking that has started is still a :class:`BadRequestError`.
         """
         require_id("booking_id", booking_id)
         return await self._flows.cancel(booking_id)

@@ -223,6 +223,47 @@ def test_required_fields(spec: dict[str, Any]) -> None:
     assert customer[1]["required"] == ["customerId"]
 
 
+def test_the_cancel_answer_needs_no_text(spec: dict[str, Any]) -> None:
+    # The official VoidResult {success}: success is not required, so {} is a valid answer.
+    op = _operations(spec)[("delete", "/v1/appointments/booking/{bookingId}")]
+    schema = _resolve(spec, op["responses"]["200"]["content"]["application/json"]["schema"])
+    assert "success" not in schema.get("required", [])
+    assert schema["properties"]["success"]["type"] == "string"
+
+
+def test_every_optional_answer_field_may_be_null(spec: dict[str, Any]) -> None:
+    # The generated models read a missing field as None when it is a typed nullable one
+    # (docs/generation.md); an optional field that is not nullable, or has no type or only a
+    # $ref, would read as UNSET instead. Requests are exempt: there UNSET means "not sent".
+    schemas = spec["components"]["schemas"]
+    requests = {"AppointmentBookingRequest"}
+    reads_unset = [
+        (name, field)
+        for name, schema in schemas.items()
+        if name not in requests
+        for part in [schema, *schema.get("allOf", [])]
+        for field, node in part.get("properties", {}).items()
+        if field not in part.get("required", []) and not (node.get("nullable") and "type" in node)
+    ]
+    # TypedArg's two fields: parts of an error's deprecated arguments, which no answer model shows.
+    assert reads_unset == [("TypedArg", "value"), ("TypedArg", "type")]
+
+
+def test_x_after_names_required_date_times(spec: dict[str, Any]) -> None:
+    # templates/model.py.jinja compares the two fields of each x-after pair after parsing them.
+    schemas = spec["components"]["schemas"]
+    pairs = [
+        (name, later, earlier)
+        for name, s in schemas.items()
+        for later, earlier in s.get("x-after", {}).items()
+    ]
+    assert ("Slot", "endDateTime", "startDateTime") in pairs
+    for name, later, earlier in pairs:
+        for field in (later, earlier):
+            assert field in schemas[name]["required"], (name, field)
+            assert schemas[name]["properties"][field] == {"$ref": "#/components/schemas/ZonedDateTime"}
+
+
 def _parameter(spec: dict[str, Any], key: tuple[str, str], name: str) -> dict[str, Any]:
     params = [_resolve(spec, p) for p in _operations(spec)[key].get("parameters", [])]
     return next(p for p in params if p["name"] == name)

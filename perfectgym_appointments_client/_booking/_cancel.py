@@ -5,9 +5,9 @@ done. Cancelling a booking that is already canceled is done too (the API's 400
 resubmitted cancel, or one racing the studio's staff, wants the booking canceled, and it is.
 
 What a cancel returns is the server's confirmation text when it sent one (the official
-``VoidResult.success``, which is optional: ``{}`` is a valid answer), else one of two constants,
-never a sentence made up to look like the server's: :data:`CANCELED` (canceled, with no text
-from the server: ``{}``, or an unclear answer and the booking read back canceled) and
+``VoidResult.success``, a string, which is optional: ``{}`` is a valid answer), else one of two
+constants, never a sentence made up to look like the server's: :data:`CANCELED` (canceled, with
+no text from the server: ``{}``, or an unclear answer and the booking read back canceled) and
 :data:`ALREADY_CANCELED` (it was canceled before this call)."""
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ async def cancel_once(check: BookingCheck, booking_id: int) -> str:
     result: CancelResult | str = await api.request(delete_appointment_booking, booking_id, decide=decide)
     if isinstance(result, str):
         return result
-    # The model holds a str or None (anything else is a ResponseValidationError); an empty text
-    # says no more than none.
-    return result.success or CANCELED
+    # A 200 is the cancel done; its text is optional, and an empty one or one of another type
+    # (optional fields are kept as sent) tells nothing a caller could show.
+    text: object = result.success
+    return text if isinstance(text, str) and text else CANCELED

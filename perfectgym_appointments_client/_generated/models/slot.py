@@ -112,7 +112,15 @@ class Slot:
             )
 
         # x-after in openapi.yaml: the API's own rule (END_DATE_TIME_NOT_AFTER_START_DATE_TIME).
-        if not end_date_time > start_date_time:
+        # datetime's own comparison: wall clocks in one zone (no offsets to compute, which would
+        # cost more than the rest of a slot), instants across zones. Wall clocks order as instants
+        # do unless the folds differ (the parser sets fold from the offset: a slot across the
+        # autumn change); then the instants decide.
+        if not (
+            datetime.datetime.__gt__(end_date_time, start_date_time)
+            if end_date_time.fold == start_date_time.fold
+            else end_date_time > start_date_time
+        ):
             raise ValueError(
                 f"endDateTime: {d['endDateTime']!r} is not after startDateTime {d['startDateTime']!r}"
             )
