@@ -454,10 +454,10 @@ class AppointmentsClient:
 
         The text is the answer's ``success`` when it has one (the API may leave it out: ``{}``
         is a valid answer). Without one the return is ``"canceled"`` (``CANCELED``), also when
-        the answer was lost and the booking read back canceled; a booking already canceled (by
-        an earlier call, a resubmit, the studio) returns ``"already canceled"``
-        (``ALREADY_CANCELED``) instead of the API's 400. The client never makes up text that
-        reads like the server's.
+        the answer was lost or was no confirmation (an error's body with a 200) and the booking
+        read back canceled; a booking already canceled (by an earlier call, a resubmit, the
+        studio) returns ``"already canceled"`` (``ALREADY_CANCELED``) instead of the API's 400.
+        The client never makes up text that reads like the server's.
 
         Repeated only when the request surely did not arrive; after an ambiguous failure or a
         409 (another request changed the booking) it is read back, and canceled counts as done.

@@ -12,6 +12,8 @@ no text from the server: ``{}``, or an unclear answer and the booking read back 
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 
 from .._exceptions import (
@@ -44,6 +46,33 @@ CANCELED = "canceled"
 ALREADY_CANCELED = "already canceled"
 """Returned for a booking that was canceled before this call (nothing was changed)."""
 _ALREADY_CANCELED_CODE = "errormessage.appointment.booking.already.canceled"
+
+
+class _Delete:
+    """``delete_appointment_booking``, refusing what is no confirmation though its schema allows it.
+
+    The official ``VoidResult`` requires nothing, so an error's body sent with a 200 (a proxy, a
+    failing gateway) would parse as a cancel without text, and optional fields are kept as sent,
+    so ``success`` could be a list. Both are refused, naming the field: the request layer makes
+    that a ResponseValidationError, and the booking is read back like after any other
+    unreadable success.
+    """
+
+    OPERATION_ID = delete_appointment_booking.OPERATION_ID
+    METHOD = delete_appointment_booking.METHOD
+    REQUIRED_SCOPE = delete_appointment_booking.REQUIRED_SCOPE
+    SUCCESS_STATUSES = delete_appointment_booking.SUCCESS_STATUSES
+    build_request = staticmethod(delete_appointment_booking.build_request)
+
+    @staticmethod
+    def parse_response(status_code: int, data: Any) -> CancelResult:
+        result = delete_appointment_booking.parse_response(status_code, data)
+        text: object = result.success
+        if text is None and "errorMessage" in result.additional_properties:
+            raise TypeError("errorMessage: an error's body sent with a success status")
+        if text is not None and not isinstance(text, str):
+            raise TypeError(f"success: expected str or null, got {type(text).__name__}")
+        return result
 
 
 async def cancel_once(check: BookingCheck, booking_id: int) -> str:
@@ -82,10 +111,8 @@ async def cancel_once(check: BookingCheck, booking_id: int) -> str:
         return retry
 
     # Resolved by decide: one of the constants.
-    result: CancelResult | str = await api.request(delete_appointment_booking, booking_id, decide=decide)
+    result: CancelResult | str = await api.request(_Delete(), booking_id, decide=decide)
     if isinstance(result, str):
         return result
-    # A 200 is the cancel done; its text is optional, and an empty one or one of another type
-    # (optional fields are kept as sent) tells nothing a caller could show.
-    text: object = result.success
-    return text if isinstance(text, str) and text else CANCELED
+    # A 200 is the cancel done; its text is optional, and an empty one tells nothing to show.
+    return result.success or CANCELED
