@@ -3,17 +3,22 @@
 or nothing at all. On anyio, so it serves under asyncio and trio alike.
 
 ``async with LoopbackServer(handler) as server``: ``server.url`` to connect to, ``server.requests``
-as they arrived. Its users: ``tests/test_backends.py`` (failure shapes scripted byte for byte),
-``tests/fakeapi.py`` (the fake API for aiohttp, which has no mock transport) and
-``benchmarks/bad_input.py`` (the sweep's malformed answers on aiohttp).
+as they arrived. An answer may go on after its first bytes (``Answer.more``: an endless stream,
+a trickle) and the server may speak TLS (``ssl_context``). Its users: ``tests/test_backends.py``
+(failure shapes scripted byte for byte), ``tests/test_hostile_server.py`` and
+``benchmarks/hostile.py`` (answers that never end, or end too big), ``tests/fakeapi.py`` (the
+fake API for aiohttp, which has no mock transport) and ``benchmarks/bad_input.py`` (the sweep's
+malformed answers on aiohttp).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+import ssl
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
@@ -21,6 +26,7 @@ from typing import Any, Self
 import anyio
 import anyio.abc
 import httpx
+from anyio.streams.tls import TLSListener
 
 
 @dataclasses.dataclass
@@ -43,10 +49,13 @@ class Request:
 
 @dataclasses.dataclass(frozen=True)
 class Answer:
-    """Bytes to write back (none: no answer), and whether to close the connection after them."""
+    """Bytes to write back (none: no answer), then those ``more`` makes (called afresh for each
+    answer; it may sleep between pieces, or never end: the server writes until the client goes),
+    and whether to close the connection after them."""
 
     data: bytes = b""
     close: bool = False
+    more: Callable[[], AsyncGenerator[bytes, None]] | None = None
 
 
 CUT = Answer(close=True)  # read the request, then close without a word
@@ -99,18 +108,20 @@ class LoopbackServer:
         *,
         sock: socket.socket | None = None,
         on_error: Callable[[Exception], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.handler = handler
         self.requests: list[Request] = []
         self.errors: list[Exception] = []
         self.port = 0
         self._sock = sock
+        self._ssl_context = ssl_context
         self._on_error = on_error if on_error is not None else self.errors.append
         self._stack: AsyncExitStack | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'http' if self._ssl_context is None else 'https'}://127.0.0.1:{self.port}"
 
     def count(self, method: str, path: str | None = None) -> int:
         return sum(1 for r in self.requests if r.method == method and (path is None or r.path == path))
@@ -123,6 +134,9 @@ class LoopbackServer:
         else:
             listener = await anyio.abc.SocketListener.from_socket(self._sock)
         self.port = listener.extra_attributes[anyio.abc.SocketAttribute.local_port]()
+        if self._ssl_context is not None:
+            # A handshake the client gives up on ends that connection, not the server.
+            listener = TLSListener(listener, self._ssl_context, standard_compatible=False)
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(listener)
             tg = await stack.enter_async_context(anyio.create_task_group())
@@ -167,6 +181,10 @@ class LoopbackServer:
                         return
                     if answer.data:
                         await stream.send(answer.data)
+                    if answer.more is not None:
+                        async with contextlib.aclosing(answer.more()) as pieces:  # also when the client goes
+                            async for piece in pieces:
+                                await stream.send(piece)
                     if answer.close:
                         return
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):

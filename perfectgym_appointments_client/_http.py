@@ -140,12 +140,18 @@ async def read_body(chunks: AsyncIterator[bytes], *, limit: int | None, status_c
     ``limit`` (so a compression bomb or an endless stream stops there). The caller closes the
     connection: the rest of the answer is left unread."""
     body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        if limit is not None and len(body) > limit:
-            # Freed now, not when the error is: its traceback keeps this frame, buffer included.
-            body.clear()
-            raise ResponseTooLarge(status_code, limit)
+    # Closed when left early, as an async generator must be (trio warns of one left to the GC).
+    aclose = getattr(chunks, "aclose", None)
+    try:
+        async for chunk in chunks:
+            body += chunk
+            if limit is not None and len(body) > limit:
+                # Freed now, not when the error is: its traceback keeps this frame, buffer included.
+                body.clear()
+                raise ResponseTooLarge(status_code, limit)
+    finally:
+        if aclose is not None:
+            await aclose()
     return bytes(body)
 
 

@@ -174,7 +174,16 @@ class Requester:
         if prepared.params:
             url += "?" + urlencode(prepared.params)
         # The key goes on each request, not on a client-wide header dict.
-        headers = _Headers({"User-Agent": USER_AGENT, "X-API-KEY": self._key.reveal(), **prepared.headers})
+        headers = _Headers(
+            {
+                "User-Agent": USER_AGENT,
+                "X-API-KEY": self._key.reveal(),
+                # The encodings both backends unpack a bounded piece at a time (not brotli or
+                # zstd, which the libraries would offer when installed), on both the same.
+                "Accept-Encoding": "gzip, deflate",
+                **prepared.headers,
+            }
+        )
         if self.accept_language is not None:
             headers["Accept-Language"] = self.accept_language
         content = None if prepared.json is None else json.dumps(prepared.json, ensure_ascii=False).encode()

@@ -106,8 +106,14 @@ def booking_json(status: str = "BOOKED", *, customer: bool = False) -> dict[str,
 
 
 def assert_key_nowhere(exc: BaseException) -> None:
-    """The key is in no text an error gives: its str/repr, its traceback, its response, the chain."""
-    texts = [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+    """The key is in no text an error gives: its str/repr, its traceback (also with each frame's
+    locals, as Sentry records it), its response, the chain, their attributes."""
+    texts = [
+        str(exc),
+        repr(exc),
+        "".join(traceback.format_exception(exc)),
+        "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format()),
+    ]
     response = getattr(exc, "response", None)
     if response is not None:
         texts += [repr(response), repr(response.headers), repr(list(response.headers.items())), response.text]
@@ -116,6 +122,8 @@ def assert_key_nowhere(exc: BaseException) -> None:
         if current is None:
             break
         texts += [repr(current), str(current), repr(current.args), repr(getattr(current, "__dict__", {}))]
+        for value in getattr(current, "__dict__", {}).values():  # one level into what it holds
+            texts += [repr(value), repr(getattr(value, "__dict__", None))]
         with contextlib.suppress(RuntimeError, AttributeError):  # httpx: .request unset raises
             request = current.request  # type: ignore[attr-defined]
             texts.append(repr(list(request.headers.items())))
@@ -626,3 +634,46 @@ async def test_the_environments_proxy_is_used_as_httpx_uses_it(
                 assert [r.target for r in proxy.requests] == [
                     "http://tenant.invalid/v1/appointments/bookable/1"
                 ]
+
+
+# -- the key in connection errors' chains and tracebacks --------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def failing_url(shape: str) -> Any:
+    """A URL where a call fails as ``shape`` says: refused, reset (the request read, the
+    connection cut), timeout (the request read, no answer), tls (a certificate nobody trusts)."""
+    if shape == "refused":
+        yield f"http://127.0.0.1:{refused_port()}"
+        return
+    ssl_context = None
+    if shape == "tls":
+        import ssl
+
+        import trustme
+
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        trustme.CA().issue_cert("127.0.0.1").configure_cert(ssl_context)
+    async with LoopbackServer(hang if shape == "timeout" else always(CUT), ssl_context=ssl_context) as server:
+        yield server.url
+
+
+@pytest.mark.parametrize("shape", ["refused", "reset", "timeout", "tls"])
+async def test_a_connection_errors_chain_and_locals_hold_no_key(http_backend: str, shape: str) -> None:
+    """aiohttp's frames hold the request's headers (its CIMultiDict, key included) and its
+    exceptions their request_info: nothing of aiohttp's is chained. httpx's request is masked."""
+    async with failing_url(shape) as url, client_for(url, http_backend, timeout=0.3) as client:
+        with pytest.raises(APIConnectionError) as read:
+            await client.get_bookable_appointment(1)
+        with pytest.raises(APIConnectionError) as posted:
+            await client.validate_slot(CUSTOMER, 1, SLOT)
+    for exc in (read.value, posted.value):
+        assert isinstance(exc, APITimeoutError) is (shape == "timeout")
+        assert_key_nowhere(exc)
+        if http_backend == "aiohttp":
+            chain: list[BaseException] = []
+            current: BaseException | None = exc
+            while current is not None:
+                chain.append(current)
+                current = current.__cause__ or current.__context__
+            assert not any(type(e).__module__.startswith("aiohttp") for e in chain), chain
