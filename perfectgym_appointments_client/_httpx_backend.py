@@ -29,7 +29,7 @@ __all__ = ["HttpxBackend"]
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # The Content-Encodings decoded here, as zlib's wbits. httpx's own decoders unpack a whole network
 # read at once, and 64 KiB of a gzip bomb is 64 MiB; here it is at most _DECODE_STEP at a time.
-_ZLIB_WBITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
+_ZLIB_WBITS = {"gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
 _DECODE_STEP = 1 << 20
 
 

@@ -547,3 +547,27 @@ async def test_wrongly_typed_appointment_body_is_rejected(body: Any) -> None:
     exc = await attempt(Fake(answer(200, body)))
     assert type(exc) is ResponseValidationError
     assert exc.operation == "getBookableAppointment"
+
+
+def marked_connection_error(*, certificate_rejected: bool | None) -> APIConnectionError:
+    error = APIConnectionError(
+        "failed", operation="getBookableAppointment", method="GET", path=APPOINTMENT_PATH
+    )
+    if certificate_rejected is not None:
+        error.certificate_rejected = certificate_rejected  # type: ignore[attr-defined]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("certificate_rejected", "retryable"),
+    [(True, False), (False, True), (None, True)],
+    ids=["rejected-certificate", "other-failure", "unmarked"],
+)
+async def test_a_rejected_tls_certificate_is_the_one_connection_error_not_retried(
+    certificate_rejected: bool | None, retryable: bool
+) -> None:
+    """A certificate that fails verification (an unknown issuer, an expired one, another host's
+    name) fails the same way on every attempt; other connection errors can heal."""
+    error = marked_connection_error(certificate_rejected=certificate_rejected)
+    assert RetryPolicy().is_retryable(error) is retryable
+    assert RetryPolicy(max_retries=5).is_retryable(error) is retryable
