@@ -38,6 +38,7 @@ from ._version import API_VERSION, __version__
 
 if TYPE_CHECKING:
     from ._booking import BookingOutcome, OutcomeKind
+    from ._booking._cancel import ALREADY_CANCELED, CANCELED
     from ._call_options import CallOptions
     from ._client import AppointmentsClient
     from ._display import Rows, SlotsChart, slots_chart, slots_per_day_and_instructor, to_rows
@@ -83,6 +84,8 @@ _LAZY = {
     "format_zoned_datetime": "_zoned",
     "parse_zoned_datetime": "_zoned",
     "BookingOutcome": "_booking",
+    "CANCELED": "_booking._cancel",
+    "ALREADY_CANCELED": "_booking._cancel",
     "OutcomeKind": "_booking",
     "Rows": "_display",
     "SlotsChart": "_display",
@@ -108,7 +111,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ALREADY_CANCELED",
     "API_VERSION",
+    "CANCELED",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
