@@ -180,7 +180,7 @@ class AiohttpBackend:
         async with session.request(method, url, **kwargs) as response:
             limit = self.max_response_bytes
             try:
-                if limit is not None and declared_too_large(response.headers, limit):
+                if limit is not None and declared_too_large(method, response.headers, limit):
                     raise ResponseTooLarge(response.status, limit)
                 # aiohttp hands over the body decoded, and decompresses a bounded piece at a time.
                 body = await read_body(

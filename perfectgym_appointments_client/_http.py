@@ -126,10 +126,10 @@ class HTTPBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
-def declared_too_large(headers: Mapping[str, str], limit: int) -> bool:
+def declared_too_large(method: str, headers: Mapping[str, str], limit: int) -> bool:
     """Whether an unencoded answer says in its Content-Length that it is over ``limit``, so it
-    can be refused before a byte of it is read."""
-    if headers.get("content-encoding", "identity").strip().lower() != "identity":
+    can be refused before a byte of it is read (an answer to HEAD has no body to refuse)."""
+    if method == "HEAD" or headers.get("content-encoding", "identity").strip().lower() != "identity":
         return False
     declared = headers.get("content-length", "")
     return declared.isdigit() and int(declared) > limit

@@ -165,7 +165,7 @@ class HttpxBackend:
             response = await self.client.send(request, stream=True, follow_redirects=False)
             try:
                 limit = self.max_response_bytes
-                if limit is not None and declared_too_large(response.headers, limit):
+                if limit is not None and declared_too_large(request.method, response.headers, limit):
                     raise ResponseTooLarge(response.status_code, limit)
                 # Decoded bytes: a Content-Encoding bomb is stopped at the limit, not unpacked.
                 body = await read_body(_decoded(response), limit=limit, status_code=response.status_code)
