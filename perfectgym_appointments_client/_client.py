@@ -33,6 +33,7 @@ from ._constants import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_HTTP_BACKEND,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_SEARCH_CONCURRENCY,
     DEFAULT_SLICE_SIZE,
@@ -44,7 +45,7 @@ from ._exceptions import ConfigurationError
 from ._generated.models import Language
 from ._http import Timeouts
 from ._operations import Operations
-from ._request import Requester, _Secret, logger
+from ._request import Requester, Secret, logger
 from ._retry import RetryPolicy
 from ._throttling import RateLimit, Throttle
 from ._version import API_VERSION
@@ -98,6 +99,11 @@ class AppointmentsClient:
     is then an ``aiohttp.ClientSession``. Errors, retries, limits and the booking check are the
     same on both.
 
+    An answer larger than ``max_response_bytes`` (16 MiB decoded by default; None: no cap) is a
+    :class:`ResponseValidationError`, and one attempt's whole exchange is bounded by the client's
+    timeouts (pool + connect + write + twice the read), so a server that trickles ends in
+    :class:`APITimeoutError`.
+
     ``max_rate_limit_wait`` and ``deadline`` bound each call (see :class:`CallOptions`; a copy
     with others: :meth:`with_options`): a web handler can fail fast with :class:`RateLimitError`
     instead of waiting for the limit, and give up on a call past its deadline
@@ -122,6 +128,7 @@ class AppointmentsClient:
         http_backend: str = DEFAULT_HTTP_BACKEND,
         max_rate_limit_wait: float | None = None,
         deadline: float | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         """Every setting is checked here, so that a wrong one is a :class:`ConfigurationError` now
         rather than a strange failure on the first call.
@@ -140,11 +147,11 @@ class AppointmentsClient:
         # Key and URL are held masked from the first line on, their plain names deleted: error
         # reporters record each frame's locals, and a URL may hold a password (or be the key,
         # the two positional arguments swapped).
-        key = _Secret(api_key if api_key is not None else os.environ.get(ENV_API_KEY, ""))
-        url = _Secret(base_url if base_url is not None else os.environ.get(ENV_BASE_URL, ""))
+        key = Secret(api_key if api_key is not None else os.environ.get(ENV_API_KEY, ""))
+        url = Secret(base_url if base_url is not None else os.environ.get(ENV_BASE_URL, ""))
         del api_key, base_url
         if not url.reveal() and isinstance(http_client, httpx.AsyncClient) and str(http_client.base_url):
-            url = _Secret(str(http_client.base_url))
+            url = Secret(str(http_client.base_url))
         key = _clean_api_key(key)
         base_url = _clean_base_url(url, key_looks_like_a_url=key.reveal().lower().startswith("http"))
         if max_connections is not None:
@@ -169,7 +176,7 @@ class AppointmentsClient:
         elif max_retries != DEFAULT_MAX_RETRIES and max_retries != retry_policy.max_retries:
             raise ConfigurationError("pass max_retries or retry_policy, not both")
         self._api = Requester(
-            api_key=key.reveal(),
+            api_key=key,
             base_url=base_url,
             timeouts=_timeouts(timeout, given_client=http_client is not None),
             retry_policy=retry_policy,
@@ -177,6 +184,7 @@ class AppointmentsClient:
             http_client=http_client,
             max_connections=DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections,
             accept_language=accept_language,
+            max_response_bytes=max_response_bytes,
         )
         if rate_limit is _NOT_GIVEN:
             rate_limit = RateLimit()
@@ -467,7 +475,7 @@ class AppointmentsClient:
         return await self._flows.cancel(booking_id)
 
 
-def _clean_api_key(given: _Secret) -> _Secret:
+def _clean_api_key(given: Secret) -> Secret:
     """The key as sent: without surrounding whitespace, and only what a header value carries.
 
     Raised from here, where no local holds the key plain; the checks ran in a frame that has
@@ -476,7 +484,7 @@ def _clean_api_key(given: _Secret) -> _Secret:
     problem = _key_problem(given.reveal())
     if problem is not None:
         raise problem
-    return _Secret(given.reveal().strip())
+    return Secret(given.reveal().strip())
 
 
 def _key_problem(value: object) -> Exception | None:
@@ -506,7 +514,7 @@ def _kind(char: str) -> str:
     return "a non-ASCII character"
 
 
-def _clean_base_url(given: _Secret, *, key_looks_like_a_url: bool) -> str:
+def _clean_base_url(given: Secret, *, key_looks_like_a_url: bool) -> str:
     """The base URL as used, without surrounding whitespace.
 
     Refused as the key is (from a frame holding it masked), in messages that do not quote it: a

@@ -272,6 +272,8 @@ class APIConnectionError(APIError):
     """
 
     may_have_reached_server: bool = True
+    certificate_rejected: bool = False
+    """The server's TLS certificate failed verification: no retry can heal it, so none is made."""
     host: str | None = None
     """``scheme://host:port`` the request went to."""
 

@@ -157,7 +157,7 @@ class Operations:
             from ._generated.api.appointments import get_bookable_appointment_slots as slots_operation
 
             async with throttle.reserved(
-                slots_operation.OPERATION_ID, len(windows), patience=self.api._patience(current_bound.get())
+                slots_operation.OPERATION_ID, len(windows), patience=self.api.patience(current_bound.get())
             ):
                 await run_all(window(offset) for offset in windows)
         for offset in windows:

@@ -44,7 +44,7 @@ from ._version import API_VERSION, __version__
 if TYPE_CHECKING:
     from ._generated.models import ErrorResponse
 
-__all__ = ["USER_AGENT", "Operation", "Requester", "logger"]
+__all__ = ["USER_AGENT", "Operation", "Requester", "Secret", "logger"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -70,7 +70,7 @@ class Operation(Protocol[T_co]):
     def parse_response(self, status_code: int, data: Any) -> T_co: ...
 
 
-class _Secret:
+class Secret:
     """Holds the API key so that no repr, vars() dump or traceback local shows it."""
 
     __slots__ = ("_value",)
@@ -98,7 +98,7 @@ class Requester:
     def __init__(
         self,
         *,
-        api_key: str,
+        api_key: Secret,
         base_url: str,
         timeouts: Timeouts | None,
         retry_policy: RetryPolicy,
@@ -125,7 +125,9 @@ class Requester:
         self.accept_language = accept_language
         self.throttle = throttle
         self.retry_policy = retry_policy
-        self._key = _Secret(api_key)
+        # A Secret, not the str: a failure below (no such backend, aiohttp under trio) records
+        # this frame's locals in a traceback with locals, and the key must not be one of them.
+        self._key = api_key
         self.backend: HTTPBackend = open_backend(
             http_backend,
             http_client=http_client,
@@ -194,7 +196,7 @@ class Requester:
             if self.throttle is not None:
                 # Outside the try: a wait longer than the call may take is our own RateLimitError,
                 # raised before anything is sent, not a failure to retry.
-                await self.throttle.wait_turn(name, patience=self._patience(bound), method=method, path=path)
+                await self.throttle.wait_turn(name, patience=self.patience(bound), method=method, path=path)
             try:
                 started = time.perf_counter()
                 try:
@@ -233,7 +235,7 @@ class Requester:
                 await policy.sleep(delay)
                 retry_number += 1
 
-    def _patience(self, bound: CallBound | None) -> float | None:
+    def patience(self, bound: CallBound | None) -> float | None:
         """How long this request may wait for its rate-limit turn: the client's timeout, or less."""
         limits = [self.read_timeout]
         if bound is not None:
@@ -251,7 +253,7 @@ class Requester:
         )
         error.host = self.host
         error.may_have_reached_server = sent
-        error.certificate_rejected = False  # type: ignore[attr-defined]  # see _connection_error
+        error.certificate_rejected = False  # see _connection_error
         return error
 
     async def _retry_if_retryable(self, exc: APIError, can_retry: bool) -> bool:
@@ -300,7 +302,7 @@ class Requester:
         error.may_have_reached_server = failure.reached_server
         # Not retried (_retry.py): a certificate that fails verification stays failing. Set on
         # each error until APIConnectionError (_exceptions.py) declares it, False by default.
-        error.certificate_rejected = failure.certificate_rejected  # type: ignore[attr-defined]
+        error.certificate_rejected = failure.certificate_rejected
         return error
 
     def _status_error(

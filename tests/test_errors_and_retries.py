@@ -554,7 +554,7 @@ def marked_connection_error(*, certificate_rejected: bool | None) -> APIConnecti
         "failed", operation="getBookableAppointment", method="GET", path=APPOINTMENT_PATH
     )
     if certificate_rejected is not None:
-        error.certificate_rejected = certificate_rejected  # type: ignore[attr-defined]
+        error.certificate_rejected = certificate_rejected
     return error
 
 

@@ -30,7 +30,7 @@ from benchmarks.hostile import (
     trickle_body,
     trickle_head,
 )
-from benchmarks.loopback import Handler, LoopbackServer, Request, always, reply
+from benchmarks.loopback import Answer, Handler, LoopbackServer, Request, always, reply
 from perfectgym_appointments_client import (
     APIConnectionError,
     APIStatusError,
@@ -43,7 +43,7 @@ from perfectgym_appointments_client import (
 from perfectgym_appointments_client._constants import DEFAULT_MAX_RESPONSE_BYTES
 from perfectgym_appointments_client._generated.api.appointments import get_bookable_appointment
 from perfectgym_appointments_client._http import Timeouts
-from perfectgym_appointments_client._request import Requester
+from perfectgym_appointments_client._request import Requester, Secret
 
 pytestmark = pytest.mark.anyio
 
@@ -155,7 +155,7 @@ async def test_an_answer_just_under_the_cap_is_read() -> None:
 
 def requester(url: str, http_backend: str, max_response_bytes: Any) -> Requester:
     return Requester(
-        api_key=KEY,
+        api_key=Secret(KEY),
         base_url=url,
         timeouts=Timeouts(connect=5, read=5, write=5, pool=5),
         retry_policy=RetryPolicy(max_retries=0),
@@ -344,7 +344,7 @@ async def test_a_rejected_certificate_is_not_retried(
         assert len(server.requests) == 1  # the trusted one
     exc = caught.value
     assert type(exc) is APIConnectionError
-    assert exc.certificate_rejected is True  # type: ignore[attr-defined]
+    assert exc.certificate_rejected is True
     assert exc.may_have_reached_server is False
     assert "certificate" in str(exc).lower()
     assert waits == []  # no retry was even waited for
@@ -376,7 +376,7 @@ async def test_a_booking_through_a_rejected_certificate_is_not_sent_again(
     ):
         with anyio.fail_after(HANG_GUARD), pytest.raises(APIConnectionError) as caught:
             await client.book(5, 1, slot, validate=False)
-    assert caught.value.certificate_rejected is True  # type: ignore[attr-defined]
+    assert caught.value.certificate_rejected is True
     assert caught.value.operation == "bookAppointmentBooking"
     assert waits == []
 
@@ -390,5 +390,19 @@ async def test_connection_errors_that_can_heal_are_not_marked_as_rejected_certif
     ):
         with pytest.raises(APITimeoutError) as caught:
             await client.get_bookable_appointment(1)
-    assert caught.value.certificate_rejected is False  # type: ignore[attr-defined]
+    assert caught.value.certificate_rejected is False
     assert RetryPolicy().is_retryable(caught.value) is True
+
+
+async def test_the_clients_answer_cap_is_the_one_it_was_given() -> None:
+    async def huge(seen: Request) -> Answer:
+        return reply(200, [{"id": 1, "title": "x" * 4_000}])
+
+    async with (
+        LoopbackServer(huge) as server,
+        AppointmentsClient(api_key="k", base_url=server.url, max_response_bytes=1_024) as client,
+    ):
+        with pytest.raises(ResponseValidationError, match="cap"):
+            await client.get_bookable_appointment(1)
+    with pytest.raises(ConfigurationError):
+        AppointmentsClient(api_key="k", base_url="https://studio.example", max_response_bytes=0)
