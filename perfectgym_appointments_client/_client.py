@@ -333,8 +333,9 @@ class AppointmentsClient:
 
         ``start_date`` is the window's first (studio-local) day.
 
-        Without ``days_ahead`` the API's default applies (1 day). The API answers at most 6 days
-        per request; a longer window is asked for as consecutive windows of at most 6 days,
+        Without ``days_ahead`` the API's default applies (1 day); at most 366 (``ValueError``
+        beyond). The API answers at most 6 days per request; a longer window is asked for as
+        consecutive windows of at most 6 days (their rate-limit turns all taken before the first),
         concurrently, and merged into one list in time order (duplicates at the edges dropped).
         """
         return await self._ops.get_slots(bookable_appointment_id, customer_id, days_ahead, start_date)
