@@ -77,14 +77,14 @@ COMMIT_FAULTS = {
     "500 after commit": CommitFault(
         Faults(rate_500_after_commit=1.0, max_faults=1), "500_after_commit", InternalServerError
     ),
-    # The client gives up after 0.2 s; the booking lands at 1.2 s (six times later, so a loaded
-    # machine's stalled event loop cannot see the answer before its timeout); the check's first
-    # read is held at the server until it has landed (``arm``), so the settle need not cover the lag.
+    # The client gives up after 0.3 s; the booking lands at 0.6 s; the check looks at 1.3 s, after
+    # the landing, so its reads are not held at the server (a held read would meet the client's
+    # 0.3 s timeout; ``arm``'s hold only guards against a machine slower than that).
     "slow commit": CommitFault(
-        Faults(rate_slow_commit=1.0, slow_commit_seconds=1.2, max_faults=1),
+        Faults(rate_slow_commit=1.0, slow_commit_seconds=0.6, max_faults=1),
         "slow_commit",
         APITimeoutError,
-        {"client_timeout": 0.2, "settle": 0.05},
+        {"client_timeout": 0.3, "settle": 1.0},
     ),
 }
 
