@@ -137,8 +137,10 @@ class Requester:
         )
         # How long a call may wait for an answer, and so for its rate-limit turn (None: no bound).
         self.read_timeout = self.backend.read_timeout
+        self.closed = False
 
     async def aclose(self) -> None:
+        self.closed = True
         await self.backend.aclose()
 
     # -- the call path ------------------------------------------------------------------------
@@ -197,6 +199,10 @@ class Requester:
                 # Outside the try: a wait longer than the call may take is our own RateLimitError,
                 # raised before anything is sent, not a failure to retry.
                 await self.throttle.wait_turn(name, patience=self.patience(bound), method=method, path=path)
+            if self.closed:
+                # A call that was waiting (for its rate-limit turn, a retry) when the client was
+                # closed: nothing is sent, and no backend reopens a session nobody would close.
+                raise self._closed_error(name, method, path)
             try:
                 started = time.perf_counter()
                 try:
@@ -242,6 +248,17 @@ class Requester:
             limits += [bound.max_rate_limit_wait, bound.remaining()]
         known = [limit for limit in limits if limit is not None]
         return max(0.0, min(known)) if known else None
+
+    def _closed_error(self, name: str, method: str, path: str) -> APIConnectionError:
+        error = APIConnectionError(
+            f"{name} ({method} {self.host}{path}) not sent: the client has been closed",
+            operation=name,
+            method=method,
+            path=path,
+        )
+        error.host = self.host
+        error.may_have_reached_server = False
+        return error
 
     def _past_deadline(self, name: str, method: str, path: str, *, sent: bool) -> APITimeoutError:
         error = APITimeoutError(

@@ -7,6 +7,8 @@ Against the sandbox over real sockets, both HTTP backends, asyncio and trio.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import anyio
 import pytest
 from sandbox_studio import BOOK, BOOKINGS, INSIDE, OUTSIDE, Studio, studio, utc
@@ -124,3 +126,76 @@ async def test_a_resubmit_after_the_check_credited_the_booking_returns_it(http_b
         assert first.booking_id == again.booking_id == active_of(st)[0]
         assert [(o.kind, o.booking_id) for o in st.outcomes] == [(OutcomeKind.BOOKED, first.booking_id)]
         assert st.server.count("received", "POST", BOOK) == 1
+
+
+async def test_two_calls_booking_one_slot_at_once_end_with_one_booking_credited_once(
+    http_backend: str,
+) -> None:
+    """Two tabs press "Book" together, and the first request meets a 409 (not done): the two
+    flows run one after the other, so the second meets the first's booking as the member's."""
+    async with studio(http_backend) as st:
+        appointment = st.plain()
+        slot = (await st.slots(appointment, INSIDE))[0]
+        st.sb.faults = Faults(rate_409=1.0, max_faults=1)
+        results: list[Booking] = []
+
+        async def tab() -> None:
+            results.append(await st.client.book(st.customer, appointment.id, slot))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(tab)
+            tg.start_soon(tab)
+        [held] = active_of(st)
+        assert sorted(b.already_existed for b in results) == [False, True]
+        assert {b.booking_id for b in results} == {held}
+        assert [o.booking_id for o in st.outcomes if o.kind is OutcomeKind.BOOKED] == [held]
+
+
+async def test_booking_flows_of_one_slot_run_one_at_a_time_and_others_alongside() -> None:
+    from perfectgym_appointments_client._booking._shield import SlotLocks
+    from perfectgym_appointments_client._generated.models import AppointmentBookingRequest
+
+    def body(customer: int, hour: int) -> AppointmentBookingRequest:
+        start = dt.datetime(2030, 1, 7, hour, tzinfo=dt.UTC)
+        return AppointmentBookingRequest(
+            customer_id=customer, bookable_appointment_id=1, start_date_time=start,
+            end_date_time=start + dt.timedelta(hours=1),
+        )  # fmt: skip
+
+    locks = SlotLocks()
+    events: list[str] = []
+    release = anyio.Event()
+
+    async def flow(name: str, request: AppointmentBookingRequest) -> None:
+        async with locks.hold(request):
+            events.append(f"{name} in")
+            await release.wait()
+            events.append(f"{name} out")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(flow, "a", body(1, 9))
+        tg.start_soon(flow, "b", body(1, 9))  # the same customer and slot: waits for a
+        tg.start_soon(flow, "c", body(1, 10))  # another slot: alongside
+        tg.start_soon(flow, "d", body(2, 9))  # another customer: alongside
+        await anyio.wait_all_tasks_blocked()
+        assert sorted(events) == ["a in", "c in", "d in"]
+        release.set()
+    assert events.index("a out") < events.index("b in")
+    assert locks._locks == {}, "no entry outlives its flows"
+
+
+async def test_rescheduling_onto_a_slot_the_member_holds_moves_nothing(http_backend: str) -> None:
+    async with studio(http_backend) as st:
+        appointment = st.plain()
+        slots = await st.slots(appointment, INSIDE)
+        first = await st.client.book(st.customer, appointment.id, slots[0])
+        second = await st.client.book(st.customer, appointment.id, slots[1])
+        with pytest.raises(SlotNotBookableError) as caught:
+            await st.client.reschedule(
+                first.booking_id, slots[1], bookable_appointment_id=appointment.id, validate=False
+            )
+        assert caught.value.status is ValidationStatus.CUSTOMER_IN_OTHER_BOOKING
+        assert active_of(st) == sorted([first.booking_id, second.booking_id]), "the old booking stays"
+        [moved] = [o for o in st.outcomes if o.operation == "reschedule"]
+        assert moved.kind is OutcomeKind.NOT_BOOKED
+        st.audit()

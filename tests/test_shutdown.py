@@ -160,3 +160,17 @@ async def test_uvicorn_stopped_by_sigterm_reports_every_booking_in_flight(tmp_pa
         booked = {r["booking_id"] for r in reported if r["kind"] == "booked"}
         assert booked == set(made), f"every booking reported to the app: {reported}\n{''.join(lines)}"
         assert all(r["caller_cancelled"] for r in reported)
+
+
+async def test_a_call_after_the_client_closed_sends_nothing(http_backend: str) -> None:
+    from perfectgym_appointments_client import APIConnectionError
+
+    async with studio(http_backend) as st:
+        appointment = st.plain()
+        await st.client.aclose()
+        before = st.sb.stats["requests"]
+        with pytest.raises(APIConnectionError, match="has been closed") as caught:
+            await st.client.get_bookable_appointment(appointment.id)
+        assert not caught.value.may_have_reached_server
+        assert st.sb.stats["requests"] == before
+        assert getattr(st.client._api.backend, "_session", None) is None, "no session reopened"

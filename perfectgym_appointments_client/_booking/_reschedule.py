@@ -66,6 +66,14 @@ async def reschedule_once(
             new_booking_id=None,
             cause=exc,
         ) from exc
+    if new.already_existed:
+        # The customer holds the new slot already (booked before this call): nothing was moved,
+        # and the old booking stays, as when the validation says so.
+        raise SlotNotBookableError(
+            ValidationStatus.CUSTOMER_IN_OTHER_BOOKING,
+            customer_id=body.customer_id,
+            bookable_appointment_id=body.bookable_appointment_id,
+        )
     try:
         await cancel_once(check, booking_id)
     except PerfectGymError as exc:

@@ -5,7 +5,8 @@ shutdown does not cut them off."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -16,6 +17,7 @@ import sniffio
 from .._call_options import unbounded
 from .._exceptions import APITimeoutError, BookingOutcomeUnknownError
 from .._generated.models import AppointmentBookingRequest
+from .._zoned import instant
 from ._outcome import BookingOutcome, OutcomeHook, describe, report
 
 __all__ = ["InFlight", "Shield", "run_to_the_end"]
@@ -59,6 +61,33 @@ class InFlight:
         return running
 
 
+class SlotLocks:
+    """One booking flow at a time per customer and slot, within one client.
+
+    Two calls booking the same slot for the same customer at once (two tabs, a resubmit while the
+    first still runs) cannot tell afterwards whose request made the booking the list shows: one
+    check could credit itself with the other's. Run one after the other, the second meets the
+    first's booking as the customer's own (``already_existed``). An entry lives while a flow holds
+    or awaits it, so there are never more than the flows running.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[int, Any, Any], tuple[anyio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, body: AppointmentBookingRequest) -> AsyncIterator[None]:
+        key = (body.customer_id, instant(body.start_date_time), instant(body.end_date_time))
+        lock, users = self._locks.setdefault(key, (anyio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[key]
+
+
 @attrs.frozen
 class Shield:
     """Runs flows to their end for one client: at most ``bound`` seconds each, reported to ``hook``."""
@@ -66,6 +95,7 @@ class Shield:
     bound: float
     hook: OutcomeHook | None
     in_flight: InFlight = attrs.field(factory=InFlight)
+    slots: SlotLocks = attrs.field(factory=SlotLocks)
 
     async def run(
         self,
@@ -77,6 +107,19 @@ class Shield:
     ) -> T:
         """``flow(*args)`` run to its end; its outcome reported; its value returned (or its error
         raised), unless the caller was cancelled meanwhile."""
+        if not isinstance(subject, AppointmentBookingRequest):
+            return await self._run(operation, subject, flow, args, old_booking_id)
+        async with self.slots.hold(subject):
+            return await self._run(operation, subject, flow, args, old_booking_id)
+
+    async def _run(
+        self,
+        operation: str,
+        subject: AppointmentBookingRequest | int,
+        flow: Callable[..., Awaitable[tuple[T, BookingOutcome]]],
+        args: tuple[Any, ...],
+        old_booking_id: int | None,
+    ) -> T:
         self.in_flight.started()
         try:
             return await run_to_the_end(
