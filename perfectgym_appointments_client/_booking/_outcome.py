@@ -34,8 +34,9 @@ class OutcomeKind(enum.StrEnum):
     """Nothing was booked (proven)."""
     ALREADY_BOOKED = "already_booked"
     """Nothing was booked by this call: the customer already held a booking of this appointment at
-    this instant (``booking_id``), made earlier, elsewhere, or by another call of this client,
-    which reports it itself."""
+    this instant (``booking_id``), made earlier, elsewhere, or by another call of this client. That
+    booking may reach the hook only this way (a resubmit that validated first sends nothing and
+    reports nothing), so an app that stores bookings stores these too."""
     UNKNOWN = "unknown"
     """It could not be told whether a booking was made."""
     CANCELED = "canceled"
