@@ -289,7 +289,9 @@ class AppointmentsClient:
         server shutting down) are waited for first, each at most as long as a flow may run (four
         times the client's timeout plus 30 s: 150 s by default), so their outcomes reach
         ``on_booking_outcome`` before the connections close. A flow still running then is
-        reported ``unknown`` by its own bound.
+        reported ``unknown`` by its own bound. Afterwards a client that made its own connections
+        sends nothing more (:class:`APIConnectionError`, nothing sent); one given an
+        ``http_client`` stays usable, as that client does.
         """
         flows = vars(self).get("_flows")
         if flows is not None:

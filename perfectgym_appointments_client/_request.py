@@ -137,10 +137,13 @@ class Requester:
         )
         # How long a call may wait for an answer, and so for its rate-limit turn (None: no bound).
         self.read_timeout = self.backend.read_timeout
+        # Closed, the connections we made stay closed: a call that was waiting meanwhile sends
+        # nothing (and reopens nothing). A caller's own http_client stays theirs, and usable.
+        self._owns_connections = http_client is None
         self.closed = False
 
     async def aclose(self) -> None:
-        self.closed = True
+        self.closed = self._owns_connections
         await self.backend.aclose()
 
     # -- the call path ------------------------------------------------------------------------
