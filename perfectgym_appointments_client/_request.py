@@ -253,27 +253,24 @@ class Requester:
         return max(0.0, min(known)) if known else None
 
     def _closed_error(self, name: str, method: str, path: str) -> APIConnectionError:
-        error = APIConnectionError(
-            f"{name} ({method} {self.host}{path}) not sent: the client has been closed",
-            operation=name,
-            method=method,
-            path=path,
+        return self._no_answer(
+            APIConnectionError, name, method, path, "not sent: the client has been closed", sent=False
         )
-        error.host = self.host
-        error.may_have_reached_server = False
-        return error
 
-    def _past_deadline(self, name: str, method: str, path: str, *, sent: bool) -> APITimeoutError:
-        error = APITimeoutError(
-            f"{name} ({method} {self.host}{path}) did not end within the call's deadline"
-            + ("" if sent else "; nothing was sent"),
-            operation=name,
-            method=method,
-            path=path,
-        )
+    def _past_deadline(self, name: str, method: str, path: str, *, sent: bool) -> APIConnectionError:
+        what = "did not end within the call's deadline" + ("" if sent else "; nothing was sent")
+        return self._no_answer(APITimeoutError, name, method, path, what, sent=sent)
+
+    def _no_answer(
+        self, cls: type[APIConnectionError], name: str, method: str, path: str, what: str, *, sent: bool,
+        certificate_rejected: bool = False,
+    ) -> APIConnectionError:  # fmt: skip
+        """A call that ended without an answer, named with its host (which tenant)."""
+        error = cls(f"{name} ({method} {self.host}{path}) {what}", operation=name, method=method, path=path)
         error.host = self.host
         error.may_have_reached_server = sent
-        error.certificate_rejected = False  # see _connection_error
+        # Not retried (_retry.py): a certificate that fails verification stays failing.
+        error.certificate_rejected = certificate_rejected
         return error
 
     async def _retry_if_retryable(self, exc: APIError, can_retry: bool) -> bool:
@@ -312,18 +309,10 @@ class Requester:
         # Queries are left out of the message, also where a library's own text quotes the URL
         # (aiohttp's timeouts do): they hold customer ids, nothing a log needs.
         description = _QUERY.sub("", failure.description)
-        error = cls(
-            f"{name} ({method} {self.host}{path}) {what}: {description}",
-            operation=name,
-            method=method,
-            path=path,
-        )
-        error.host = self.host
-        error.may_have_reached_server = failure.reached_server
-        # Not retried (_retry.py): a certificate that fails verification stays failing. Set on
-        # each error until APIConnectionError (_exceptions.py) declares it, False by default.
-        error.certificate_rejected = failure.certificate_rejected
-        return error
+        return self._no_answer(
+            cls, name, method, path, f"{what}: {description}", sent=failure.reached_server,
+            certificate_rejected=failure.certificate_rejected,
+        )  # fmt: skip
 
     def _status_error(
         self, operation: Operation[Any], method: str, path: str, response: HTTPResponse
