@@ -12,15 +12,10 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import functools
-import ipaddress
-import math
 import os
-import re
-import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
-from urllib.parse import urlsplit
 
 import anyio
 import attrs
@@ -28,9 +23,9 @@ import httpx
 
 from ._arguments import booking_request, check_slot, require_id, require_int
 from ._call_options import CallOptions, bounded
+from ._configuration import NOT_GIVEN, clean_api_key, clean_base_url, timeouts_for
 from ._constants import (
     DEFAULT_BOOKING_CHECK_SETTLE,
-    DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_HTTP_BACKEND,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -43,7 +38,6 @@ from ._constants import (
 )
 from ._exceptions import ConfigurationError
 from ._generated.models import Language
-from ._http import Timeouts
 from ._operations import Operations
 from ._request import Requester, Secret, logger
 from ._retry import RetryPolicy
@@ -59,7 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AppointmentsClient"]
 
-_NOT_GIVEN: Any = object()
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,9 +72,6 @@ def _per_call(
 
 
 _LANGUAGES = frozenset(language.value for language in Language)
-# What an API key may hold: visible ASCII. Whitespace, controls and other characters do not
-# survive a header (httpx refuses non-ASCII, CR/LF would split it).
-_NOT_IN_A_KEY = re.compile(r"[^!-~]")
 
 
 class AppointmentsClient:
@@ -116,7 +106,7 @@ class AppointmentsClient:
         api_key: str | None = None,
         base_url: str | None = None,
         *,
-        timeout: float | httpx.Timeout | None = _NOT_GIVEN,
+        timeout: float | httpx.Timeout | None = NOT_GIVEN,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.AsyncClient | Any | None = None,
         retry_policy: RetryPolicy | None = None,
@@ -124,7 +114,7 @@ class AppointmentsClient:
         accept_language: str | None = None,
         on_booking_outcome: OutcomeHook | None = None,
         booking_check_settle: float = DEFAULT_BOOKING_CHECK_SETTLE,
-        rate_limit: RateLimit | None = _NOT_GIVEN,
+        rate_limit: RateLimit | None = NOT_GIVEN,
         http_backend: str = DEFAULT_HTTP_BACKEND,
         max_rate_limit_wait: float | None = None,
         deadline: float | None = None,
@@ -152,8 +142,8 @@ class AppointmentsClient:
         del api_key, base_url
         if not url.reveal() and isinstance(http_client, httpx.AsyncClient) and str(http_client.base_url):
             url = Secret(str(http_client.base_url))
-        key = _clean_api_key(key)
-        base_url = _clean_base_url(url, key_looks_like_a_url=key.reveal().lower().startswith("http"))
+        key = clean_api_key(key)
+        base_url = clean_base_url(url, key_looks_like_a_url=key.reveal().lower().startswith("http"))
         if max_connections is not None:
             if http_client is not None:
                 raise ConfigurationError(
@@ -178,7 +168,7 @@ class AppointmentsClient:
         self._api = Requester(
             api_key=key,
             base_url=base_url,
-            timeouts=_timeouts(timeout, given_client=http_client is not None),
+            timeouts=timeouts_for(timeout, given_client=http_client is not None),
             retry_policy=retry_policy,
             http_backend=http_backend,
             http_client=http_client,
@@ -186,7 +176,7 @@ class AppointmentsClient:
             accept_language=accept_language,
             max_response_bytes=max_response_bytes,
         )
-        if rate_limit is _NOT_GIVEN:
+        if rate_limit is NOT_GIVEN:
             rate_limit = RateLimit()
         elif rate_limit is not None and not isinstance(rate_limit, RateLimit):
             raise TypeError(f"rate_limit must be a RateLimit or None, got {type(rate_limit).__name__}")
@@ -227,7 +217,7 @@ class AppointmentsClient:
         )
 
     def with_options(
-        self, *, max_rate_limit_wait: float | None = _NOT_GIVEN, deadline: float | None = _NOT_GIVEN
+        self, *, max_rate_limit_wait: float | None = NOT_GIVEN, deadline: float | None = NOT_GIVEN
     ) -> Self:
         """A copy whose calls take these bounds (those not given stay as this client's), e.g.
         ``await client.with_options(max_rate_limit_wait=2, deadline=5).get_slots(...)``.
@@ -238,7 +228,7 @@ class AppointmentsClient:
         changes = {
             name: value
             for name, value in (("max_rate_limit_wait", max_rate_limit_wait), ("deadline", deadline))
-            if value is not _NOT_GIVEN
+            if value is not NOT_GIVEN
         }
         options = attrs.evolve(self._options, **changes)
         _ = self._flows  # made now, so that the copy shares them: their claims and the flows in flight
@@ -476,141 +466,6 @@ class AppointmentsClient:
         """
         require_id("booking_id", booking_id)
         return await self._flows.cancel(booking_id)
-
-
-def _clean_api_key(given: Secret) -> Secret:
-    """The key as sent: without surrounding whitespace, and only what a header value carries.
-
-    Raised from here, where no local holds the key plain; the checks ran in a frame that has
-    returned by then. No message shows the key, nor any character of it.
-    """
-    problem = _key_problem(given.reveal())
-    if problem is not None:
-        raise problem
-    return Secret(given.reveal().strip())
-
-
-def _key_problem(value: object) -> Exception | None:
-    if value is None or value == "":
-        return ConfigurationError(f"no API key: pass api_key=... or set {ENV_API_KEY}")
-    if not isinstance(value, str):
-        return TypeError(f"api_key must be a str, got {type(value).__name__}")
-    key = value.strip()
-    if not key:
-        return ConfigurationError(f"the API key is only whitespace (from api_key=... or {ENV_API_KEY})")
-    bad = _NOT_IN_A_KEY.search(key)
-    if bad is None:
-        return None
-    return ConfigurationError(
-        f"the API key holds {_kind(bad.group())} (character {bad.start() + 1} of {len(key)}), "
-        "which an HTTP header cannot carry: check how it was copied or read"
-    )
-
-
-def _kind(char: str) -> str:
-    if char in "\r\n":
-        return "a line break"
-    if char.isspace():
-        return "whitespace"
-    if unicodedata.category(char) in ("Cc", "Cf"):
-        return "an invisible or control character"
-    return "a non-ASCII character"
-
-
-def _clean_base_url(given: Secret, *, key_looks_like_a_url: bool) -> str:
-    """The base URL as used, without surrounding whitespace.
-
-    Refused as the key is (from a frame holding it masked), in messages that do not quote it: a
-    wrong one may hold a password, a token in its query, or be the API key itself.
-    """
-    problem = _base_url_problem(given.reveal(), key_looks_like_a_url)
-    if problem is not None:
-        raise problem
-    url = str(given.reveal()).strip()
-    parts = urlsplit(url)
-    if parts.scheme.lower() == "http" and not _is_loopback(parts.hostname or ""):
-        logger.warning(
-            "base_url %s://%s is plain http to a host that is not loopback: the API key crosses the "
-            "network in clear text (use https://)",
-            parts.scheme,
-            parts.netloc,
-        )
-    return url
-
-
-def _base_url_problem(value: object, key_looks_like_a_url: bool) -> Exception | None:
-    if value is None or value == "":
-        return ConfigurationError(f"no base URL: pass base_url=... or set {ENV_BASE_URL}")
-    if not isinstance(value, str):
-        return TypeError(f"base_url must be a str, got {type(value).__name__}")
-    url = value.strip()
-    if not url:
-        return ConfigurationError(f"no base URL (only whitespace): pass base_url=... or set {ENV_BASE_URL}")
-    if not url.lower().startswith(("http://", "https://")):
-        swapped = " (api_key and base_url look swapped)" if key_looks_like_a_url else ""
-        return ConfigurationError(f"base_url must start with http:// or https://{swapped}")
-    for position, char in enumerate(url, start=1):
-        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
-            return ConfigurationError(f"base_url holds {_kind(char)} (character {position})")
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - it raises on a port that is not a number in range
-    except ValueError:
-        return ConfigurationError("base_url's port is not a number from 0 to 65535")
-    if parts.username is not None or parts.password is not None:
-        return ConfigurationError(
-            "base_url must not hold user:password@: the API authenticates by the API key, and a "
-            "password in the URL would show wherever the URL does"
-        )
-    if not parts.hostname:
-        return ConfigurationError("base_url has no host")
-    if "?" in url:
-        return ConfigurationError("base_url must not have a query (?...): request paths are appended to it")
-    if "#" in url:
-        return ConfigurationError(
-            "base_url must not have a fragment (#...): request paths are appended to it"
-        )
-    return None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _timeouts(timeout: float | httpx.Timeout | None, *, given_client: bool) -> Timeouts | None:
-    """The timeouts asked for; None leaves a given ``http_client`` its own."""
-    if timeout is _NOT_GIVEN:
-        if given_client:
-            return None
-        return Timeouts(
-            connect=DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_TIMEOUT, write=DEFAULT_TIMEOUT, pool=DEFAULT_TIMEOUT
-        )
-    if timeout is None:
-        return Timeouts(connect=None, read=None, write=None, pool=None)
-    if isinstance(timeout, httpx.Timeout):
-        for name in ("connect", "read", "write", "pool"):
-            value = getattr(timeout, name)
-            if value is not None and not _is_seconds(value):
-                raise ConfigurationError(
-                    f"timeout.{name} must be seconds > 0 (finite) or None, got {value!r}"
-                )
-        return Timeouts.from_httpx(timeout)
-    if not _is_seconds(timeout):
-        raise ConfigurationError(
-            f"timeout must be seconds > 0 (finite; None for no limit), an httpx.Timeout or None, got {timeout!r}"
-        )
-    seconds = float(timeout)
-    return Timeouts(connect=seconds, read=seconds, write=seconds, pool=seconds)
-
-
-def _is_seconds(value: object) -> bool:
-    # nan compares False with everything: "not > 0" alone would let it through as a wait.
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value < math.inf
 
 
 def _run_bound(read_timeout: float | None) -> float:

@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"_httpx_backend", "_aiohttp_backend"},
     {"_backends", "_retry", "_throttling"},
     {"_request"},
-    {"_pagination", "_arguments"},
+    {"_pagination", "_arguments", "_configuration"},
     {"_operations"},
     {"_booking._evidence", "_booking._outcome"},
     {"_booking._check", "_booking._shield"},
