@@ -8,6 +8,7 @@ flows (``_booking/``) read and validate through it, so neither depends on the ot
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
@@ -148,18 +149,20 @@ class Operations:
 
             return fetch
 
-        throttle = self.api.throttle
-        if throttle is None:
-            await run_all(window(offset) for offset in windows)
-        else:
-            # All the windows' turns before the first is sent: the call gets what it needs or sends
-            # nothing, instead of spending half an endpoint's budget on an answer it cannot give.
-            from ._generated.api.appointments import get_bookable_appointment_slots as slots_operation
+        # All the windows' turns before the first is sent: the call gets what it needs or sends
+        # nothing, instead of spending half an endpoint's budget on an answer it cannot give.
+        from ._generated.api.appointments import get_bookable_appointment_slots as slots_operation
 
-            async with throttle.reserved(
+        throttle = self.api.throttle
+        reservation = (
+            contextlib.nullcontext()
+            if throttle is None
+            else throttle.reserved(
                 slots_operation.OPERATION_ID, len(windows), patience=self.api.patience(current_bound.get())
-            ):
-                await run_all(window(offset) for offset in windows)
+            )
+        )
+        async with reservation:
+            await run_all(window(offset) for offset in windows)
         for offset in windows:
             found.extend(answers[offset])
         if trim_after is not None:

@@ -153,7 +153,6 @@ class Throttle:
         self.namespace = hashlib.sha256(f"{base_url}\n{api_key}".encode()).hexdigest()[:24]
         self._logger = logger
         self._clock = clock
-        self._shared = limit.storage is not None
         # Always there: the budget of a throttle without Redis, and of one whose Redis failed.
         self._storage = _memory_storage()
         self._limiter = MovingWindowRateLimiter(self._storage)
@@ -171,7 +170,7 @@ class Throttle:
     @property
     def shared(self) -> bool:
         """Whether the budget is kept on Redis right now (False while Redis is failing)."""
-        return self._shared and self._redis_down_until is None
+        return self._redis is not None and self._redis_down_until is None
 
     async def wait_turn(
         self, operation: str, *, patience: float | None, method: str = "", path: str = ""
@@ -275,7 +274,7 @@ class Throttle:
         Memory answers in microseconds: in the event loop. Redis is a network call: in a thread,
         bounded by the storage timeout; its failure is never the caller's.
         """
-        if self._shared:
+        if self._redis is not None:
             down_until = self._redis_down_until
             if down_until is None or self._clock.now() >= down_until:
                 import anyio.to_thread  # only for Redis: not loaded at import
