@@ -71,11 +71,9 @@ class BookingCheck:
         list can show it: returned (``already_existed``) instead of a refusal to book it again."""
         if not self.in_list_window(body):
             return None
-        same = await self._same_appointment(await self.listed_at_instant(body), body)
-        if not same:
-            return None
-        found = attrs.evolve(min(same, key=booking_id), already_existed=True)
-        self.claim(found)
+        found = await self._held_among(await self.listed_at_instant(body), body)
+        if found is not None:
+            self.claim(found)
         return found
 
     async def __call__(self, body: AppointmentBookingRequest, validated: bool, cause: APIError) -> Evidence:
@@ -85,14 +83,14 @@ class BookingCheck:
         try:
             if self.in_list_window(body):
                 matches = await self.listed_at_instant(body)
-                unclaimed = [b for b in matches if b.booking_id not in self._claims]
+                unclaimed = [b for b in matches if not self.is_claimed(b)]
                 if unclaimed:
                     return Evidence(made=True, booking=await self._pick(unclaimed, body))
-                same = await self._same_appointment(matches, body)
-                if same:
+                held = await self._held_among(matches, body)
+                if held is not None:
                     return Evidence(
                         made=False,
-                        held=attrs.evolve(min(same, key=booking_id), already_existed=True),
+                        held=held,
                         detail="the booking at that time is one another call of this client made or returned",
                     )
                 return Evidence(made=False, detail="the bookings list shows none at that time")
@@ -139,15 +137,15 @@ class BookingCheck:
             matches = titled or matches
         return max(matches, key=booking_id)
 
-    async def _same_appointment(
-        self, matches: list[Booking], body: AppointmentBookingRequest
-    ) -> list[Booking]:
-        """Those of ``matches`` that are bookings of the body's appointment (by its title, which a
-        booking shows); none when the title cannot be told."""
+    async def _held_among(self, matches: list[Booking], body: AppointmentBookingRequest) -> Booking | None:
+        """The oldest of ``matches`` that is a booking of the body's appointment (by its title, which
+        a booking shows), marked ``already_existed``; None when there is none or the title cannot
+        be told."""
         if not matches:
-            return []
+            return None
         title = await self.look(lambda: self._title(body.bookable_appointment_id))
-        return [b for b in matches if title is not None and b.title == title]
+        same = [b for b in matches if title is not None and b.title == title]
+        return attrs.evolve(min(same, key=booking_id), already_existed=True) if same else None
 
     async def _title(self, bookable_appointment_id: int) -> str | None:
         if bookable_appointment_id not in self._titles:

@@ -161,20 +161,11 @@ async def run_to_the_end(
             except Exception as exc:  # noqa: BLE001 - handed to the caller below
                 result.append(exc)
         if not result:  # the bound ran out mid-flow: whatever was sent, we cannot tell
-            customer = subject.customer_id if isinstance(subject, AppointmentBookingRequest) else None
-            cause = APITimeoutError(
-                f"{operation} did not end within {bound:.0f} s", operation=operation, method="", path=""
-            )
-            result.append(BookingOutcomeUnknownError(str(cause), customer_id=customer, cause=cause))
+            result.append(_cut_off(operation, subject, f"did not end within {bound:.0f} s"))
 
     natively_cancelled = await _uncancellable(bounded)
     if not result:  # its task was cancelled itself: the event loop is shutting down
-        customer = subject.customer_id if isinstance(subject, AppointmentBookingRequest) else None
-        cause = APITimeoutError(
-            f"{operation} was stopped before it ended (its event loop shut down)",
-            operation=operation, method="", path="",
-        )  # fmt: skip
-        result.append(BookingOutcomeUnknownError(str(cause), customer_id=customer, cause=cause))
+        result.append(_cut_off(operation, subject, "was stopped before it ended (its event loop shut down)"))
     outcome_or_error = result[0]
     caller_cancelled = natively_cancelled
     if not caller_cancelled:
@@ -195,6 +186,15 @@ async def run_to_the_end(
         raise outcome_or_error
     value: T = outcome_or_error[0]
     return value
+
+
+def _cut_off(
+    operation: str, subject: AppointmentBookingRequest | int, why: str
+) -> BookingOutcomeUnknownError:
+    """A flow that ended before it could tell what its request did."""
+    customer = subject.customer_id if isinstance(subject, AppointmentBookingRequest) else None
+    cause = APITimeoutError(f"{operation} {why}", operation=operation, method="", path="")
+    return BookingOutcomeUnknownError(str(cause), customer_id=customer, cause=cause)
 
 
 async def _uncancellable(job: Callable[[], Awaitable[None]]) -> bool:
