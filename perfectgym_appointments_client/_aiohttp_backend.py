@@ -22,6 +22,7 @@ from ._http import (
     ResponseTooLarge,
     SendFailure,
     Timeouts,
+    attempt_cut_off,
     certificate_rejected,
     declared_too_large,
     describe,
@@ -167,11 +168,7 @@ class AiohttpBackend:
                     or certificate_rejected(exc),
                 )
         if failure is None:  # the attempt's deadline cut in (any other cancellation goes on up)
-            failure = SendFailure(
-                f"the whole answer did not arrive within {self.attempt_timeout:g} s",
-                timed_out=True,
-                reached_server=True,
-            )
+            failure = attempt_cut_off(self.attempt_timeout)
         raise failure
 
     async def _exchange(

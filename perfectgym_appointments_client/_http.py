@@ -74,6 +74,13 @@ class SendFailure(Exception):
         self.certificate_rejected = certificate_rejected
 
 
+def attempt_cut_off(seconds: float | None) -> SendFailure:
+    """The attempt's whole-exchange deadline (``Timeouts.total``) passed: sent, and no whole answer."""
+    return SendFailure(
+        f"the whole answer did not arrive within {seconds:g} s", timed_out=True, reached_server=True
+    )
+
+
 class ResponseTooLarge(Exception):
     """The answer's body, decoded, holds more than ``limit`` bytes; the rest was not read."""
 

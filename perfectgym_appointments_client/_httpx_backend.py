@@ -17,6 +17,7 @@ from ._http import (
     ResponseTooLarge,
     SendFailure,
     Timeouts,
+    attempt_cut_off,
     certificate_rejected,
     declared_too_large,
     describe,
@@ -152,11 +153,7 @@ class HttpxBackend:
                 request.headers["X-API-KEY"] = "***"
         # Only this scope's own deadline lands here (the block returns or raises otherwise, and
         # any other cancellation goes on up).
-        raise SendFailure(
-            f"the whole answer did not arrive within {self.attempt_timeout:g} s",
-            timed_out=True,
-            reached_server=True,
-        )
+        raise attempt_cut_off(self.attempt_timeout)
 
     async def _exchange(self, request: httpx.Request) -> HTTPResponse:
         try:
