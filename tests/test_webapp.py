@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import os
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -30,6 +33,7 @@ from webapp_harness import (
     ROOT,
     WAIT,
     AppProcess,
+    Log,
     app_command,
     app_env,
     app_process,
@@ -242,6 +246,7 @@ async def test_each_route_answers_with_its_status_and_the_api_key_is_in_no_answe
             assert API_KEY not in answer.text
             assert API_KEY not in str(answer.headers)
         assert API_KEY not in app.log.text()
+        assert API_KEY not in repr(app.outcomes())
 
 
 def _keep(answers: list[httpx.Response]) -> Any:
@@ -493,6 +498,48 @@ def test_a_bad_setting_stops_the_app_before_it_listens_with_one_line(
     assert "Traceback" not in done.stderr, done.stderr
     assert "Uvicorn running" not in done.stderr, done.stderr
     assert API_KEY not in done.stderr
+
+
+# -- scripts/webapp: the one command ------------------------------------------------------------
+
+
+def test_scripts_webapp_serves_the_app_on_a_sandbox_and_ctrl_c_stops_both(tmp_path: Path) -> None:
+    # The script as written, with a _venv.sh that only puts this venv first on PATH: the test
+    # must not install anything.
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    shutil.copy2(ROOT / "scripts" / "webapp", scripts / "webapp")
+    (scripts / "_venv.sh").write_text(f'export PATH="{Path(sys.executable).parent}:$PATH"\ncd "{ROOT}"\n')
+    port = free_port()
+    env = {**app_env("", tmp_path / "unused.sqlite3", {}), "WEBAPP_PORT": str(port)}
+    for name in ("PERFECTGYM_BASE_URL", "PERFECTGYM_API_KEY", "WEBAPP_DB"):
+        env.pop(name)
+    script = subprocess.Popen(
+        [str(scripts / "webapp"), "--log-level", "info"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches it
+    )
+    assert script.stderr is not None
+    log = Log(script.stderr)
+    try:
+        assert f"webapp on http://127.0.0.1:{port}" in log.wait_for("webapp on http://")
+        log.wait_for("Uvicorn running on")
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=WAIT)
+        assert (ready.status_code, ready.json()["ready"]) == (200, True)
+        os.killpg(script.pid, signal.SIGINT)
+        assert script.wait(WAIT) != 0
+        log.wait_for("Application shutdown complete")
+        with pytest.raises(ProcessLookupError):  # the sandbox is gone too
+            os.killpg(script.pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(script.pid, signal.SIGKILL)
+        script.wait(5)
+        log.join()
+        script.stderr.close()
 
 
 # -- the mapping itself, for the errors the sandbox cannot be made to raise on cue ----------------
