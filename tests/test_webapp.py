@@ -53,7 +53,7 @@ from perfectgym_appointments_client import (
     SlotNotBookableError,
     ValidationStatus,
 )
-from perfectgym_appointments_client.sandbox import Sandbox
+from perfectgym_appointments_client.sandbox import ZONE, Sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -125,8 +125,13 @@ def _another_premium_customer(sb: Sandbox, category: str) -> int:
     )
 
 
-async def _week(web: httpx.AsyncClient, appointment_id: int, customer_id: int) -> list[dict[str, Any]]:
-    answer = await web.get(f"/appointments/{appointment_id}/slots", params={"customer_id": customer_id})
+async def _week(
+    web: httpx.AsyncClient, appointment_id: int, customer_id: int, start_date: dt.date | None = None
+) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {"customer_id": customer_id}
+    if start_date is not None:
+        params["start_date"] = start_date.isoformat()
+    answer = await web.get(f"/appointments/{appointment_id}/slots", params=params)
     assert answer.status_code == 200, answer.text
     slots: list[dict[str, Any]] = answer.json()["slots"]
     return slots
@@ -165,11 +170,14 @@ async def test_each_route_answers_with_its_status_and_the_api_key_is_in_no_answe
             assert (await web.get(f"/appointments/{single.id}")).json()["title"] == single.title
 
             before = sb.stats()["requests_by_endpoint"]
-            slots = await _week(web, single.id, demo)
+            # From tomorrow: seven whole days, whatever the time of day now.
+            tomorrow = dt.datetime.now(ZONE).date() + dt.timedelta(days=1)
+            slots = await _week(web, single.id, demo, tomorrow)
             # A week is more than the API's 6 days a request: two windows, one list.
             assert _delta(sb, before, "GET /v1/appointments/bookable/{bookableAppointmentId}/slots") == 2
             days = {s["start"][:10] for s in slots}
-            assert len(days) >= 6, days  # six opening days a week (Sunday closed)
+            assert len(days) == 6, days  # six opening days a week (Sunday closed)
+            assert min(days) >= tomorrow.isoformat()
             slot = slots[0]
             book = {
                 "customer_id": demo,
