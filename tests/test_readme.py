@@ -146,3 +146,45 @@ def test_readme_cli_commands_exist() -> None:
     [usage] = code_blocks(section("Command line"), "bash")
     shown = {line.split()[1] for line in usage.splitlines() if line.startswith("perfectgym-appointments ")}
     assert shown == commands
+
+
+def test_the_web_app_lifespan_example_serves_requests_under_uvicorn(tmp_path: Path) -> None:
+    import httpx
+    from webapp_harness import Log, free_port
+
+    [example] = code_blocks(section("In a web app"), "python")
+    (tmp_path / "readme_app.py").write_text(example)
+    with Sandbox() as sb:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PERFECTGYM_")}
+        env |= {"PERFECTGYM_BASE_URL": sb.base_url, "PERFECTGYM_API_KEY": sb.api_key}
+        app = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "readme_app:app", "--app-dir", str(tmp_path),
+             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert app.stderr is not None
+        log = Log(app.stderr)
+        try:
+            log.wait_for("Uvicorn running on")
+            appointment = sb.store.listed()[0]
+            answer = httpx.get(f"http://127.0.0.1:{port}/appointments/{appointment.id}", timeout=20)
+            missing = httpx.get(f"http://127.0.0.1:{port}/appointments/1", timeout=20)
+        finally:
+            app.terminate()
+            app.wait(20)
+            log.join()
+            app.stderr.close()
+    assert answer.status_code == 200, log.text()
+    assert answer.json() == {"id": appointment.id, "title": appointment.title}
+    # Mapping errors to answers is examples/webapp's errors.py; unmapped, NotFoundError is a 500.
+    assert missing.status_code == 500
+    assert "NotFoundError" in log.text()
+    assert "Application shutdown complete" in log.text()
+
+
+def test_the_web_app_command_is_a_script_in_the_repository() -> None:
+    [command] = code_blocks(section("In a web app"), "bash")
+    script = command.split()[0]
+    assert script == "./scripts/webapp"
+    assert os.access(ROOT / script, os.X_OK)
