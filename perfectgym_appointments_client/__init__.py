@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     )
     from ._pagination import AsyncPaginator
     from ._retry import RetryPolicy
+    from ._telemetry import Telemetry
     from ._throttling import RateLimit
     from ._zoned import ZonedDateTime, format_zoned_datetime, parse_zoned_datetime
 
@@ -79,6 +80,7 @@ _LAZY = {
     "AsyncPaginator": "_pagination",
     "RetryPolicy": "_retry",
     "RateLimit": "_throttling",
+    "Telemetry": "_telemetry",
     "CallOptions": "_call_options",
     "ZonedDateTime": "_zoned",
     "format_zoned_datetime": "_zoned",
@@ -154,6 +156,7 @@ __all__ = [
     "SlotLike",
     "SlotNotBookableError",
     "SlotsChart",
+    "Telemetry",
     "ValidationStatus",
     "ZonedDateTime",
     "__version__",

@@ -41,6 +41,7 @@ from ._generated.models import Language
 from ._operations import Operations
 from ._request import Requester, Secret, logger
 from ._retry import RetryPolicy
+from ._telemetry import Instruments, Telemetry
 from ._throttling import RateLimit, Throttle
 from ._version import API_VERSION
 
@@ -63,10 +64,15 @@ def _per_call(
 ) -> Callable[Concatenate[AppointmentsClient, P], Coroutine[Any, Any, R]]:
     """The public call runs under this client's per-call bounds (``max_rate_limit_wait``, ``deadline``)."""
 
+    name = method.__name__
+
     @functools.wraps(method)
     async def call(self: AppointmentsClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
         with bounded(self._options):
-            return await method(self, *args, **kwargs)
+            if self._telemetry is None:
+                return await method(self, *args, **kwargs)
+            with self._telemetry.call(name):
+                return await method(self, *args, **kwargs)
 
     return call
 
@@ -99,6 +105,11 @@ class AppointmentsClient:
     instead of waiting for the limit, and give up on a call past its deadline
     (:class:`APITimeoutError`). A booking or cancel request, once it may be sent, runs to its
     own end whatever they say.
+
+    ``telemetry=Telemetry()`` traces each public call and each HTTP attempt and records metrics
+    with OpenTelemetry (the ``[otel]`` extra; see :class:`Telemetry` for the span names,
+    attributes and metrics). Without it (the default) nothing is traced and ``opentelemetry`` is
+    not imported. ``Telemetry(propagate=True)`` sends the W3C ``traceparent`` with each request.
     """
 
     def __init__(
@@ -119,6 +130,7 @@ class AppointmentsClient:
         max_rate_limit_wait: float | None = None,
         deadline: float | None = None,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        telemetry: Telemetry | None = None,
     ) -> None:
         """Every setting is checked here, so that a wrong one is a :class:`ConfigurationError` now
         rather than a strange failure on the first call.
@@ -161,6 +173,8 @@ class AppointmentsClient:
                 f"accept_language must be one the API knows ({', '.join(sorted(_LANGUAGES))}), "
                 f"got {accept_language!r}"
             )
+        if telemetry is not None and not isinstance(telemetry, Telemetry):
+            raise TypeError(f"telemetry must be a Telemetry or None, got {type(telemetry).__name__}")
         if retry_policy is None:
             retry_policy = RetryPolicy(max_retries=max_retries)
         elif max_retries != DEFAULT_MAX_RETRIES and max_retries != retry_policy.max_retries:
@@ -176,6 +190,9 @@ class AppointmentsClient:
             accept_language=accept_language,
             max_response_bytes=max_response_bytes,
         )
+        # OpenTelemetry only when asked for: otherwise it is never imported.
+        self._telemetry = None if telemetry is None else Instruments(telemetry, self._api.base_url)
+        self._api.telemetry = self._telemetry
         if rate_limit is NOT_GIVEN:
             rate_limit = RateLimit()
         elif rate_limit is not None and not isinstance(rate_limit, RateLimit):
@@ -184,6 +201,7 @@ class AppointmentsClient:
             self._api.throttle = Throttle(
                 rate_limit, api_key=key.reveal(), base_url=self._api.base_url, logger=logger
             )
+            self._api.throttle.telemetry = self._telemetry
         self._ops = Operations(self._api)
         self._options = CallOptions(max_rate_limit_wait=max_rate_limit_wait, deadline=deadline)
         self._task_group: TaskGroup | None = None
@@ -203,8 +221,9 @@ class AppointmentsClient:
 
         settle, hook = self._flows_settings
         self._flows = BookingFlows(
-            self._ops, settle=settle, on_outcome=hook, run_bound=_run_bound(self._api.read_timeout)
-        )
+            self._ops, settle=settle, on_outcome=hook, run_bound=_run_bound(self._api.read_timeout),
+            telemetry=self._telemetry,
+        )  # fmt: skip
         return self._flows
 
     def __repr__(self) -> str:

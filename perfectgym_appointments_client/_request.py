@@ -43,6 +43,7 @@ from ._version import API_VERSION, __version__
 
 if TYPE_CHECKING:
     from ._generated.models import ErrorResponse
+    from ._telemetry import Instruments
 
 __all__ = ["USER_AGENT", "Operation", "Requester", "Secret", "logger"]
 
@@ -108,6 +109,7 @@ class Requester:
         accept_language: str | None = None,
         throttle: Throttle | None = None,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        telemetry: Instruments | None = None,
     ) -> None:
         if max_response_bytes is not None and (
             isinstance(max_response_bytes, bool)
@@ -124,6 +126,7 @@ class Requester:
         self.host = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
         self.accept_language = accept_language
         self.throttle = throttle
+        self.telemetry = telemetry
         self.retry_policy = retry_policy
         # A Secret, not the str: a failure below (no such backend, aiohttp under trio) records
         # this frame's locals in a traceback with locals, and the key must not be one of them.
@@ -196,53 +199,78 @@ class Requester:
         content = None if prepared.json is None else json.dumps(prepared.json, ensure_ascii=False).encode()
         policy = self.retry_policy
         decide = decide or self._retry_if_retryable
+        telemetry = self.telemetry
         retry_number = 0
         while True:
-            if self.throttle is not None:
-                # Outside the try: a wait longer than the call may take is our own RateLimitError,
-                # raised before anything is sent, not a failure to retry.
-                await self.throttle.wait_turn(name, patience=self.patience(bound), method=method, path=path)
-            if self.closed:
-                # A call that was waiting (for its rate-limit turn, a retry) when the client was
-                # closed: nothing is sent, and no backend reopens a session nobody would close.
-                raise self._closed_error(name, method, path)
+            # Off (None) unless the client was given a Telemetry: then this attempt's span.
+            attempt = None if telemetry is None else telemetry.attempt(operation, method, retry_number)
             try:
-                started = time.perf_counter()
+                if self.throttle is not None:
+                    # Outside the inner try: a wait longer than the call may take is our own
+                    # RateLimitError, raised before anything is sent, not a failure to retry.
+                    waited = await self.throttle.wait_turn(
+                        name, patience=self.patience(bound), method=method, path=path
+                    )
+                    if attempt is not None:
+                        attempt.waited(waited)
+                if self.closed:
+                    # A call that was waiting (for its rate-limit turn, a retry) when the client was
+                    # closed: nothing is sent, and no backend reopens a session nobody would close.
+                    raise self._closed_error(name, method, path)
                 try:
-                    response = await self.backend.send(method, url, headers, content)
-                except SendFailure as failure:
-                    raise self._connection_error(name, method, path, failure) from failure.__cause__
-                except ResponseTooLarge as too_large:
-                    raise _invalid(
-                        name, method, path, too_large.status_code, "<body>",
-                        f"answer larger than the {_size(too_large.limit)} cap (max_response_bytes)",
-                    ) from None  # fmt: skip
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug(
-                        "%s %s %s -> %s in %.1f ms (attempt %d)",
-                        name, method, path, response.status_code, (time.perf_counter() - started) * 1000,
-                        retry_number + 1,
-                    )  # fmt: skip
-                if response.status_code >= 300:
-                    raise self._status_error(operation, method, path, response)
-                return self._parse(operation, method, path, response)
-            except (APIStatusError, APIConnectionError, ResponseValidationError) as exc:
-                if self.throttle is not None and isinstance(exc, RateLimitError) and exc.retry_after is None:
-                    await self.throttle.locked_out(name)
-                can_retry = retry_number < policy.max_retries
-                verdict = await decide(exc, can_retry)
-                if isinstance(verdict, Resolved):
-                    result: T = verdict.value
+                    started = time.perf_counter()
+                    try:
+                        response = await self.backend.send(
+                            method, url, headers if attempt is None else attempt.outgoing(headers), content
+                        )
+                    except SendFailure as failure:
+                        raise self._connection_error(name, method, path, failure) from failure.__cause__
+                    except ResponseTooLarge as too_large:
+                        raise _invalid(
+                            name, method, path, too_large.status_code, "<body>",
+                            f"answer larger than the {_size(too_large.limit)} cap (max_response_bytes)",
+                        ) from None  # fmt: skip
+                    if logger.isEnabledFor(logging.DEBUG):
+                        logger.debug(
+                            "%s %s %s -> %s in %.1f ms (attempt %d)",
+                            name, method, path, response.status_code, (time.perf_counter() - started) * 1000,
+                            retry_number + 1,
+                        )  # fmt: skip
+                    if response.status_code >= 300:
+                        raise self._status_error(operation, method, path, response)
+                    result: T = self._parse(operation, method, path, response)
+                    if attempt is not None:
+                        attempt.end(response.status_code, None)
                     return result
-                if not (verdict and can_retry):
-                    raise
-                delay = policy.delay(exc, retry_number)
-                _check_wait(exc, delay, bound)
-                logger.warning(
-                    "retrying after %s (attempt %d failed; waiting %.2f s)", exc, retry_number + 1, delay
-                )
-                await policy.sleep(delay)
-                retry_number += 1
+                except (APIStatusError, APIConnectionError, ResponseValidationError) as exc:
+                    if attempt is not None:  # ended before the decision, which may send (a check)
+                        attempt.end(None, exc)
+                        attempt = None
+                    if (
+                        self.throttle is not None
+                        and isinstance(exc, RateLimitError)
+                        and exc.retry_after is None
+                    ):
+                        await self.throttle.locked_out(name)
+                    can_retry = retry_number < policy.max_retries
+                    verdict = await decide(exc, can_retry)
+                    if isinstance(verdict, Resolved):
+                        resolved: T = verdict.value
+                        return resolved
+                    if not (verdict and can_retry):
+                        raise
+                    delay = policy.delay(exc, retry_number)
+                    _check_wait(exc, delay, bound)
+                    logger.warning(
+                        "retrying after %s (attempt %d failed; waiting %.2f s)", exc, retry_number + 1, delay
+                    )
+                    await policy.sleep(delay)
+                    retry_number += 1
+            except BaseException as exc:
+                # Not sent (its rate-limit turn, a closed client), cancelled, or a bug: the span ends.
+                if attempt is not None:
+                    attempt.end(None, exc)
+                raise
 
     def patience(self, bound: CallBound | None) -> float | None:
         """How long this request may wait for its rate-limit turn: the client's timeout, or less."""

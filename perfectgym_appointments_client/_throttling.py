@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
@@ -45,6 +45,9 @@ from ._constants import (
     DEFAULT_STORAGE_RETRY_AFTER,
     DEFAULT_STORAGE_TIMEOUT,
 )
+
+if TYPE_CHECKING:
+    from ._telemetry import Instruments
 
 __all__ = ["RateLimit", "Throttle"]
 
@@ -153,6 +156,8 @@ class Throttle:
         self.namespace = hashlib.sha256(f"{base_url}\n{api_key}".encode()).hexdigest()[:24]
         self._logger = logger
         self._clock = clock
+        # The client's OpenTelemetry instruments, if it has any: told of each wait and lockout.
+        self.telemetry: Instruments | None = None
         # Always there: the budget of a throttle without Redis, and of one whose Redis failed.
         self._storage = _memory_storage()
         self._limiter = MovingWindowRateLimiter(self._storage)
@@ -174,14 +179,14 @@ class Throttle:
 
     async def wait_turn(
         self, operation: str, *, patience: float | None, method: str = "", path: str = ""
-    ) -> None:
+    ) -> float:
         """Return once a request to ``operation`` fits in the budget; wait (cancellable) until it
-        does, at most ``patience`` seconds, then :class:`RateLimitError`."""
+        does, at most ``patience`` seconds, then :class:`RateLimitError`. Returns the seconds waited."""
         prepaid = _prepaid.get()
         if prepaid and prepaid.get(operation, 0) > 0:
             prepaid[operation] -= 1
-            return
-        await self._wait(operation, 1, patience=patience, method=method, path=path)
+            return 0.0
+        return await self._wait(operation, 1, patience=patience, method=method, path=path)
 
     @contextlib.asynccontextmanager
     async def reserved(
@@ -205,12 +210,12 @@ class Throttle:
 
     async def _wait(
         self, operation: str, cost: int, *, patience: float | None, method: str, path: str
-    ) -> None:
+    ) -> float:
         waited_since: float | None = None
         while True:
             reopens = await self._ask(self._take_turn, operation, cost)
             if reopens is None:
-                return
+                return 0.0 if waited_since is None else self._waited(operation, waited_since, gave_up=False)
             now = self._clock.now()
             delay = max(reopens - now, 0.0) + 0.01
             if waited_since is None:
@@ -221,8 +226,15 @@ class Throttle:
                     operation, delay, requests, seconds, ", shared" if self.shared else "",
                 )  # fmt: skip
             if patience is not None and now + delay - waited_since > patience:
+                self._waited(operation, waited_since, gave_up=True)
                 raise _rate_limit_error(operation, method, path, reopens, now)
             await self._clock.sleep(delay)
+
+    def _waited(self, operation: str, since: float, *, gave_up: bool) -> float:
+        seconds = max(self._clock.now() - since, 0.0)
+        if self.telemetry is not None:
+            self.telemetry.rate_limit_waited(operation, seconds, gave_up=gave_up)
+        return seconds
 
     async def locked_out(self, operation: str) -> None:
         """The server answered 429 without Retry-After: it refuses this endpoint for the span."""
@@ -231,6 +243,8 @@ class Throttle:
         # In-process always (it outlives a Redis outage), and on Redis for the other processes.
         _lockouts[self._lockout_key(operation)] = until
         await self._ask(self._set_lockout, operation, until, seconds)
+        if self.telemetry is not None:
+            self.telemetry.locked_out(operation)
         self._logger.warning(
             "%s: the API refused it for the rate limit; waiting %d s before the next", operation, seconds
         )

@@ -17,7 +17,7 @@ NAME = PACKAGE.name
 LAYERS: list[set[str]] = [
     {"_constants", "_field_paths", "_zoned", "_concurrency", "_call_options"},
     {"_generated"},
-    {"_version", "_exceptions", "_models", "_http"},
+    {"_version", "_exceptions", "_models", "_http", "_telemetry"},
     {"_httpx_backend", "_aiohttp_backend"},
     {"_backends", "_retry", "_throttling"},
     {"_request"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .._exceptions import SlotNotBookableError
 from .._generated.models import AppointmentBookingRequest
@@ -18,6 +19,9 @@ from ._outcome import OutcomeHook
 from ._reschedule import prepare_reschedule, reschedule_once
 from ._shield import Shield
 
+if TYPE_CHECKING:
+    from .._telemetry import Instruments
+
 __all__ = ["BookingFlows"]
 
 
@@ -29,11 +33,17 @@ class BookingFlows:
     """
 
     def __init__(
-        self, ops: Operations, *, settle: float, on_outcome: OutcomeHook | None, run_bound: float
+        self,
+        ops: Operations,
+        *,
+        settle: float,
+        on_outcome: OutcomeHook | None,
+        run_bound: float,
+        telemetry: Instruments | None = None,
     ) -> None:
         self._ops = ops
         self._check = BookingCheck(ops, settle=settle)
-        self._shield = Shield(bound=run_bound, hook=on_outcome)
+        self._shield = Shield(bound=run_bound, hook=on_outcome, telemetry=telemetry)
 
     async def drain(self) -> int:
         """Wait for the flows still running (at most one flow's bound); how many still run."""

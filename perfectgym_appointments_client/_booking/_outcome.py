@@ -7,7 +7,7 @@ import datetime as dt
 import enum
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -19,6 +19,9 @@ from .._exceptions import (
 )
 from .._generated.models import AppointmentBookingRequest
 from .._request import logger
+
+if TYPE_CHECKING:
+    from .._telemetry import Instruments
 
 __all__ = ["BookingOutcome", "OutcomeHook", "OutcomeKind", "describe", "outcome", "report"]
 
@@ -131,7 +134,11 @@ def describe(
     return attrs.evolve(described, error=error, old_booking_id=old_booking_id)
 
 
-async def report(reported: BookingOutcome, hook: OutcomeHook | None) -> None:
+async def report(
+    reported: BookingOutcome, hook: OutcomeHook | None, telemetry: Instruments | None = None
+) -> None:
+    if telemetry is not None:  # the counter by kind, and the kind on the public call's span
+        telemetry.booking_outcome(reported.operation, reported.kind.value)
     noteworthy = reported.caller_cancelled or reported.kind in (
         OutcomeKind.BOOKED_ID_UNKNOWN,
         OutcomeKind.UNKNOWN,

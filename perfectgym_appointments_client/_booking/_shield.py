@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -19,6 +19,9 @@ from .._exceptions import APITimeoutError, BookingOutcomeUnknownError
 from .._generated.models import AppointmentBookingRequest
 from .._zoned import instant
 from ._outcome import BookingOutcome, OutcomeHook, describe, report
+
+if TYPE_CHECKING:
+    from .._telemetry import Instruments
 
 __all__ = ["InFlight", "Shield", "run_to_the_end"]
 
@@ -90,10 +93,12 @@ class SlotLocks:
 
 @attrs.frozen
 class Shield:
-    """Runs flows to their end for one client: at most ``bound`` seconds each, reported to ``hook``."""
+    """Runs flows to their end for one client: at most ``bound`` seconds each, reported to ``hook``
+    (and to ``telemetry``, the client's OpenTelemetry instruments, if any)."""
 
     bound: float
     hook: OutcomeHook | None
+    telemetry: Instruments | None = None
     in_flight: InFlight = attrs.field(factory=InFlight)
     slots: SlotLocks = attrs.field(factory=SlotLocks)
 
@@ -130,6 +135,7 @@ class Shield:
                 bound=self.bound,
                 hook=self.hook,
                 old_booking_id=old_booking_id,
+                telemetry=self.telemetry,
             )
         finally:
             self.in_flight.ended()
@@ -144,6 +150,7 @@ async def run_to_the_end(
     bound: float,
     hook: OutcomeHook | None,
     old_booking_id: int | None = None,
+    telemetry: Instruments | None = None,
 ) -> T:
     """Run ``flow(*args)``, whose request may reach the server, to its end (at most ``bound`` seconds),
     whatever the caller does, and report how it ended.
@@ -175,7 +182,7 @@ async def run_to_the_end(
             caller_cancelled = True
     outcome = describe(operation, subject, outcome_or_error, old_booking_id)
     with anyio.CancelScope(shield=True):
-        await report(attrs.evolve(outcome, caller_cancelled=caller_cancelled), hook)
+        await report(attrs.evolve(outcome, caller_cancelled=caller_cancelled), hook, telemetry)
     if caller_cancelled:
         if natively_cancelled:
             import asyncio
