@@ -27,12 +27,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
 
-import perfectgym_appointments_client as pgac
 from perfectgym_appointments_client import (
     AppointmentsClient,
     ConfigurationError,
     PerfectGymError,
     RateLimit,
+    Telemetry,
 )
 
 from .disconnect import CancelOnDisconnect
@@ -71,20 +71,16 @@ def build_client(settings: Settings, store: OutcomeStore) -> AppointmentsClient:
     if settings.rate_limit is not None:
         requests, seconds = settings.rate_limit
         rate_limit = RateLimit(requests=requests, seconds=seconds, storage=settings.rate_limit_redis)
-    extra: dict[str, Any] = {}
-    if settings.otel:
-        # WEBAPP_OTEL: the client's opt-in telemetry (the [otel] extra); the app brings the SDK.
-        telemetry = getattr(pgac, "Telemetry", None)
-        if telemetry is None:
-            raise SettingsError("WEBAPP_OTEL=1, but this perfectgym_appointments_client has no Telemetry")
-        extra["telemetry"] = telemetry()
+    # WEBAPP_OTEL: the client's traces and metrics (the [otel] extra) go to the global providers,
+    # which the deployment's OpenTelemetry SDK sets up (opentelemetry-instrument, or its own code).
+    telemetry = Telemetry() if settings.otel else None
     return AppointmentsClient(
         api_key=settings.api_key,
         base_url=settings.base_url,
         http_backend=settings.http_backend,
         rate_limit=rate_limit,
         on_booking_outcome=store.record,
-        **extra,
+        telemetry=telemetry,
     )
 
 
