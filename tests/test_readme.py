@@ -152,7 +152,7 @@ def test_the_web_app_lifespan_example_serves_requests_under_uvicorn(tmp_path: Pa
     import httpx
     from webapp_harness import Log, free_port
 
-    [example] = code_blocks(section("In a web app"), "python")
+    example, _tracing = code_blocks(section("In a web app"), "python")
     (tmp_path / "readme_app.py").write_text(example)
     with Sandbox() as sb:
         port = free_port()
@@ -181,6 +181,17 @@ def test_the_web_app_lifespan_example_serves_requests_under_uvicorn(tmp_path: Pa
     assert missing.status_code == 500
     assert "NotFoundError" in log.text()
     assert "Application shutdown complete" in log.text()
+
+
+def test_the_tracing_example_makes_a_client_with_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
+    _app, tracing = code_blocks(section("In a web app"), "python")
+    monkeypatch.setenv("PERFECTGYM_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("PERFECTGYM_API_KEY", "readme-key")
+    namespace: dict[str, object] = {}
+    exec(compile(tracing, "README.md (tracing)", "exec"), namespace)  # noqa: S102 - the README's own code
+    client = namespace["client"]
+    assert type(client).__name__ == "AppointmentsClient"
+    assert client._telemetry is not None  # type: ignore[attr-defined]
 
 
 def test_the_web_app_command_is_a_script_in_the_repository() -> None:

@@ -613,3 +613,89 @@ def test_retry_after_is_whole_seconds_from_reopens_at_and_at_least_one(
         error.reopens_at = 1000.0 + reopens_in
     answer = classify(error, now=1000.0, lockout_seconds=60)
     assert (answer.status, answer.headers) == (429, {"Retry-After": str(expected)})
+
+
+# -- tracing, as a deployment turns it on --------------------------------------------------------
+
+# The deployment's OpenTelemetry SDK (here: every span as one JSON line on stdout), set up before
+# uvicorn imports the app; WEBAPP_OTEL=1 hands the global providers to the client.
+_TRACED_LAUNCHER = """
+import sys
+
+import uvicorn
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+provider = TracerProvider()
+exporter = ConsoleSpanExporter(out=sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\\n")
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+uvicorn.run("examples.webapp.app:create_app", factory=True, host="127.0.0.1", port=int(sys.argv[1]),
+            timeout_graceful_shutdown=1, access_log=False)
+"""
+
+
+async def test_with_webapp_otel_a_booking_is_one_span_tree_and_no_span_holds_the_key_or_ids(
+    tmp_path: Path, studio: Sandbox
+) -> None:
+    import json
+
+    demo = studio.demo_customer_id
+    appointment = _plain_appointment(studio)
+    launcher = tmp_path / "traced.py"
+    launcher.write_text(_TRACED_LAUNCHER)
+    port = free_port()
+    with sandbox_process() as sb:
+        env = app_env(sb.base_url, tmp_path / "outcomes.sqlite3", {"WEBAPP_OTEL": "1"})
+        app = subprocess.Popen(  # noqa: ASYNC220 - starting it takes no time; its waits are in threads
+            [sys.executable, str(launcher), str(port)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        )  # fmt: skip
+        assert app.stdout is not None
+        assert app.stderr is not None
+        log = Log(app.stderr)
+        try:
+            log.wait_for("Uvicorn running on")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=WAIT) as web:
+                tomorrow = dt.datetime.now(ZONE).date() + dt.timedelta(days=1)
+                slot = (await _week(web, appointment.id, demo, tomorrow))[0]
+                made = await web.post(
+                    "/bookings",
+                    json={"customer_id": demo, "appointment_id": appointment.id, "start": slot["start"],
+                          "end": slot["end"]},
+                )  # fmt: skip
+                assert made.status_code == 201, made.text
+            app.send_signal(signal.SIGTERM)
+            out, _ = await anyio.to_thread.run_sync(functools.partial(app.communicate, timeout=WAIT))
+        finally:
+            if app.poll() is None:
+                app.kill()
+                app.wait(5)
+            log.join()
+            app.stderr.close()
+    spans = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    by_id = {s["context"]["span_id"]: s for s in spans}
+    [book] = [s for s in spans if s["name"] == "AppointmentsClient.book"]
+    children = sorted(
+        (s for s in spans if s["parent_id"] == book["context"]["span_id"]), key=lambda s: s["start_time"]
+    )
+    assert [c["name"] for c in children] == ["validateForAppointmentBooking", "bookAppointmentBooking"]
+    assert book["attributes"]["perfectgym.booking.outcome"] == "booked"
+    assert all(c["kind"] == "SpanKind.CLIENT" for c in children)
+    assert children[1]["attributes"]["http.response.status_code"] == 200
+    assert children[1]["attributes"]["url.template"] == "/v1/appointments/booking/book"
+    [week] = [s for s in spans if s["name"] == "AppointmentsClient.get_slots"]
+    windows = [s for s in spans if s["parent_id"] == week["context"]["span_id"]]
+    assert len(windows) == 2, "a week is two windows of the API's six days"
+    assert all(s["context"]["trace_id"] == by_id[s["parent_id"]]["context"]["trace_id"]
+               for s in spans if s["parent_id"] in by_id)  # fmt: skip
+    assert API_KEY not in out
+    # The client's spans (its calls and everything under them); the others are the app's own
+    # (FastAPI's server spans, whose URLs are the app's business).
+    ours = [s for s in spans if s["name"].startswith("AppointmentsClient.")]
+    ours += [s for s in spans if s["parent_id"] in {o["context"]["span_id"] for o in ours}]
+    assert len(ours) == 2 + 2 + 2
+    text = json.dumps(ours)
+    for value in (str(demo), str(made.json()["booking_id"]), str(appointment.id)):
+        assert value not in text, f"{value!r} in a span of the client"
