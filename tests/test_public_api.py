@@ -1,4 +1,5 @@
-"""The public API is what docs/api.md says, and every part of it has a docstring."""
+"""The public API is what the site's API reference (docs/reference/) renders, and every part of it
+has a docstring."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import perfectgym_appointments_client as package
 from perfectgym_appointments_client import AppointmentsClient
 
 ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "docs" / "reference"
 
 # Methods backed by one generated operation: their docstring starts with the spec's summary.
 OPERATION_OF = {
@@ -26,16 +28,40 @@ OPERATION_OF = {
 }
 
 
-def test_all_is_exactly_the_documented_names() -> None:
-    text = (ROOT / "docs" / "api.md").read_text()
-    documented = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", text[text.index("## The client") :]))
-    exported = set(package.__all__)
-    assert exported <= documented, f"exported but not in docs/api.md: {sorted(exported - documented)}"
-    listed = {name for name in documented if hasattr(package, name)}
-    assert listed == exported, (
-        f"in docs/api.md and importable but not in __all__: {sorted(listed - exported)}"
+def _reference_entries() -> list[str]:
+    """The objects the API reference renders: each page's ``::: identifier`` lines, in order."""
+    return [
+        match
+        for page in sorted(REFERENCE.glob("*.md"))
+        for match in re.findall(r"^::: *(\S+)", page.read_text(), flags=re.MULTILINE)
+    ]
+
+
+def test_the_reference_pages_render_exactly_the_names_of_all_each_once() -> None:
+    entries = _reference_entries()
+    prefix = f"{package.__name__}."
+    names = [entry.removeprefix(prefix) for entry in entries]
+    assert [entry for entry in entries if not entry.startswith(prefix) or "." in entry[len(prefix) :]] == []
+    assert sorted(set(package.__all__) - set(names)) == [], "in __all__ but on no reference page"
+    assert sorted(set(names) - set(package.__all__)) == [], "on a reference page but not in __all__"
+    assert sorted(name for name in set(names) if names.count(name) > 1) == [], "rendered twice"
+    assert len(package.__all__) == len(set(package.__all__))  # no name twice in __all__ either
+
+
+def test_the_reference_overview_links_every_name_of_all() -> None:
+    text = (REFERENCE / "index.md").read_text()
+    linked = re.findall(
+        rf"\[`([A-Za-z_][A-Za-z0-9_]*)`\]\[{package.__name__}\.([A-Za-z_][A-Za-z0-9_]*)\]", text
     )
-    assert len(package.__all__) == len(exported)  # no name twice
+    assert [(label, target) for label, target in linked if label != target] == []
+    assert sorted({target for _, target in linked}) == sorted(package.__all__)
+
+
+def test_the_reference_pages_are_all_in_the_site_navigation() -> None:
+    nav = (ROOT / "mkdocs.yml").read_text()
+    pages = {f"reference/{page.name}" for page in REFERENCE.glob("*.md")}
+    assert sorted(page for page in pages if page not in nav) == []
+    assert "reference/client.md" in pages
 
 
 def _public_members(cls: type[Any]) -> dict[str, Any]:
@@ -77,3 +103,38 @@ def test_operation_methods_say_the_specs_summary(spec: dict[str, Any]) -> None:
     for method, operation in OPERATION_OF.items():
         doc = inspect.getdoc(getattr(AppointmentsClient, method)) or ""
         assert doc.startswith(summaries[operation]), (method, summaries[operation], doc.splitlines()[:1])
+
+
+def _loaded_as_the_reference_renders_it() -> Any:
+    import griffe
+
+    extensions = griffe.load_extensions(f"{REFERENCE / 'griffe_sphinx_roles.py'}:SphinxRoles")
+    return griffe.load(package.__name__, search_paths=[str(ROOT)], extensions=extensions)
+
+
+def test_the_reference_turns_roles_into_links_to_public_names_and_never_to_private_ones() -> None:
+    loaded = _loaded_as_the_reference_renders_it()
+    book = loaded["_client.AppointmentsClient.book"].docstring.value
+    assert "[`SlotNotBookableError`][perfectgym_appointments_client.SlotNotBookableError]" in book
+    assert ":class:" not in book
+    # A bare :meth: in a model's docstring means the client's method; a private helper stays code.
+    booking = loaded["_models.Booking"].docstring.value
+    assert "[`get_booking()`][perfectgym_appointments_client.AppointmentsClient.get_booking]" in booking
+    zoned = loaded["_zoned.ZonedDateTime"].docstring.value
+    assert "`instant()`" in zoned
+    assert "][perfectgym_appointments_client.instant]" not in zoned
+    assert "[`wire`][perfectgym_appointments_client.ZonedDateTime.wire]" in zoned
+
+
+def test_the_reference_shows_attrs_signatures_and_no_private_base() -> None:
+    loaded = _loaded_as_the_reference_renders_it()
+    options = loaded["_call_options.CallOptions"].members["__init__"].parameters
+    assert [(p.name, p.kind.value, str(p.default)) for p in options][1:] == [
+        ("max_rate_limit_wait", "keyword-only", "None"),
+        ("deadline", "keyword-only", "None"),
+    ]
+    client = loaded["_client.AppointmentsClient"].members["__init__"].parameters
+    assert str(client["max_retries"].default) == "2"  # the constant's value, not its private name
+    rate_limit_error = loaded["_exceptions.RateLimitError"]
+    assert [str(base) for base in rate_limit_error.bases] == ["APIStatusError"]
+    assert rate_limit_error.members["retry_after"].docstring is not None
