@@ -63,6 +63,9 @@ def _flags(profile: Path) -> list[str]:
         "--mute-audio",
         # Wide enough for Material's desktop layout: the search box in the header, the sidebar.
         "--window-size=1280,900",
+        # The site is served on loopback; every other host fails at once instead of hanging the
+        # load event on a machine without internet (Material's theme asks Google Fonts).
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         "--remote-debugging-address=127.0.0.1",
         # A free port, chosen by Chromium and written to DevToolsActivePort: xdist-safe.
         "--remote-debugging-port=0",
