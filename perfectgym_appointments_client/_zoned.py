@@ -4,7 +4,7 @@ The API writes date-times the way Java's ``ZonedDateTime.toString()`` does:
 ``2022-06-22T08:00:00.000+02:00[Europe/Berlin]``. Plain ISO parsers reject the bracketed
 zone id, and Java drops zero seconds (``08:00+02:00``) and may print up to nine fraction
 digits. The generated models call :func:`parse_zoned_datetime` and :func:`format_zoned_datetime`
-(see docs/generation.md), so every date-time a user sees is aware, and a value we received is
+(see docs/guides/regenerating.md), so every date-time a user sees is aware, and a value we received is
 sent back byte for byte as the server wrote it.
 """
 

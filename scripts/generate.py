@@ -6,7 +6,7 @@
     python scripts/generate.py --spec other.yaml --output /tmp/pkg   # elsewhere, leaving the repo alone
     python scripts/generate.py --from NEW_SPEC.yaml  # a spec version bump: diff, adopt, regenerate, changelog
 
-The pipeline, each step documented in docs/generation.md:
+The pipeline, each step documented in docs/guides/regenerating.md:
 1. openapi-python-client (pinned version) with generator-config.yml and templates/;
 2. post-processing: import our zoned date-time helpers where the templates call them, and put
    a "generated, do not edit" header on every file;

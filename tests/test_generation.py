@@ -152,7 +152,7 @@ def test_current_package_parses_the_newer_answers() -> None:
 
 
 def test_bump_recipe_documented() -> None:
-    doc = (ROOT / "docs" / "generation.md").read_text()
+    doc = (ROOT / "docs" / "guides" / "regenerating.md").read_text()
     assert "Version bump" in doc
     assert "scripts/generate.py" in doc
 

@@ -1,5 +1,5 @@
 """examples/quickstart.ipynb runs top to bottom against the sandbox, in-process (nbclient) and with
-the command README.md gives, stays within the API's limits, and is committed with its outputs (the
+the command docs/guides/jupyter.md gives, stays within the API's limits, and is committed with its outputs (the
 slots chart included) so that it reads on a code host without running it. Also the chart itself:
 ``slots_chart`` draws free slots per day and instructor as SVG."""
 
@@ -144,8 +144,8 @@ def test_the_committed_notebook_has_its_outputs() -> None:
 
 
 def readme_notebook_command() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    notebook_section = readme.split("\n## Notebook\n", 1)[1].split("\n## ", 1)[0]
+    guide = (ROOT / "docs" / "guides" / "jupyter.md").read_text(encoding="utf-8")
+    notebook_section = guide.split("\n## The notebook\n", 1)[1].split("\n## ", 1)[0]
     [command] = [
         line
         for line in notebook_section.splitlines()
@@ -155,7 +155,7 @@ def readme_notebook_command() -> str:
 
 
 def run_readme_command(workdir: Path) -> subprocess.CompletedProcess[str]:
-    """README's command, word for word, in a directory laid out like the clone: examples/ and .venv."""
+    """The guide's command, word for word, in a directory laid out like the clone: examples/ and .venv."""
     venv = Path(sys.executable).parent.parent  # the venv this test runs in: the one scripts/test made
     (workdir / ".venv").symlink_to(venv, target_is_directory=True)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}

@@ -233,7 +233,7 @@ def test_the_cancel_answer_needs_no_text(spec: dict[str, Any]) -> None:
 
 def test_every_optional_answer_field_may_be_null(spec: dict[str, Any]) -> None:
     # The generated models read a missing field as None when it is a typed nullable one
-    # (docs/generation.md); an optional field that is not nullable, or has no type or only a
+    # (docs/guides/regenerating.md); an optional field that is not nullable, or has no type or only a
     # $ref, would read as UNSET instead. Requests are exempt: there UNSET means "not sent".
     schemas = spec["components"]["schemas"]
     requests = {"AppointmentBookingRequest"}
