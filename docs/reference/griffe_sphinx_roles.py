@@ -9,6 +9,7 @@ written for reST, the reference renders Markdown.
 - An attrs class (``@attrs.frozen``, ``@attrs.define``, the generated models') gets the
   ``__init__`` attrs makes, so its signature is shown: griffe reads source and knows only
   dataclasses.
+- An enum's members are labelled class attributes only, an attrs field instance attribute only.
 - A default or value that names a constant with a literal value (``DEFAULT_MAX_RETRIES``, from the
   private ``_constants``) shows that value (``2``): the name says nothing on a page without it.
 - A private base class (``_RetryAfterMixin``) is left off the class's bases, and the docstrings of
@@ -42,6 +43,7 @@ class SphinxRoles(griffe.Extension):
             if isinstance(obj, griffe.Class):
                 _drop_private_bases(obj)
                 _attrs_init(obj)
+                _label_enum_members(obj)
             if isinstance(obj, griffe.Function):
                 for parameter in obj.parameters:
                     parameter.default = _literal(parameter.default, obj)
@@ -160,9 +162,10 @@ def _attrs_init(cls: griffe.Class) -> None:
             else griffe.ParameterKind.positional_or_keyword
         )
         name = str(field["alias"]).strip("'\"") if field and "alias" in field else member.name.lstrip("_")
-        parameters.append(
-            griffe.Parameter(name, annotation=member.annotation, kind=kind, default=_literal(default, cls))
-        )
+        default = _literal(default, cls)
+        parameters.append(griffe.Parameter(name, annotation=member.annotation, kind=kind, default=default))
+        # The field's heading shows its default, not the attrs.field(...) call that declares it.
+        member.value = default
     init = griffe.Function(
         "__init__",
         lineno=0,
@@ -172,6 +175,15 @@ def _attrs_init(cls: griffe.Class) -> None:
         returns="None",
     )
     cls.set_member("__init__", init)
+
+
+def _label_enum_members(cls: griffe.Class) -> None:
+    """An enum's members are its values, labelled once (griffe says class- and instance-attribute)."""
+    if not any(str(base).rsplit(".", 1)[-1].endswith("Enum") for base in cls.bases):
+        return
+    for member in cls.members.values():
+        if isinstance(member, griffe.Attribute) and member.annotation is None:
+            member.labels.discard("instance-attribute")
 
 
 def _literal(value: str | griffe.Expr | None, scope: griffe.Object) -> str | griffe.Expr | None:
