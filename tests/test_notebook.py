@@ -178,7 +178,7 @@ def test_the_readme_command_runs_the_notebook(tmp_path: Path) -> None:
     before = copy.read_bytes()
     proc = run_readme_command(tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert copy.read_bytes() == before  # README: the notebook file is left unchanged
+    assert copy.read_bytes() == before  # the guide: the notebook file is left unchanged
 
 
 def test_the_readme_command_fails_when_a_cell_fails(tmp_path: Path) -> None:
