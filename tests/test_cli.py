@@ -525,6 +525,8 @@ def test_scripts_install_the_extra_they_need_once(tmp_path: Path) -> None:
         shutil.copy2(ROOT / "scripts" / name, root / "scripts" / name)
     (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     log = tmp_path / "log"
+    # The public-API guard needs git and a release tag; here it only says it was run.
+    (root / "scripts" / "api_check.py").write_text(f"open({str(log)!r}, 'a').write('api_check\\n')\n")
     fake_python = tmp_path / "python"
     # -m pip / -m pytest are logged; anything else (the stamp's hash) runs in the real Python.
     fake_python.write_text(
@@ -539,7 +541,7 @@ def test_scripts_install_the_extra_they_need_once(tmp_path: Path) -> None:
         f'echo "venv $*" >> "{log}"\n'
         'mkdir -p "$3/bin"\n'
         f'cp "{fake_python}" "$3/bin/python"\n'
-        "for tool in perfectgym-appointments ruff mypy; do\n"
+        "for tool in perfectgym-appointments ruff mypy mkdocs; do\n"
         f'  printf \'#!/bin/sh\\necho "%s $*" >> "{log}"\\n\' "$tool" > "$3/bin/$tool"; chmod +x "$3/bin/$tool"\n'
         "done\n"
     )
@@ -575,7 +577,9 @@ def test_scripts_install_the_extra_they_need_once(tmp_path: Path) -> None:
     assert installs(run("demo")) == []  # installed once
     test_run = run("test", "-k", "zoned")
     assert installs(test_run) == ["requirements-dev.txt", str(root)]
-    assert test_run[-4:] == ["ruff check .", "ruff format --check .", "mypy ", "python -m pytest -k zoned"]
+    assert test_run[-6:-2] == ["ruff check .", "ruff format --check .", "mypy ", "api_check"]
+    assert test_run[-2].startswith("mkdocs build --strict")  # the site, before the tests that open it
+    assert test_run[-1] == "python -m pytest -k zoned"
     assert installs(run("demo")) == []  # dev includes cli
     assert installs(run("test")) == []
     (root / "pyproject.toml").write_text("[project]\nname = 'y'\n")

@@ -162,7 +162,7 @@ def fake_checkout(tmp_path: Path, pyproject: str, pytest_exit: int = 0) -> tuple
         "fi\n"
         f'exec "{sys.executable}" "$@"\n'
     )
-    for tool in ("ruff", "mypy"):
+    for tool in ("ruff", "mypy", "mkdocs"):
         (venv / "bin" / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n')
     for path in (venv / "bin").iterdir():
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
