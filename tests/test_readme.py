@@ -110,7 +110,7 @@ def test_readme_is_a_landing_page() -> None:
     headings = re.findall(r"^## (.+)$", README, re.MULTILINE)
     assert headings == ["Install", "The two commands", "Example", "Documentation"]
     # The site includes these by their markers (docs/index.md); a lost marker would lose the text.
-    for name in ("install", "commands", "example"):
+    for name in ("intro", "install", "commands", "example"):
         assert README.count(f"<!-- --8<-- [start:{name}] -->") == 1, name
         assert README.count(f"<!-- --8<-- [end:{name}] -->") == 1, name
     assert "./scripts/docs" in section("Documentation")
