@@ -111,20 +111,25 @@ def sandbox_process(*args: str, tls: ssl.SSLContext | None = None, rate_limit: s
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         base_url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    stats(base_url, tls)
-                    break
-                except httpx.HTTPError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        detail = process.stderr.read() if process.stderr else ""
-                        raise RuntimeError(f"sandbox did not start: {detail!r}") from None
-                    time.sleep(0.05)
+            wait_until_serving(process, lambda: stats(base_url, tls), "sandbox")
             yield base_url
         finally:
             process.terminate()
             process.wait(10)
+
+
+def wait_until_serving(process: subprocess.Popen[Any], probe: Callable[[], object], what: str) -> None:
+    """Until ``probe`` gets an answer from the server ``process`` started (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            probe()
+            return
+        except httpx.HTTPError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                detail = process.stderr.read() if process.stderr else ""
+                raise RuntimeError(f"{what} did not start: {detail!r}") from None
+            time.sleep(0.05)
 
 
 TLS_CA = trustme.CA()

@@ -32,7 +32,7 @@ import aiohttp
 import anyio
 import httpx
 
-from benchmarks._common import KEY, ROOT, sandbox_process, stats
+from benchmarks._common import KEY, ROOT, sandbox_process, stats, wait_until_serving
 
 CONNECTIONS = 200
 CHECKPOINTS = (5_000, 20_000)
@@ -79,16 +79,7 @@ def app_process(base_url: str, backend: str, **settings: str) -> Iterator[tuple[
         process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"{url}/healthz").raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        detail = process.stderr.read() if process.stderr else ""
-                        raise RuntimeError(f"app did not start: {detail}") from None
-                    time.sleep(0.05)
+            wait_until_serving(process, lambda: httpx.get(f"{url}/healthz").raise_for_status(), "app")
             yield url, process.pid
         finally:
             process.terminate()
