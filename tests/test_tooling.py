@@ -267,3 +267,16 @@ def test_code_run_in_a_subprocess_is_measured_and_the_generated_layer_is_not(tmp
     assert body in (data.lines(str(zoned)) or [])
     assert not [p for p in measured if "_generated" in p.parts]
     assert all(p.is_relative_to(PACKAGE) for p in measured)
+
+
+def test_a_full_benchmark_run_keeps_the_sections_measured_alone(tmp_path: Path) -> None:
+    from benchmarks.run import measured_alone
+
+    results = tmp_path / "RESULTS.md"
+    assert measured_alone(results) == ""
+    results.write_text(
+        "# Results\n\n## 8. A Redis outage\n\nold figures\n\n## 9. Hostile answers\n\nkept\n\n## 10. More\n\nkept too\n"
+    )
+    kept = measured_alone(results)
+    assert kept == "\n## 9. Hostile answers\n\nkept\n\n## 10. More\n\nkept too\n"
+    assert "old figures" not in kept
