@@ -1,7 +1,7 @@
 """The aiohttp backend (``pip install 'perfectgym-appointments-client[aiohttp]'``, asyncio only).
 
-It talks to ``aiohttp.ClientSession`` directly: a seventh of httpx's client CPU per request with
-100 tasks, a quarter from one (benchmarks/RESULTS.md). The session is made on the first call,
+It talks to ``aiohttp.ClientSession`` directly: a fifth of httpx's client CPU per request with
+100 tasks, a third from one (benchmarks/RESULTS.md, section 5). The session is made on the first call,
 inside the running loop.
 """
 

@@ -91,7 +91,7 @@ class AppointmentsClient:
     connection kept alive for reuse; more concurrent calls wait for a free connection.
 
     ``http_backend="aiohttp"`` sends through aiohttp (the ``[aiohttp]`` extra; asyncio only): a
-    seventh of httpx's client CPU per request with 100 tasks, a quarter from one. ``http_client``
+    fifth of httpx's client CPU per request with 100 tasks, a third from one. ``http_client``
     is then an ``aiohttp.ClientSession``. Errors, retries, limits and the booking check are the
     same on both.
 
