@@ -352,10 +352,10 @@ async def _in_another_process(
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
 async def test_four_processes_one_key(redis_url: str, shared: bool, anyio_backend: str) -> None:
-    # 4 workers of one app, one key: each fires 15 calls at a tenant that allows 20 per 3 s.
-    with Sandbox(rate_limit=(20, 3.0)) as sb:
+    # 4 workers of one app, one key: each fires 15 calls at a tenant that allows 20 per 2 s.
+    with Sandbox(rate_limit=(20, 2.0)) as sb:
         storage = "REDIS" if shared else "None"
-        limit = f"RateLimit(requests=20, seconds=3, storage={storage})"
+        limit = f"RateLimit(requests=20, seconds=2, storage={storage})"
         results: list[tuple[int, str]] = []
 
         async def worker() -> None:
