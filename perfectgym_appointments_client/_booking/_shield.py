@@ -112,33 +112,27 @@ class Shield:
     ) -> T:
         """``flow(*args)`` run to its end; its outcome reported; its value returned (or its error
         raised), unless the caller was cancelled meanwhile."""
-        if not isinstance(subject, AppointmentBookingRequest):
-            return await self._run(operation, subject, flow, args, old_booking_id)
-        async with self.slots.hold(subject):
-            return await self._run(operation, subject, flow, args, old_booking_id)
-
-    async def _run(
-        self,
-        operation: str,
-        subject: AppointmentBookingRequest | int,
-        flow: Callable[..., Awaitable[tuple[T, BookingOutcome]]],
-        args: tuple[Any, ...],
-        old_booking_id: int | None,
-    ) -> T:
-        self.in_flight.started()
-        try:
-            return await run_to_the_end(
-                operation,
-                subject,
-                flow,
-                args,
-                bound=self.bound,
-                hook=self.hook,
-                old_booking_id=old_booking_id,
-                telemetry=self.telemetry,
-            )
-        finally:
-            self.in_flight.ended()
+        # One flow at a time per customer and slot; a cancel (by booking id) takes no lock.
+        slot_lock = (
+            self.slots.hold(subject)
+            if isinstance(subject, AppointmentBookingRequest)
+            else contextlib.nullcontext()
+        )
+        async with slot_lock:
+            self.in_flight.started()
+            try:
+                return await run_to_the_end(
+                    operation,
+                    subject,
+                    flow,
+                    args,
+                    bound=self.bound,
+                    hook=self.hook,
+                    old_booking_id=old_booking_id,
+                    telemetry=self.telemetry,
+                )
+            finally:
+                self.in_flight.ended()
 
 
 async def run_to_the_end(
