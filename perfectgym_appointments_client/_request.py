@@ -109,7 +109,6 @@ class Requester:
         accept_language: str | None = None,
         throttle: Throttle | None = None,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
-        telemetry: Instruments | None = None,
     ) -> None:
         if max_response_bytes is not None and (
             isinstance(max_response_bytes, bool)
@@ -126,7 +125,8 @@ class Requester:
         self.host = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
         self.accept_language = accept_language
         self.throttle = throttle
-        self.telemetry = telemetry
+        # The client's OpenTelemetry instruments, if it has any (the client sets them once made).
+        self.telemetry: Instruments | None = None
         self.retry_policy = retry_policy
         # A Secret, not the str: a failure below (no such backend, aiohttp under trio) records
         # this frame's locals in a traceback with locals, and the key must not be one of them.

@@ -212,11 +212,14 @@ class Instruments:
     # -- an HTTP attempt -------------------------------------------------------------------------
     def attempt(self, operation: Any, method: str, retry_number: int) -> Attempt:
         name: str = operation.OPERATION_ID
-        attributes: dict[str, Any] = {
+        # Also the duration metric's attributes (not the template or the resend count: each
+        # distinct attribute set is a series of its own).
+        common: dict[str, Any] = {
             "http.request.method": method,
             **self.server,
             "perfectgym.operation_id": name,
         }
+        attributes = dict(common)
         template = getattr(operation, "PATH", None)
         if template is not None:
             attributes["url.template"] = template
@@ -227,7 +230,7 @@ class Instruments:
             if call is not None:
                 call.retries += 1
         span = self.tracer.start_span(name, kind=self._trace.SpanKind.CLIENT, attributes=attributes)
-        return Attempt(self, span, name, method)
+        return Attempt(self, span, common)
 
     # -- the rate limit and the booking flows ----------------------------------------------------
     def rate_limit_waited(self, operation: str, seconds: float, *, gave_up: bool) -> None:
@@ -251,13 +254,12 @@ class Instruments:
 class Attempt:
     """One HTTP attempt's span and duration, ended by :meth:`end` (once)."""
 
-    __slots__ = ("_instruments", "_method", "_name", "_sent_at", "span")
+    __slots__ = ("_common", "_instruments", "_sent_at", "span")
 
-    def __init__(self, instruments: Instruments, span: Span, name: str, method: str) -> None:
+    def __init__(self, instruments: Instruments, span: Span, common: dict[str, Any]) -> None:
         self._instruments = instruments
         self.span = span
-        self._name = name
-        self._method = method
+        self._common = common
         self._sent_at: float | None = None
 
     def waited(self, seconds: float) -> None:
@@ -289,11 +291,7 @@ class Attempt:
             if isinstance(error, Exception):
                 span.set_status(trace.StatusCode.ERROR, error_type)
         if self._sent_at is not None:
-            attributes: dict[str, Any] = {
-                "http.request.method": self._method,
-                **self._instruments.server,
-                "perfectgym.operation_id": self._name,
-            }
+            attributes = dict(self._common)
             if isinstance(status, int):
                 attributes["http.response.status_code"] = status
             if error_type is not None:
