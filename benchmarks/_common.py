@@ -90,6 +90,13 @@ def canned_transport(latency: float = 0.0) -> httpx.AsyncBaseTransport:
 # -- a sandbox in its own process -------------------------------------------------------------------
 
 
+def free_port() -> int:
+    """A loopback port free now, for a server process to bind."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @contextlib.contextmanager
 def sandbox_process(*args: str, tls: ssl.SSLContext | None = None, rate_limit: str = "off") -> Iterator[str]:
     """A sandbox in its own process; with ``tls`` (a client context that trusts it) over HTTPS.
@@ -97,9 +104,7 @@ def sandbox_process(*args: str, tls: ssl.SSLContext | None = None, rate_limit: s
     Its rate limit is off unless ``rate_limit`` (``--rate-limit``, e.g. ``"60/10"``) says otherwise:
     the other benchmarks send thousands of requests a minute to one endpoint.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [sys.executable, "-m", "perfectgym_appointments_client.cli", "sandbox", "--port", str(port),
                "--api-key", KEY, "--quiet", "--rate-limit", rate_limit, *args]  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
@@ -203,9 +208,7 @@ def serve_fixed(port: int) -> None:
 @contextlib.contextmanager
 def fixed_server() -> Iterator[str]:
     """``serve_fixed`` in a process of its own; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.run", "--serve-fixed", str(port)], cwd=ROOT, stderr=subprocess.PIPE
     )

@@ -14,12 +14,8 @@ import functools
 import gc
 import json
 import math
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import tracemalloc
@@ -31,6 +27,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
+from benchmarks.redis_process import RedisMissing, RedisProcess
 from perfectgym_appointments_client import AppointmentsClient, RateLimit
 from perfectgym_appointments_client._throttling import SPAN_MARGIN
 from perfectgym_appointments_client.sandbox import Sandbox
@@ -370,39 +367,17 @@ async def limiter_cpu(rounds: int, calls: int, redis_url: str | None) -> dict[st
 
 @contextlib.contextmanager
 def redis_server() -> Iterator[str | None]:
-    """A redis-server on a free loopback port for the benchmark (as tests/conftest.py starts one);
-    ``None`` when there is no redis-server to start."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    """A redis-server on a free loopback port for the benchmark (``RedisProcess``, as the tests
+    start one); ``None`` when there is no redis-server to start."""
+    try:
+        server = RedisProcess()
+    except RedisMissing:
         yield None
         return
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with tempfile.TemporaryDirectory() as folder:
-        server = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", folder, "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                        conn.sendall(b"PING\r\n")
-                        if conn.recv(16).startswith(b"+PONG"):
-                            break
-                except OSError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start (exit code {server.poll()})")
-                time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            server.terminate()
-            server.wait(10)
+    try:
+        yield server.start().url
+    finally:
+        server.close()
 
 
 if __name__ == "__main__":

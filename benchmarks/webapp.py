@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,19 +31,13 @@ import aiohttp
 import anyio
 import httpx
 
-from benchmarks._common import KEY, ROOT, sandbox_process, stats, wait_until_serving
+from benchmarks._common import KEY, ROOT, free_port, sandbox_process, stats, wait_until_serving
 
 CONNECTIONS = 200
 CHECKPOINTS = (5_000, 20_000)
 TIGHT_LIMIT = "100/60"
 TIGHT_REQUESTS = 3_000
 _TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -63,7 +56,7 @@ def rss_mib(pid: int) -> float:
 @contextlib.contextmanager
 def app_process(base_url: str, backend: str, **settings: str) -> Iterator[tuple[str, int]]:
     """The app under uvicorn (one worker), as deployed: ``uvicorn --factory``."""
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         env = {
             **os.environ,

@@ -13,7 +13,6 @@ import copy
 import datetime as dt
 import multiprocessing
 import pickle
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +21,7 @@ import httpx
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from not_in_spec import enum_value
+from webapp_harness import free_port
 
 from perfectgym_appointments_client import (
     APIConnectionError,
@@ -408,9 +408,7 @@ async def test_a_reset_connection_travels(sandbox: Sandbox, http_backend: str) -
 
 
 async def test_a_refused_connection_travels(http_backend: str) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nobody listens on it
     async with AppointmentsClient(
         api_key=KEY,
         base_url=f"http://127.0.0.1:{port}",

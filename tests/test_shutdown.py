@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ import anyio
 import httpx
 import pytest
 from sandbox_studio import BOOK, INSIDE, studio
+from webapp_harness import free_port
 
 from perfectgym_appointments_client import OutcomeKind
 from perfectgym_appointments_client.sandbox import Faults, Sandbox
@@ -67,12 +67,6 @@ async def test_closing_the_client_waits_for_a_flow_whose_caller_was_cancelled(
         st.audit()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the test's own loop; uvicorn runs asyncio
 async def test_uvicorn_stopped_by_sigterm_reports_every_booking_in_flight(tmp_path: Path) -> None:
     bookings = 8
@@ -91,7 +85,7 @@ async def test_uvicorn_stopped_by_sigterm_reports_every_booking_in_flight(tmp_pa
         slot_starts = sb.store.slots(appointment.id, sb.store.now().date() + dt.timedelta(days=INSIDE), 3)
         assert len(slot_starts) >= bookings
         outcomes_file = tmp_path / "outcomes.jsonl"
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "SHUTDOWN_APP_BASE_URL": sb.base_url,
