@@ -255,7 +255,7 @@ def test_the_readme_links_every_guide() -> None:
 
 def test_the_web_app_lifespan_example_serves_requests_under_uvicorn(tmp_path: Path) -> None:
     import httpx
-    from webapp_harness import Log, free_port
+    from webapp_harness import Log, free_port, stop
 
     example, _tracing = [block.code for block in python_blocks(GUIDES / "webapp.md")]
     (tmp_path / "guide_app.py").write_text(example)
@@ -276,10 +276,7 @@ def test_the_web_app_lifespan_example_serves_requests_under_uvicorn(tmp_path: Pa
             answer = httpx.get(f"http://127.0.0.1:{port}/appointments/{appointment.id}", timeout=20)
             missing = httpx.get(f"http://127.0.0.1:{port}/appointments/1", timeout=20)
         finally:
-            app.terminate()
-            app.wait(20)
-            log.join()
-            app.stderr.close()
+            stop(app, log)
     assert answer.status_code == 200, log.text()
     assert answer.json() == {"id": appointment.id, "title": appointment.title}
     # Mapping errors to answers is examples/webapp's errors.py; unmapped, NotFoundError is a 500.

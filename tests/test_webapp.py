@@ -39,6 +39,7 @@ from webapp_harness import (
     app_process,
     free_port,
     sandbox_process,
+    stop,
 )
 
 from perfectgym_appointments_client import (
@@ -648,11 +649,12 @@ async def test_with_webapp_otel_a_booking_is_one_span_tree_and_no_span_holds_the
     port = free_port()
     with sandbox_process() as sb:
         env = app_env(sb.base_url, tmp_path / "outcomes.sqlite3", {"WEBAPP_OTEL": "1"})
-        app = subprocess.Popen(  # noqa: ASYNC220 - starting it takes no time; its waits are in threads
-            [sys.executable, str(launcher), str(port)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        )  # fmt: skip
-        assert app.stdout is not None
+        spans_file = tmp_path / "spans.jsonl"
+        with spans_file.open("w") as spans_out:
+            app = subprocess.Popen(  # noqa: ASYNC220 - starting it takes no time; its waits are in threads
+                [sys.executable, str(launcher), str(port)],
+                env=env, stdout=spans_out, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            )  # fmt: skip
         assert app.stderr is not None
         log = Log(app.stderr)
         try:
@@ -666,14 +668,9 @@ async def test_with_webapp_otel_a_booking_is_one_span_tree_and_no_span_holds_the
                           "end": slot["end"]},
                 )  # fmt: skip
                 assert made.status_code == 201, made.text
-            app.send_signal(signal.SIGTERM)
-            out, _ = await anyio.to_thread.run_sync(functools.partial(app.communicate, timeout=WAIT))
         finally:
-            if app.poll() is None:
-                app.kill()
-                app.wait(5)
-            log.join()
-            app.stderr.close()
+            await anyio.to_thread.run_sync(stop, app, log)
+    out = spans_file.read_text()
     spans = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     by_id = {s["context"]["span_id"]: s for s in spans}
     [book] = [s for s in spans if s["name"] == "AppointmentsClient.book"]

@@ -77,7 +77,8 @@ class Log:
         self._thread.join(5)
 
 
-def _stop(process: subprocess.Popen[str], log: Log) -> None:
+def stop(process: subprocess.Popen[str], log: Log) -> None:
+    """SIGTERM (a kill if it does not end in 10 s), then its stderr reader joined and closed."""
     try:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -137,7 +138,7 @@ def sandbox_process(*options: str) -> Iterator[SandboxProcess]:
         assert match is not None, line
         yield SandboxProcess(match.group(1), API_KEY, process, log)
     finally:
-        _stop(process, log)
+        stop(process, log)
 
 
 @attrs.define
@@ -200,4 +201,4 @@ def app_process(
         log.wait_for("Uvicorn running on")
         yield AppProcess(f"http://127.0.0.1:{port}", db_path, process, log)
     finally:
-        _stop(process, log)
+        stop(process, log)
