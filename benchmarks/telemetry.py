@@ -1,4 +1,4 @@
-"""Section 10: what OpenTelemetry costs the client, and that it costs nothing when off.
+"""Section 11: what OpenTelemetry costs the client, and that it costs nothing when off.
 
 ``python -m benchmarks.telemetry`` measures client CPU per ``get_slots`` (30 slots) on each backend
 against ``serve_fixed`` (a trivial keep-alive server in another process), from 1 task and from 100
