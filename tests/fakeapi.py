@@ -349,16 +349,23 @@ def refusal(error_code: str, status: str) -> dict[str, Any]:
     }
 
 
-def commit_then_garble(api: FakeAPI, method: str) -> Any:
-    """The server carries the request out, then answers 200 with a body nobody can read."""
+def answer_200(api: FakeAPI, method: str, *, carried_out: bool = True, **response: Any) -> Any:
+    """Every ``method`` request to a booking is carried out (unless ``carried_out`` is False), then
+    answered 200 with ``response`` (httpx.Response's ``json=``, ``content=``, ``headers=``)."""
 
     def fault(request: httpx.Request) -> httpx.Response | None:
         if request.method != method or not request.url.path.startswith(BOOKINGS):
             return None
-        api.route(request)
-        return httpx.Response(200, content=b"<html>proxy error</html>", headers={"Content-Type": "text/html"})
+        if carried_out:
+            api.route(request)
+        return httpx.Response(200, **response)
 
     return fault
+
+
+def commit_then_garble(api: FakeAPI, method: str) -> Any:
+    """The server carries the request out, then answers 200 with a body nobody can read."""
+    return answer_200(api, method, content=b"<html>proxy error</html>", headers={"Content-Type": "text/html"})
 
 
 def mock_client(handler: Any, **kwargs: Any) -> httpx.AsyncClient:

@@ -12,6 +12,7 @@ import pytest
 from fakeapi import (
     BOOKINGS,
     FakeAPI,
+    answer_200,
     answer_once,
     commit_then_garble,
     first_slot,
@@ -131,14 +132,7 @@ async def test_cancel_returns_the_servers_text_or_the_canceled_constant(
     async with make(api) as client:
         made = await client.book(5, 1, await first_slot(client))
         path = f"{BOOKINGS}/{made.booking_id}"
-
-        def cancel_with(request: httpx.Request) -> httpx.Response | None:
-            if request.method != "DELETE":
-                return None
-            api.route(request)
-            return httpx.Response(200, json=answer)
-
-        api.faults.append(cancel_with)
+        api.faults.append(answer_200(api, "DELETE", json=answer))
         assert await client.cancel_booking(made.booking_id) == expected
     assert api.live_bookings(5) == []
     assert api.count("DELETE", path) == 1
@@ -186,15 +180,7 @@ async def test_a_200_that_is_no_confirmation_is_read_back(
     async with make(api) as client:
         made = await client.book(5, 1, await first_slot(client))
         path = f"{BOOKINGS}/{made.booking_id}"
-
-        def error_body_with_200(request: httpx.Request) -> httpx.Response | None:
-            if request.method != "DELETE":
-                return None
-            if carried_out:
-                api.route(request)
-            return httpx.Response(200, json=body)
-
-        api.faults.append(error_body_with_200)
+        api.faults.append(answer_200(api, "DELETE", carried_out=carried_out, json=body))
         if carried_out:
             assert await client.cancel_booking(made.booking_id) == CANCELED
         else:
