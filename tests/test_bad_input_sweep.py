@@ -7,16 +7,14 @@ the field) or in a tolerant parse it checks; never in a bare exception.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import anyio
 import anyio.from_thread
 import attrs
 import httpx
 import pytest
+from fakeapi import httpx_abandons_its_body_generators
 
 from benchmarks.bad_input import (
     APPOINTMENT,
@@ -84,25 +82,6 @@ SAMPLE = (
     "huge-page",
     "500-html",
 )
-
-
-@contextlib.asynccontextmanager
-async def httpx_abandons_its_body_generators() -> AsyncIterator[None]:
-    """httpx reads a body through a chain of async generators (``Response.aiter_raw``,
-    ``BoundAsyncStream.__aiter__``, httpcore's streams over a socket) and leaves them unexhausted
-    when its decoder fails (``DecodingError``); trio warns when the garbage collector finds one
-    (ResourceWarning), then closes it in a task of its own, which frees the next one down the
-    chain. httpx's, not the client's: encode/httpx#3686 (open fix: #3777). Here those warnings are
-    recorded, not raised, and the chain is collected to its end before the block is left."""
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.filterwarnings("always", r"Async generator 'http(x|core)\._", ResourceWarning)
-        yield
-        while True:
-            before = len(seen)
-            gc.collect()
-            await anyio.wait_all_tasks_blocked()  # trio's closing tasks have run
-            if len(seen) == before:
-                break
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])

@@ -9,10 +9,7 @@ bodies, a byte a second) for memory and time. Here each call must end in its typ
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import ssl
-import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +18,7 @@ import anyio
 import httpx
 import pytest
 import trustme
+from fakeapi import httpx_abandons_its_body_generators
 
 from benchmarks.hostile import (
     endless_chunked,
@@ -63,23 +61,6 @@ def client_for(url: str, http_backend: str, **kwargs: Any) -> AppointmentsClient
         booking_check_settle=0,
         **kwargs,
     )
-
-
-@contextlib.asynccontextmanager
-async def httpx_abandons_its_body_generators() -> AsyncIterator[None]:
-    """An answer left unfinished (over the cap) leaves httpx's chain of body generators under
-    ``Response.aiter_raw`` unexhausted (httpx's, not the client's: encode/httpx#3686); trio warns
-    when the garbage collector finds one (ResourceWarning), then closes it. Those warnings are
-    recorded here, not raised, and the chain collected to its end before the block is left."""
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.filterwarnings("always", r"Async generator 'http(x|core)\._", ResourceWarning)
-        yield
-        while True:
-            before = len(seen)
-            gc.collect()
-            await anyio.wait_all_tasks_blocked()
-            if len(seen) == before:
-                break
 
 
 async def call_against(handler: Handler, http_backend: str, **kwargs: Any) -> tuple[BaseException, int]:
