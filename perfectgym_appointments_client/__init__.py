@@ -20,6 +20,7 @@ from ._exceptions import (
     BookingError,
     BookingIdUnknownError,
     BookingOutcomeUnknownError,
+    CircuitOpenError,
     ConfigurationError,
     ConflictError,
     InternalServerError,
@@ -39,6 +40,7 @@ from ._version import API_VERSION, __version__
 if TYPE_CHECKING:
     from ._booking import BookingOutcome, OutcomeKind
     from ._booking._cancel import ALREADY_CANCELED, CANCELED
+    from ._breaker import CircuitBreaker
     from ._call_options import CallOptions
     from ._client import AppointmentsClient
     from ._display import Rows, SlotsChart, slots_chart, slots_per_day_and_instructor, to_rows
@@ -80,6 +82,7 @@ _LAZY = {
     "AsyncPaginator": "_pagination",
     "RetryPolicy": "_retry",
     "RateLimit": "_throttling",
+    "CircuitBreaker": "_breaker",
     "Telemetry": "_telemetry",
     "CallOptions": "_call_options",
     "ZonedDateTime": "_zoned",
@@ -133,6 +136,8 @@ __all__ = [
     "BookingOutcomeUnknownError",
     "BookingStatus",
     "CallOptions",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "ConfigurationError",
     "ConflictError",
     "Instructor",

@@ -8,6 +8,7 @@ inside the running loop.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,6 +73,7 @@ class AiohttpBackend:
         timeouts: Timeouts | None,
         max_connections: int,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         _require_asyncio()
         if http_client is not None and not isinstance(http_client, aiohttp.ClientSession):
@@ -84,6 +86,8 @@ class AiohttpBackend:
             _no_silent_repeats(http_client)
         self._owns_session = http_client is None
         self._max_connections = max_connections
+        # aiohttp makes its default TLS context once per process already; a caller's own replaces it.
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self.max_response_bytes = max_response_bytes
         # A session of the user's own, without timeouts asked for, keeps its ClientTimeout, whose
         # total (aiohttp's default: 300 s) bounds an attempt.
@@ -122,7 +126,9 @@ class AiohttpBackend:
     def _open(self) -> aiohttp.ClientSession:
         _require_asyncio()
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=KEEPALIVE_EXPIRY),
+            connector=aiohttp.TCPConnector(
+                limit=self._max_connections, keepalive_timeout=KEEPALIVE_EXPIRY, ssl=self._ssl
+            ),
             timeout=self._timeout or aiohttp.ClientTimeout(),
             # Not trust_env: aiohttp then looks for proxies and ~/.netrc in two worker-thread hops
             # on every request (about 400 µs of CPU, benchmarks/RESULTS.md). The proxy settings

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 from ._constants import DEFAULT_MAX_RESPONSE_BYTES, HTTP_BACKENDS
 from ._exceptions import ConfigurationError
 from ._http import HTTPBackend, Timeouts
@@ -17,6 +19,7 @@ def open_backend(
     timeouts: Timeouts | None,
     max_connections: int,
     max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> HTTPBackend:
     """The backend called ``name``, sending through ``http_client`` if given (never closing it),
     refusing answers of more than ``max_response_bytes`` decoded bytes (None: any size)."""
@@ -25,7 +28,7 @@ def open_backend(
     if name == "aiohttp":
         from ._aiohttp_backend import AiohttpBackend
 
-        return AiohttpBackend(http_client, timeouts, max_connections, max_response_bytes)
+        return AiohttpBackend(http_client, timeouts, max_connections, max_response_bytes, ssl_context)
     from ._httpx_backend import HttpxBackend
 
-    return HttpxBackend(http_client, timeouts, max_connections, max_response_bytes)
+    return HttpxBackend(http_client, timeouts, max_connections, max_response_bytes, ssl_context)

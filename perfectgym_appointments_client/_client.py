@@ -13,6 +13,8 @@ import copy
 import datetime as dt
 import functools
 import os
+import ssl
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
@@ -22,6 +24,7 @@ import attrs
 import httpx
 
 from ._arguments import booking_request, check_slot, require_id, require_int
+from ._breaker import CircuitBreaker
 from ._call_options import CallOptions, bounded
 from ._configuration import NOT_GIVEN, clean_api_key, clean_base_url, timeouts_for
 from ._constants import (
@@ -131,6 +134,9 @@ class AppointmentsClient:
         deadline: float | None = None,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         telemetry: Telemetry | None = None,
+        circuit_breaker: CircuitBreaker | None = NOT_GIVEN,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections_per_studio: int | None = None,
     ) -> None:
         """Every setting is checked here, so that a wrong one is a :class:`ConfigurationError` now
         rather than a strange failure on the first call.
@@ -175,6 +181,21 @@ class AppointmentsClient:
             )
         if telemetry is not None and not isinstance(telemetry, Telemetry):
             raise TypeError(f"telemetry must be a Telemetry or None, got {type(telemetry).__name__}")
+        if circuit_breaker is NOT_GIVEN:
+            circuit_breaker = CircuitBreaker()
+        elif circuit_breaker is not None and not isinstance(circuit_breaker, CircuitBreaker):
+            raise TypeError(
+                f"circuit_breaker must be a CircuitBreaker or None, got {type(circuit_breaker).__name__}"
+            )
+        if ssl_context is not None:
+            if not isinstance(ssl_context, ssl.SSLContext):
+                raise TypeError(
+                    f"ssl_context must be an ssl.SSLContext or None, got {type(ssl_context).__name__}"
+                )
+            if http_client is not None:
+                raise ConfigurationError("pass ssl_context or http_client (which has its own), not both")
+        if max_connections_per_studio is not None:
+            require_int("max_connections_per_studio", max_connections_per_studio, low=1)
         if retry_policy is None:
             retry_policy = RetryPolicy(max_retries=max_retries)
         elif max_retries != DEFAULT_MAX_RETRIES and max_retries != retry_policy.max_retries:
@@ -189,25 +210,65 @@ class AppointmentsClient:
             max_connections=DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections,
             accept_language=accept_language,
             max_response_bytes=max_response_bytes,
+            ssl_context=ssl_context,
+            max_connections_per_studio=max_connections_per_studio,
+            circuit_breaker=circuit_breaker,
         )
         # OpenTelemetry only when asked for: otherwise it is never imported.
         self._telemetry = None if telemetry is None else Instruments(telemetry, self._api.base_url)
-        self._api.telemetry = self._telemetry
         if rate_limit is NOT_GIVEN:
             rate_limit = RateLimit()
-        elif rate_limit is not None and not isinstance(rate_limit, RateLimit):
+        self._set_up(key, rate_limit)
+        self._options = CallOptions(max_rate_limit_wait=max_rate_limit_wait, deadline=deadline)
+        # The booking flows (_booking/) are imported and set up on the first booking call: a
+        # client that only reads never pays for them.
+        self._flows_settings = (booking_check_settle, on_booking_outcome)
+        # Studio clients derived from this one (for_studio), whose flows aclose waits for.
+        self._children: weakref.WeakSet[AppointmentsClient] = weakref.WeakSet()
+        self._root = self
+
+    def _set_up(self, key: Secret, rate_limit: RateLimit | None) -> None:
+        """What each studio client has of its own over its requester: its throttle, telemetry, operations."""
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
             raise TypeError(f"rate_limit must be a RateLimit or None, got {type(rate_limit).__name__}")
+        self._rate_limit = rate_limit
+        self._api.telemetry = self._telemetry
+        if self._api.breaker is not None:
+            self._api.breaker.telemetry = self._telemetry
         if rate_limit is not None:
             self._api.throttle = Throttle(
                 rate_limit, api_key=key.reveal(), base_url=self._api.base_url, logger=logger
             )
             self._api.throttle.telemetry = self._telemetry
         self._ops = Operations(self._api)
-        self._options = CallOptions(max_rate_limit_wait=max_rate_limit_wait, deadline=deadline)
         self._task_group: TaskGroup | None = None
-        # The booking flows (_booking/) are imported and set up on the first booking call: a
-        # client that only reads never pays for them.
-        self._flows_settings = (booking_check_settle, on_booking_outcome)
+
+    def for_studio(self, base_url: str, api_key: str, *, rate_limit: RateLimit | None = NOT_GIVEN) -> Self:
+        """A client for another studio (its own base URL and key) that shares this one's
+        connections (one pool, one TLS context, the total ``max_connections`` cap with each
+        studio's fair share), settings (timeouts, retries, circuit breaker, per-call bounds,
+        backend), rate-limit storage, telemetry and booking-outcome hook. Cheap: nothing is
+        opened. ``rate_limit`` gives the studio a budget of its own (e.g. a studio with a lower
+        limit); by default it has this client's, counted per studio.
+
+        What the studio learns (its circuit breaker, a stricter ``daysAhead`` or ``sliceSize``)
+        is its own. Closing the studio client closes nothing it shares (it then sends nothing
+        more); closing this client waits for every studio client's booking flows, then closes
+        the connections, after which no studio client sends anything.
+        """
+        key = clean_api_key(Secret(api_key))
+        url = clean_base_url(Secret(base_url), key_looks_like_a_url=key.reveal().lower().startswith("http"))
+        del api_key, base_url
+        child = copy.copy(self)
+        child._api = self._api.derive(api_key=key, base_url=url, throttle=None)
+        child._telemetry = (
+            None if self._telemetry is None else self._telemetry.for_base_url(child._api.base_url)
+        )
+        child._set_up(key, self._rate_limit if rate_limit is NOT_GIVEN else rate_limit)
+        vars(child).pop("_flows", None)  # its own booking flows, made on first use
+        child._children = weakref.WeakSet()
+        self._root._children.add(child)
+        return child
 
     if TYPE_CHECKING:
         _flows: BookingFlows
@@ -302,11 +363,15 @@ class AppointmentsClient:
         sends nothing more (:class:`APIConnectionError`, nothing sent); one given an
         ``http_client`` stays usable, as that client does.
         """
-        flows = vars(self).get("_flows")
-        if flows is not None:
-            running = await flows.drain()
-            if running:
-                logger.warning("closing the client while %d booking flow(s) still run", running)
+        studios = [self, *self._children] if self._root is self else [self]
+        for studio in studios:
+            flows = vars(studio).get("_flows")
+            if flows is not None:
+                running = await flows.drain()
+                if running:
+                    logger.warning(
+                        "closing the client while %d booking flow(s) still run (%s)", running, studio.base_url
+                    )
         await self._api.aclose()
 
     @_per_call

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_BOOKING_CHECK_SETTLE",
+    "DEFAULT_BREAKER_COOLDOWN",
+    "DEFAULT_BREAKER_FAILURES",
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_HTTP_BACKEND",
     "DEFAULT_MAX_CONNECTIONS",
@@ -22,6 +24,7 @@ __all__ = [
     "ENV_HTTP_BACKEND",
     "HTTP_BACKENDS",
     "KEEPALIVE_EXPIRY",
+    "MAX_BREAKER_COOLDOWN",
     "MAX_DAYS_AHEAD",
     "MAX_DAYS_PER_REQUEST",
     "MAX_SLICE_SIZE",
@@ -76,6 +79,15 @@ DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 # attempt as a whole is bounded too: its pool wait, connect and write timeouts plus this many
 # read timeouts (one for the answer to begin, one for it to end): 130 s by default.
 READ_TIMEOUTS_PER_ANSWER = 2
+
+# -- many studios ---------------------------------------------------------------------------------
+# Consecutive attempts without an answer (or with a 5xx) that open a studio's circuit breaker: two
+# calls' worth with the default two retries, so one unlucky call never opens it.
+DEFAULT_BREAKER_FAILURES = 5
+# Seconds an open breaker fails its studio's calls at once before one probe goes; at most
+# MAX_BREAKER_COOLDOWN, so a studio that is back is used again within half a minute.
+DEFAULT_BREAKER_COOLDOWN = 10.0
+MAX_BREAKER_COOLDOWN = 30.0
 
 # -- retries and the booking check ----------------------------------------------------------------
 DEFAULT_MAX_RETRIES = 2

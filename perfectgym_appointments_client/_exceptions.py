@@ -53,6 +53,7 @@ __all__ = [
     "BookingError",
     "BookingIdUnknownError",
     "BookingOutcomeUnknownError",
+    "CircuitOpenError",
     "ConfigurationError",
     "ConflictError",
     "InternalServerError",
@@ -276,10 +277,27 @@ class APIConnectionError(APIError):
     """The server's TLS certificate failed verification: no retry can heal it, so none is made."""
     host: str | None = None
     """``scheme://host:port`` the request went to."""
+    no_free_connection: bool = False
+    """None of the client's connections came free in time (its pool's limit): the request was
+    not sent, and this says nothing of the studio."""
 
 
 class APITimeoutError(APIConnectionError):
     """No answer within the timeout."""
+
+
+class CircuitOpenError(APIConnectionError):
+    """Not sent: the studio's circuit breaker is open (:class:`CircuitBreaker`): its recent
+    attempts got no answer or a 5xx, so its calls fail at once instead of spending their retries.
+
+    ``host`` names the studio (never the key); ``retry_in`` is the seconds until one call is let
+    through again to see whether it is back (0 while that probe is on its way), ``retry_at`` the
+    same as epoch seconds. ``may_have_reached_server`` is False.
+    """
+
+    may_have_reached_server = False
+    retry_in: float = 0.0
+    retry_at: float = 0.0
 
 
 class ResponseValidationError(APIError):

@@ -62,16 +62,25 @@ class SendFailure(Exception):
     """No answer. ``reached_server`` is False only when the request surely was not sent (a connect
     error, no free connection in time): only then is repeating a booking safe.
     ``certificate_rejected``: the server's TLS certificate failed verification, which no retry
-    heals."""
+    heals. ``no_free_connection``: none of our pool's connections came free in time."""
 
     def __init__(
-        self, description: str, *, timed_out: bool, reached_server: bool, certificate_rejected: bool = False
+        self,
+        description: str,
+        *,
+        timed_out: bool,
+        reached_server: bool,
+        certificate_rejected: bool = False,
+        no_free_connection: bool = False,
     ) -> None:
         super().__init__(description)
         self.description = description
         self.timed_out = timed_out
         self.reached_server = reached_server
         self.certificate_rejected = certificate_rejected
+        # Our own pool was full for too long: says nothing of the studio (its circuit breaker
+        # does not count it).
+        self.no_free_connection = no_free_connection
 
 
 def attempt_cut_off(seconds: float | None) -> SendFailure:

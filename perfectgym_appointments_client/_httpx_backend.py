@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import cast
@@ -104,6 +105,7 @@ class HttpxBackend:
         timeouts: Timeouts | None,
         max_connections: int,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise ConfigurationError(
@@ -119,19 +121,36 @@ class HttpxBackend:
                 connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.pool
             )
         )
-        self.client = http_client or httpx.AsyncClient(
-            timeout=self._timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-                keepalive_expiry=KEEPALIVE_EXPIRY,
-            ),
-        )
-        self.attempt_timeout = Timeouts.from_httpx(self._timeout or self.client.timeout).total
+        # Our own httpx client is made on the first request, not here: a service opening a client
+        # per studio pays nothing for the ones it does not use, and the TLS context is the
+        # process's (_tls.py) unless the caller gave one.
+        self._client: httpx.AsyncClient | None = http_client
+        self._max_connections = max_connections
+        self._ssl_context = ssl_context
+        given = http_client.timeout if http_client is not None else httpx.Timeout(None)
+        self.attempt_timeout = Timeouts.from_httpx(self._timeout or given).total
+        self._read_timeout = (self._timeout or given).read
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The httpx client requests go through (made on first use)."""
+        if self._client is None:
+            from ._tls import shared_ssl_context
+
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout,
+                verify=self._ssl_context or shared_ssl_context(),
+                limits=httpx.Limits(
+                    max_connections=self._max_connections,
+                    max_keepalive_connections=self._max_connections,
+                    keepalive_expiry=KEEPALIVE_EXPIRY,
+                ),
+            )
+        return self._client
 
     @property
     def read_timeout(self) -> float | None:
-        return (self._timeout or self.client.timeout).read
+        return self._read_timeout
 
     async def send(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None
@@ -179,9 +198,10 @@ class HttpxBackend:
                 timed_out=isinstance(exc, httpx.TimeoutException),
                 reached_server=not isinstance(exc, _NOT_SENT),
                 certificate_rejected=certificate_rejected(exc),
+                no_free_connection=isinstance(exc, httpx.PoolTimeout),
             ) from exc
         return HTTPResponse(response.status_code, response.reason_phrase, response.headers, body)
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self.client.aclose()
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import time
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -20,13 +21,16 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import anyio
 
 from ._backends import open_backend
+from ._breaker import Breaker, CircuitBreaker
 from ._call_options import CallBound, current_bound
+from ._connections import Connections, FairShare
 from ._constants import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESPONSE_BYTES
 from ._exceptions import (
     APIConnectionError,
     APIError,
     APIStatusError,
     APITimeoutError,
+    CircuitOpenError,
     ConfigurationError,
     PermissionDeniedError,
     RateLimitError,
@@ -109,6 +113,10 @@ class Requester:
         accept_language: str | None = None,
         throttle: Throttle | None = None,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections_per_studio: int | None = None,
+        circuit_breaker: CircuitBreaker | None = None,
+        connections: Connections | None = None,
     ) -> None:
         if max_response_bytes is not None and (
             isinstance(max_response_bytes, bool)
@@ -131,23 +139,56 @@ class Requester:
         # A Secret, not the str: a failure below (no such backend, aiohttp under trio) records
         # this frame's locals in a traceback with locals, and the key must not be one of them.
         self._key = api_key
-        self.backend: HTTPBackend = open_backend(
-            http_backend,
-            http_client=http_client,
-            timeouts=timeouts,
-            max_connections=max_connections,
-            max_response_bytes=max_response_bytes,
-        )
+        self._timeouts = timeouts
+        self._pool_timeout = None if timeouts is None else timeouts.pool
+        if connections is None:
+            backend = open_backend(
+                http_backend,
+                http_client=http_client,
+                timeouts=timeouts,
+                max_connections=max_connections,
+                max_response_bytes=max_response_bytes,
+                ssl_context=ssl_context,
+            )
+            # The fair share only over a pool we made: a caller's own client has its own limits.
+            share = (
+                None if http_client is not None else FairShare(max_connections, max_connections_per_studio)
+            )
+            connections = Connections(backend, owned=http_client is None, share=share)
+            self._parent = True
+        else:
+            connections.join()
+            self._parent = False
+        self.connections = connections
+        self.backend: HTTPBackend = connections.backend
         # How long a call may wait for an answer, and so for its rate-limit turn (None: no bound).
         self.read_timeout = self.backend.read_timeout
-        # Closed, the connections we made stay closed: a call that was waiting meanwhile sends
-        # nothing (and reopens nothing). A caller's own http_client stays theirs, and usable.
-        self._owns_connections = http_client is None
-        self.closed = False
+        self._closed = False
+        self.breaker: Breaker | None = None
+        if circuit_breaker is not None:
+            self.breaker = Breaker(circuit_breaker, base_url=self.base_url, host=self.host, logger=logger)
+
+    def derive(self, *, api_key: Secret, base_url: str, throttle: Throttle | None) -> Requester:
+        """Another studio's requester over this one's connections (``for_studio``)."""
+        return Requester(
+            api_key=api_key, base_url=base_url, timeouts=self._timeouts, retry_policy=self.retry_policy,
+            http_backend=self.backend.name, http_client=None, accept_language=self.accept_language,
+            throttle=throttle, max_response_bytes=self.backend.max_response_bytes,
+            circuit_breaker=None if self.breaker is None else self.breaker.settings, connections=self.connections,
+        )  # fmt: skip
+
+    @property
+    def closed(self) -> bool:
+        """Whether this requester sends nothing more: it was closed, or the connections it shares were."""
+        return self._closed or self.connections.closed
 
     async def aclose(self) -> None:
-        self.closed = self._owns_connections
-        await self.backend.aclose()
+        if self._parent:
+            await self.connections.aclose()
+        else:
+            # A studio client derived from another closes nothing it shares.
+            self._closed = True
+            self.connections.leave()
 
     # -- the call path ------------------------------------------------------------------------
     async def request(
@@ -199,12 +240,25 @@ class Requester:
         content = None if prepared.json is None else json.dumps(prepared.json, ensure_ascii=False).encode()
         policy = self.retry_policy
         decide = decide or self._retry_if_retryable
-        telemetry = self.telemetry
+        telemetry, breaker, share = self.telemetry, self.breaker, self.connections.share
         retry_number = 0
+        failed: APIError | None = None  # the last attempt's error, once a retry is on its way
         while True:
             # Off (None) unless the client was given a Telemetry: then this attempt's span.
             attempt = None if telemetry is None else telemetry.attempt(operation, method, retry_number)
+            probe = False
             try:
+                if breaker is not None:
+                    # Before the rate-limit turn: a studio that is down costs its callers nothing.
+                    try:
+                        probe = breaker.admit(name, method, path)
+                    except CircuitOpenError as circuit_open:
+                        if failed is None:
+                            raise
+                        # Opened while this call waited to retry: it ends as its retries would
+                        # have, with its own last error (a booking flow decided on that one).
+                        failed.add_note(f"not retried: {circuit_open}")
+                        raise failed from failed.__cause__
                 if self.throttle is not None:
                     # Outside the inner try: a wait longer than the call may take is our own
                     # RateLimitError, raised before anything is sent, not a failure to retry.
@@ -219,10 +273,14 @@ class Requester:
                     raise self._closed_error(name, method, path)
                 try:
                     started = time.perf_counter()
+                    sent_headers = headers if attempt is None else attempt.outgoing(headers)
                     try:
-                        response = await self.backend.send(
-                            method, url, headers if attempt is None else attempt.outgoing(headers), content
-                        )
+                        if share is None:
+                            response = await self.backend.send(method, url, sent_headers, content)
+                        else:
+                            # The studio's fair share of the pool (_connections.py).
+                            async with share.slot(self.base_url, self._pool_timeout):
+                                response = await self.backend.send(method, url, sent_headers, content)
                     except SendFailure as failure:
                         raise self._connection_error(name, method, path, failure) from failure.__cause__
                     except ResponseTooLarge as too_large:
@@ -238,11 +296,17 @@ class Requester:
                         )  # fmt: skip
                     if response.status_code >= 300:
                         raise self._status_error(operation, method, path, response)
+                    if breaker is not None:
+                        breaker.record(None, probe=probe)
+                        probe = False
                     result: T = self._parse(operation, method, path, response)
                     if attempt is not None:
                         attempt.end(response.status_code, None)
                     return result
                 except (APIStatusError, APIConnectionError, ResponseValidationError) as exc:
+                    if breaker is not None:
+                        breaker.record(exc, probe=probe)
+                        probe = False
                     if attempt is not None:  # ended before the decision, which may send (a check)
                         attempt.end(None, exc)
                         attempt = None
@@ -259,6 +323,9 @@ class Requester:
                         return resolved
                     if not (verdict and can_retry):
                         raise
+                    if breaker is not None and breaker.blocks_retry():
+                        exc.add_note(f"not retried: the studio's circuit breaker opened ({self.host})")
+                        raise
                     delay = policy.delay(exc, retry_number)
                     _check_wait(exc, delay, bound)
                     logger.warning(
@@ -266,10 +333,13 @@ class Requester:
                     )
                     await policy.sleep(delay)
                     retry_number += 1
+                    failed = exc
             except BaseException as exc:
                 # Not sent (its rate-limit turn, a closed client), cancelled, or a bug: the span ends.
                 if attempt is not None:
                     attempt.end(None, exc)
+                if probe and breaker is not None:
+                    breaker.release(probe=True)  # no verdict: the next call probes
                 raise
 
     def patience(self, bound: CallBound | None) -> float | None:
@@ -337,10 +407,12 @@ class Requester:
         # Queries are left out of the message, also where a library's own text quotes the URL
         # (aiohttp's timeouts do): they hold customer ids, nothing a log needs.
         description = _QUERY.sub("", failure.description)
-        return self._no_answer(
+        error = self._no_answer(
             cls, name, method, path, f"{what}: {description}", sent=failure.reached_server,
             certificate_rejected=failure.certificate_rejected,
         )  # fmt: skip
+        error.no_free_connection = failure.no_free_connection
+        return error
 
     def _status_error(
         self, operation: Operation[Any], method: str, path: str, response: HTTPResponse

@@ -19,6 +19,7 @@ type (never their messages, which may name a customer), no exception events.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -59,6 +60,11 @@ METRICS = {
         "counter",
         "{outcome}",
         "How booking flows (book, cancel, reschedule) ended, by kind",
+    ),
+    "perfectgym.client.circuit_breaker.changes": (
+        "counter",
+        "{change}",
+        "A studio's circuit breaker changed state (open, half_open, closed), by state and server",
     ),
 }
 # The semantic conventions' advice for http.client.request.duration (seconds).
@@ -143,6 +149,14 @@ class _Call:
 _current_call: ContextVar[_Call | None] = ContextVar("_current_call", default=None)
 
 
+def _server_attributes(base_url: str) -> dict[str, Any]:
+    parts = urlsplit(base_url)
+    return {
+        "server.address": parts.hostname or "",
+        "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+    }
+
+
 class Instruments:
     """A client's tracer, meter and instruments, made once from its :class:`Telemetry`."""
 
@@ -173,11 +187,8 @@ class Instruments:
         self.wait_time = made["perfectgym.client.rate_limit.wait.duration"]
         self.lockouts = made["perfectgym.client.rate_limit.lockouts"]
         self.outcomes = made["perfectgym.client.booking.outcomes"]
-        parts = urlsplit(base_url)
-        self.server: dict[str, Any] = {
-            "server.address": parts.hostname or "",
-            "server.port": parts.port or (443 if parts.scheme == "https" else 80),
-        }
+        self.breaker = made["perfectgym.client.circuit_breaker.changes"]
+        self.server = _server_attributes(base_url)
         self.inject: Any = None
         if telemetry.propagate:
             from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -243,6 +254,19 @@ class Instruments:
 
     def locked_out(self, operation: str) -> None:
         self.lockouts.add(1, {"perfectgym.operation_id": operation})
+
+    def breaker_changed(self, state: str) -> None:
+        """The studio's circuit breaker went to ``state`` (open, half_open, closed)."""
+        self.breaker.add(1, {"perfectgym.circuit_breaker.state": state, **self.server})
+        call = _current_call.get()
+        if call is not None:
+            call.span.set_attribute("perfectgym.circuit_breaker.state", state)
+
+    def for_base_url(self, base_url: str) -> Instruments:
+        """The same tracer and instruments for another studio's base URL (``for_studio``)."""
+        twin = copy.copy(self)
+        twin.server = _server_attributes(base_url)
+        return twin
 
     def booking_outcome(self, flow: str, kind: str) -> None:
         self.outcomes.add(1, {"perfectgym.booking.operation": flow, "perfectgym.booking.outcome": kind})

@@ -10,6 +10,17 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def fresh_studio_state() -> Iterator[None]:
+    """What the process learned of studios (circuit breakers, stricter limits) is process-wide,
+    keyed by base URL, and many tests reuse one (the fake API's): each test starts from none."""
+    from perfectgym_appointments_client import _breaker
+
+    _breaker._states.clear()
+    yield
+    _breaker._states.clear()
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Every async test runs on both asyncio and trio (anyio's pytest plugin)."""
