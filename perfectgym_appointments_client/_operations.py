@@ -13,14 +13,16 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
+from . import _studio_limits as studio_limits
 from ._arguments import require_id, require_int
 from ._call_options import CallOptions, bounded, current_bound
 from ._concurrency import run_all
-from ._constants import MAX_DAYS_AHEAD, MAX_DAYS_PER_REQUEST, MAX_SLICE_SIZE, MIN_SLICE_SIZE
-from ._exceptions import AuthenticationError
+from ._constants import MAX_DAYS_AHEAD, MAX_SLICE_SIZE, MIN_SLICE_SIZE
+from ._exceptions import AuthenticationError, BadRequestError
 from ._generated.types import UNSET
 from ._pagination import AsyncPaginator
-from ._request import Requester
+from ._request import Requester, logger
+from ._studio_limits import DAYS_AHEAD, SLICE_SIZE
 from ._zoned import instant, require_aware
 
 if TYPE_CHECKING:
@@ -61,14 +63,27 @@ class Operations:
         if limit is not None:
             require_int("limit", limit, low=1)
 
+        base_url = self.api.base_url
+
         async def fetch(offset: str, number: int) -> Page[BookableAppointment]:
             from ._generated.api.appointments import get_bookable_appointments
             from ._models import Page
 
-            # Each page is a call of its own: the per-call bounds count from its request.
-            with bounded(options or CallOptions()):
-                page = await self.api.request(get_bookable_appointments, offset=offset, slice_size=slice_size)
-            return Page(items=page.result, has_next=page.has_next, offset=page.offset, number=number)
+            while True:
+                # The size this studio accepts (_studio_limits.py): 10..100 unless it said otherwise.
+                size = studio_limits.fit(base_url, SLICE_SIZE, slice_size)
+                try:
+                    # Each page is a call of its own: the per-call bounds count from its request.
+                    with bounded(options or CallOptions()):
+                        page = await self.api.request(
+                            get_bookable_appointments, offset=offset, slice_size=size
+                        )
+                except BadRequestError as exc:
+                    # A studio stricter than the documented bounds: learn its own, ask again.
+                    if not studio_limits.learn(base_url, exc, SLICE_SIZE, size, logger):
+                        raise
+                    continue
+                return Page(items=page.result, has_next=page.has_next, offset=page.offset, number=number)
 
         return AsyncPaginator(fetch, operation="getBookableAppointments", limit=limit, spawn=self._spawner())
 
@@ -98,53 +113,80 @@ class Operations:
     ) -> list[Slot]:
         require_id("bookable_appointment_id", bookable_appointment_id)
         start_date = _slot_window_arguments(customer_id, days_ahead, start_date)
-        if days_ahead is None or days_ahead <= MAX_DAYS_PER_REQUEST:
-            return await self._slots_window(bookable_appointment_id, customer_id, days_ahead, start_date)
-        return await self._slots_windows(bookable_appointment_id, customer_id, days_ahead, start_date)
+        if days_ahead is None:  # the API's default window: nothing of the studio's to fit
+            return await self._slots_window(bookable_appointment_id, customer_id, None, start_date)
+        base_url = self.api.base_url
+        while True:
+            # The windows this studio accepts (_studio_limits.py): 1..6 days unless it said otherwise.
+            low, high = studio_limits.bounds(base_url, DAYS_AHEAD)
+            try:
+                if low <= days_ahead <= high:
+                    return await self._slots_window(
+                        bookable_appointment_id, customer_id, days_ahead, start_date
+                    )
+                return await self._slots_windows(
+                    bookable_appointment_id, customer_id, days_ahead, start_date, low, high
+                )
+            except _Refused as refused:
+                # A studio stricter than the documented bounds: learn its own, ask again within them.
+                if not studio_limits.learn(base_url, refused.error, DAYS_AHEAD, refused.asked, logger):
+                    raise refused.error from None
 
     async def _slots_window(
         self, appointment_id: int, customer_id: int | None, days: int | None, first_day: dt.date | None
     ) -> list[Slot]:
         from ._generated.api.appointments import get_bookable_appointment_slots
 
-        return await self.api.request(
-            get_bookable_appointment_slots,
-            appointment_id,
-            customer_id=UNSET if customer_id is None else customer_id,
-            days_ahead=UNSET if days is None else days,
-            slot_window_start_date=UNSET if first_day is None else first_day,
-        )
+        try:
+            return await self.api.request(
+                get_bookable_appointment_slots,
+                appointment_id,
+                customer_id=UNSET if customer_id is None else customer_id,
+                days_ahead=UNSET if days is None else days,
+                slot_window_start_date=UNSET if first_day is None else first_day,
+            )
+        except BadRequestError as exc:
+            if days is not None and exc.reference == DAYS_AHEAD:
+                raise _Refused(exc, days) from None
+            raise
 
     async def _slots_windows(
-        self, appointment_id: int, customer_id: int | None, days: int, start_date: dt.date | None
+        self,
+        appointment_id: int,
+        customer_id: int | None,
+        days: int,
+        start_date: dt.date | None,
+        low: int,
+        high: int,
     ) -> list[Slot]:
+        """``days`` of slots in windows of ``low`` to ``high`` days (the studio's bounds): the
+        windows of a long span, or one window of ``low`` days trimmed to a shorter span."""
         found: list[Slot] = []
-        trim_after: int | None = None
+        trim_to: int | None = None
+        if days < low:
+            trim_to, days = days, low
+        first = 0
         if start_date is None:
             # "Today" is the studio's, and only its answers say which zone that is: the first
             # window goes without a date, and its slots name the zone for the rest.
-            found = await self._slots_window(appointment_id, customer_id, MAX_DAYS_PER_REQUEST, None)
+            first = min(high, days)
+            found = await self._slots_window(appointment_id, customer_id, first, None)
             if found:
                 start_date = dt.datetime.now(found[0].start_date_time.tzinfo).date()
-            else:
+            elif first < days:
                 # No slot, no zone. The studio's today is within a day of UTC's: starting a day
                 # early and ending a day late leaves no gap after the first window, and each
                 # slot is then trimmed by its own zone's today.
                 start_date = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-                trim_after, days = days, days + 2
-            windows = range(MAX_DAYS_PER_REQUEST, days, MAX_DAYS_PER_REQUEST)
-        else:
-            windows = range(0, days, MAX_DAYS_PER_REQUEST)
+                trim_to, days = trim_to or days, days + 2
+        windows = _windows(first, days, low, high)
         answers: dict[int, list[Slot]] = {}
 
-        def window(offset: int) -> Callable[[], Awaitable[None]]:
+        def window(offset: int, size: int) -> Callable[[], Awaitable[None]]:
             async def fetch() -> None:
                 assert start_date is not None
                 answers[offset] = await self._slots_window(
-                    appointment_id,
-                    customer_id,
-                    min(MAX_DAYS_PER_REQUEST, days - offset),
-                    start_date + dt.timedelta(days=offset),
+                    appointment_id, customer_id, size, start_date + dt.timedelta(days=offset)
                 )
 
             return fetch
@@ -156,22 +198,17 @@ class Operations:
         throttle = self.api.throttle
         reservation = (
             contextlib.nullcontext()
-            if throttle is None
+            if throttle is None or not windows
             else throttle.reserved(
                 slots_operation.OPERATION_ID, len(windows), patience=self.api.patience(current_bound.get())
             )
         )
         async with reservation:
-            await run_all(window(offset) for offset in windows)
-        for offset in windows:
+            await run_all(window(offset, size) for offset, size in windows)
+        for offset, _ in windows:
             found.extend(answers[offset])
-        if trim_after is not None:
-            ends: dict[Any, dt.date] = {}
-            for slot in found:
-                zone = slot.start_date_time.tzinfo
-                if zone not in ends:
-                    ends[zone] = dt.datetime.now(zone).date() + dt.timedelta(days=trim_after)
-            found = [s for s in found if s.start_date_time.date() < ends[s.start_date_time.tzinfo]]
+        if trim_to is not None and found:
+            found = _trimmed(found, trim_to, None if first else start_date)
         return merge_slots(found)
 
     async def search_slots(
@@ -242,6 +279,40 @@ def _slot_window_arguments(
                 f"the window from {start_date} for {days_ahead or 1} days ends after {dt.date.max}"
             )
     return start_date
+
+
+class _Refused(Exception):
+    """A slot window's ``daysAhead`` was refused: the error, and how many days that window asked."""
+
+    def __init__(self, error: BadRequestError, asked: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.asked = asked
+
+
+def _windows(first: int, days: int, low: int, high: int) -> list[tuple[int, int]]:
+    """``(offset, size)`` windows covering days ``first`` to ``days`` (exclusive), each of ``low``
+    to ``high`` days: a last window shorter than ``low`` starts earlier instead (overlapping the
+    one before, whose duplicates are merged away)."""
+    windows = []
+    for offset in range(first, days, high):
+        size = min(high, days - offset)
+        if size < low:
+            offset, size = max(0, days - low), min(low, days)
+        windows.append((offset, size))
+    return windows
+
+
+def _trimmed(slots: list[Slot], days: int, first_day: dt.date | None) -> list[Slot]:
+    """The slots starting on the ``days`` days from ``first_day`` (None: the studio's today, in
+    each slot's own zone)."""
+    ends: dict[Any, dt.date] = {}
+    for slot in slots:
+        zone = slot.start_date_time.tzinfo
+        if zone not in ends:
+            start = first_day if first_day is not None else dt.datetime.now(zone).date()
+            ends[zone] = start + dt.timedelta(days=days)
+    return [s for s in slots if s.start_date_time.date() < ends[s.start_date_time.tzinfo]]
 
 
 def merge_slots(slots: list[Slot]) -> list[Slot]:
