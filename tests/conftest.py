@@ -14,11 +14,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def fresh_studio_state() -> Iterator[None]:
     """What the process learned of studios (circuit breakers, stricter limits) is process-wide,
     keyed by base URL, and many tests reuse one (the fake API's): each test starts from none."""
-    from perfectgym_appointments_client import _breaker
+    from perfectgym_appointments_client import _breaker, _studio_limits
 
     _breaker._states.clear()
+    _studio_limits._studios.clear()
     yield
     _breaker._states.clear()
+    _studio_limits._studios.clear()
 
 
 @pytest.fixture(params=["asyncio", "trio"])
