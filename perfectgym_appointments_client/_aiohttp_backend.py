@@ -32,6 +32,8 @@ from ._http import (
 
 try:
     import aiohttp
+    from aiohttp.client_proto import ResponseHandler
+    from aiohttp.client_reqrep import ConnectionKey
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test without aiohttp
     raise ConfigurationError(
         "http_backend='aiohttp' needs aiohttp: pip install 'perfectgym-appointments-client[aiohttp]'"
@@ -45,6 +47,33 @@ _ASYNCIO_ONLY = "http_backend='aiohttp' runs on asyncio only; under trio use the
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 # How much of the body is taken from aiohttp's buffer at a time (its own read buffer's size).
 _CHUNK = 2**16
+
+
+class _BoundedConnector(aiohttp.TCPConnector):
+    """aiohttp's connector, its idle (kept-alive) connections bounded by ``limit`` too.
+
+    aiohttp counts only connections in use against ``limit``: a client talking to thousands of
+    studios (``for_studio``) would keep an idle socket per studio until each expires
+    (``keepalive_timeout``). Here, once a released connection makes more than ``limit`` idle
+    ones, the oldest are closed, as httpcore's pool does. This reads aiohttp's pool of idle
+    connections (``_conns``: key -> deque of (protocol, released at), oldest first), a private
+    structure, and leaves it alone if it is not that shape.
+    """
+
+    def _release(self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False) -> None:
+        super()._release(key, protocol, should_close=should_close)
+        idle = getattr(self, "_conns", None)
+        if not self.limit or not isinstance(idle, dict):
+            return
+        count = sum(len(queue) for queue in idle.values())
+        while count > self.limit:
+            oldest = min(idle, key=lambda host: idle[host][0][1])
+            queue = idle[oldest]
+            stale, _ = queue.popleft()
+            if not queue:
+                del idle[oldest]
+            stale.close()
+            count -= 1
 
 
 def _require_asyncio() -> None:
@@ -126,7 +155,7 @@ class AiohttpBackend:
     def _open(self) -> aiohttp.ClientSession:
         _require_asyncio()
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
+            connector=_BoundedConnector(
                 limit=self._max_connections, keepalive_timeout=KEEPALIVE_EXPIRY, ssl=self._ssl
             ),
             timeout=self._timeout or aiohttp.ClientTimeout(),
