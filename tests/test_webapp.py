@@ -47,6 +47,7 @@ from perfectgym_appointments_client import (
     APITimeoutError,
     BookingIdUnknownError,
     BookingOutcomeUnknownError,
+    CircuitOpenError,
     ConflictError,
     NotFoundError,
     RateLimitError,
@@ -587,6 +588,7 @@ def _mapping_cases() -> Iterator[tuple[Exception, int, str]]:
     yield _status_error(ServiceUnavailableError, 503), 503, "api_unavailable"
     yield timeout, 504, "api_timeout"
     yield reset, 502, "api_unreachable"
+    yield CircuitOpenError("down", operation="op", method="GET", path="/v1/x"), 503, "studio_unavailable"
 
 
 @pytest.mark.parametrize(
@@ -598,6 +600,15 @@ def test_each_client_error_maps_to_its_http_answer(error: Exception, status: int
 
     answer = classify(error, now=0.0, lockout_seconds=60)  # type: ignore[arg-type]
     assert (answer.status, answer.body["error"]) == (status, code)
+
+
+def test_an_open_circuit_breaker_answers_503_with_retry_after_until_its_probe() -> None:
+    from examples.webapp.errors import classify
+
+    error = CircuitOpenError("down", operation="op", method="GET", path="/v1/x")
+    error.retry_in = 7.2
+    answer = classify(error, now=0.0, lockout_seconds=60)
+    assert (answer.status, answer.headers) == (503, {"Retry-After": "8"})
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ tree to HTTP statuses, and the exception handler that answers with it.
     a slot that cannot be booked as asked, a 400    422
     rate limit (ours or the API's)                  429 + Retry-After
     the API overloaded                              503 (+ Retry-After when it said)
+    the studio is down (its circuit breaker open)   503 + Retry-After (when it is tried again)
     no answer in time (the call's deadline)         504
     any other API or connection failure             502
     booked, id not readable yet                     202
@@ -34,6 +35,7 @@ from perfectgym_appointments_client import (
     BadRequestError,
     BookingIdUnknownError,
     BookingOutcomeUnknownError,
+    CircuitOpenError,
     ConfigurationError,
     ConflictError,
     NoSlotAvailableError,
@@ -131,6 +133,13 @@ def classify(exc: PerfectGymError, *, now: float, lockout_seconds: int) -> Error
         headers = {} if exc.retry_after is None else {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
         return ErrorAnswer(
             503, _body("api_unavailable", "the API is overloaded; try again shortly", exc), headers
+        )
+    if isinstance(exc, CircuitOpenError):
+        # Failing at once, nothing sent: the browser may come back once the studio is tried again.
+        return ErrorAnswer(
+            503,
+            _body("studio_unavailable", "the studio's system is not answering; try again shortly"),
+            {"Retry-After": str(max(1, math.ceil(exc.retry_in)))},
         )
     if isinstance(exc, APITimeoutError):
         return ErrorAnswer(504, _body("api_timeout", "the API did not answer in time"))
