@@ -109,6 +109,18 @@ class AppointmentsClient:
     (:class:`APITimeoutError`). A booking or cancel request, once it may be sent, runs to its
     own end whatever they say.
 
+    Many studios (each its own ``base_url`` and key) are served by one client and the studio
+    clients :meth:`for_studio` derives from it: one connection pool and TLS context for all,
+    at most ``max_connections`` requests in flight across them and at most
+    ``max_connections_per_studio`` for one studio (default: a quarter of them once more than
+    one studio shares the pool), handed to waiting studios in turn. Clients made one by one
+    the obvious way are cheap too: the TLS context is the process's (``ssl_context`` to give
+    your own) and connections are opened on the first request. Each studio has a circuit
+    breaker (``circuit_breaker``, :class:`CircuitBreaker`; None switches it off): after
+    consecutive failures that say it is down, its calls fail at once with
+    :class:`CircuitOpenError` until a probe finds it back. A studio that refuses a
+    ``daysAhead`` or ``sliceSize`` within the documented bounds teaches the client its own.
+
     ``telemetry=Telemetry()`` traces each public call and each HTTP attempt and records metrics
     with OpenTelemetry (the ``[otel]`` extra; see :class:`Telemetry` for the span names,
     attributes and metrics). Without it (the default) nothing is traced and ``opentelemetry`` is
