@@ -354,8 +354,11 @@ def test_tables_are_not_squashed_for_a_pipe(runner: CliRunner, seed42: Sandbox) 
 
 
 @contextlib.contextmanager
-def sandbox_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    """``perfectgym-appointments sandbox`` in the foreground; yields it and its banner, by first word."""
+def sandbox_process(
+    *args: str, until: str = "read-only"
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+    """``perfectgym-appointments sandbox`` in the foreground; yields it and its banner, by first word
+    (read up to the line starting with ``until``)."""
     proc = subprocess.Popen(
         [SCRIPT, "sandbox", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -373,7 +376,7 @@ def sandbox_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[st
     banner: dict[str, str] = {}
     try:
         deadline = time.monotonic() + 60
-        while "read-only" not in banner:
+        while until not in banner:
             assert time.monotonic() < deadline, "".join(stderr)
             try:
                 line = lines.get(timeout=0.5)
@@ -469,6 +472,14 @@ def test_sandbox_port_in_use_is_refused_before_any_banner() -> None:
             ["--ssl-certfile /nonexistent/cert.pem", "No such file"],
         ),
         (["--api-key", "sandbox-read-only-key"], ["must differ"]),
+        (["--studios", "0"], ["--studios must be 1 or more", "0"]),
+        (["--studios", "5", "--varied"], ["--varied needs --studios 6 or more", "5"]),
+        (["--varied"], ["--varied needs --studios 6 or more"]),
+        (["--studios", "3", "--port", "65534"], ["--studios 3 from --port 65534 runs past port 65535"]),
+        (["--studios", "2", "--api-key", "mine"], ["--api-key", "studio-<i>-key"]),
+        (["--studios", "2", "--ssl-certfile", "c.pem", "--ssl-keyfile", "k.pem"], ["HTTP only"]),
+        (["--studios", "2", "--host", "no-such-host.invalid"], ["cannot listen on no-such-host.invalid"]),
+        (["--studios", "2", "--rate-limit", "0/10"], ["--rate-limit"]),
     ],
 )
 def test_sandbox_bad_options_are_one_line_and_exit_2(args: list[str], needles: list[str]) -> None:
@@ -476,6 +487,75 @@ def test_sandbox_bad_options_are_one_line_and_exit_2(args: list[str], needles: l
     assert proc.returncode == 2, proc.stderr
     assert_one_error_line(proc.stderr, *needles)
     assert "listening" not in proc.stderr
+
+
+def test_sandbox_command_serves_many_studios(runner: CliRunner) -> None:
+    args = ("--studios", "7", "--varied", "--port", "0", "--rate-limit", "5/60", "--seed", "3", "--quiet")
+    with sandbox_process(*args, until="customer") as (_, banner):
+        assert re.fullmatch(
+            r"7 studios listening on 127\.0\.0\.1, free ports \(seed 3\+i, rate limit 5 requests per 60 s "
+            r"per endpoint\); Ctrl-C stops it",
+            banner["7"],
+        ), banner
+        assert banner["name"].split() == ["name", "base", "URL", "API", "key", "role"]
+        rows = [banner[f"studio-{index:03d}"].split(maxsplit=3) for index in range(7)]
+        assert [row[2] for row in rows] == [f"studio-{index}-key" for index in range(7)]
+        assert [row[3] for row in rows] == ["ordinary", "days-ahead max 3", "slice-size max 50", "down", "slow",
+                                            "rate-limited", "ordinary"]  # fmt: skip
+        urls = [row[1] for row in rows]
+        assert all(re.fullmatch(r"http://127\.0\.0\.1:\d+", url) for url in urls)
+        assert len(set(urls)) == 7
+        assert banner["export"] == f"export PERFECTGYM_BASE_URL={urls[0]} PERFECTGYM_API_KEY=studio-0-key"
+        assert DEMO_CUSTOMER in banner["customer"]
+
+        def status(index: int, key: int | None = None) -> int:
+            headers = {"X-API-KEY": f"studio-{index if key is None else key}-key"}
+            return httpx.get(
+                f"{urls[index]}/v1/appointments/bookable", headers=headers, timeout=10
+            ).status_code
+
+        assert [status(index) for index in (0, 1, 2, 3, 5, 6)] == [200, 200, 200, 503, 200, 200]
+        assert status(0, key=1) == 401
+        # --rate-limit applies to every studio, each counting its own; the varied one keeps its own.
+        assert [status(6) for _ in range(5)] == [200] * 4 + [429]
+        assert status(0) == 200
+        assert [status(5) for _ in range(5)] == [200] * 5
+        env = {"PERFECTGYM_BASE_URL": urls[1], "PERFECTGYM_API_KEY": "studio-1-key"}
+        result = runner.invoke(app, ["bookings", DEMO_CUSTOMER, "--json"], env=env)
+        assert result.exit_code == 0, result.output
+
+
+def test_sandbox_command_serves_studios_on_consecutive_ports() -> None:
+    for _ in range(20):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port > 65000:
+            continue
+        try:
+            with sandbox_process("--studios", "2", "--port", str(port), "--quiet", until="customer") as (
+                _,
+                banner,
+            ):
+                assert f"ports {port}-{port + 1}" in banner["2"]
+                assert banner["studio-001"].split()[1] == f"http://127.0.0.1:{port + 1}"
+                answer = httpx.head(f"http://127.0.0.1:{port + 1}/v1/appointments/bookable",
+                                    headers={"X-API-KEY": "studio-1-key"})  # fmt: skip
+                assert answer.status_code == 200
+        except AssertionError as exc:
+            if "in use" in str(exc):
+                continue  # the port next to the free one was taken: try others
+            raise
+        # A port of the range in use: one error line, before anything starts.
+        with socket.socket() as busy:
+            busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the first run's TIME_WAIT
+            busy.bind(("127.0.0.1", port + 1))
+            busy.listen()
+            proc = run_sandbox_command("--studios", "2", "--port", str(port))
+        assert proc.returncode == 2, proc.stderr
+        assert_one_error_line(proc.stderr, f"cannot listen on 127.0.0.1:{port + 1}", "in use")
+        return
+    pytest.skip("found no two free ports in a row")
 
 
 def test_sandbox_unreadable_tls_files(tmp_path: Path) -> None:

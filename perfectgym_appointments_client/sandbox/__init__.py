@@ -1,8 +1,13 @@
 """A local, stateful sandbox of the appointment API: no API key, no network.
 
-``Sandbox`` serves it on 127.0.0.1 for tests, notebooks and the ``demo`` command;
-``perfectgym-appointments sandbox --port 8000`` runs it in the foreground. Needs the ``cli``
-extra (starlette, uvicorn): ``pip install "perfectgym-appointments-client[cli]"``.
+``Sandbox`` serves one studio on 127.0.0.1 for tests, notebooks and the ``demo`` command;
+``perfectgym-appointments sandbox --port 8000`` runs it in the foreground. ``Studios(n)`` serves
+``n`` studios at once, as the real API's tenants are: one server, a port (a base URL) per studio,
+each ``Studio`` with its own key, data, limits, rate limit and faults (``StudioSettings``);
+``Studios.varied(6)`` is a showcase mix (ordinary, stricter ``daysAhead`` and ``sliceSize``, down,
+slow, rate-limited), ``perfectgym-appointments sandbox --studios 6 --varied`` the same from the
+command line. Needs the ``cli`` extra (starlette, uvicorn):
+``pip install "perfectgym-appointments-client[cli]"``.
 
 It is at least as strict as a real tenant, so code that works against it works against the API:
 
@@ -14,7 +19,10 @@ It is at least as strict as a real tenant, so code that works against it works a
   it 429 ``errormessage.rate.limit.exceeded`` for the whole span, without Retry-After;
   ``rate_limit=None`` switches it off;
 * bounded parameters: ``sliceSize`` 10 to 100 (default 50), ``daysAhead`` 1 to 6 (default 1);
-  outside them 400 ``errormessage.validation.min`` / ``.max``, never clamped;
+  outside them 400 ``errormessage.validation.min`` / ``.max`` with ``reference`` the parameter
+  and the bound in ``typedArgs``, never clamped; a studio may be stricter
+  (``Sandbox(max_days_ahead=3, max_slice_size=50)``), and may leave the bound out
+  (``limits_in_typed_args=False``: ``args`` and ``typedArgs`` empty), as some tenants do;
 * the booking rules (``Store.check``): every ``ValidationStatus``, a 28-day booking horizon, a
   minimum lead time per appointment, an appointment switched off for online booking
   (``Store.offline_appointment()``); a booking refused by a rule gets 400 with the status as
@@ -57,6 +65,7 @@ from ._store import (
     RuleViolation,
     Store,
 )
+from ._studios import Studio, Studios, StudioSettings
 
 del starlette, uvicorn
 
@@ -78,6 +87,9 @@ __all__ = [
     "RuleViolation",
     "Sandbox",
     "Store",
+    "Studio",
+    "StudioSettings",
+    "Studios",
     "create_app",
     "serve",
 ]

@@ -43,6 +43,7 @@ __all__ = [
     "READ_ONLY_SCOPES",
     "SLICE_SIZE",
     "RequestHook",
+    "checked_limit",
     "create_app",
 ]
 
@@ -53,7 +54,8 @@ APPOINTMENTS_READ = "APPOINTMENTS_READ"
 FULL_SCOPES = frozenset({BOOKABLE_APPOINTMENTS_READ, APPOINTMENTS_WRITE, APPOINTMENTS_READ})
 READ_ONLY_SCOPES = frozenset({BOOKABLE_APPOINTMENTS_READ, APPOINTMENTS_READ})
 
-# (lowest, highest, default) of the bounded query parameters, as the API documents them.
+# (lowest, highest, default) of the bounded query parameters, as the API documents them. A studio
+# may be stricter: its own highest (``max_slice_size``, ``max_days_ahead``) between the two.
 SLICE_SIZE = (10, 100, 50)
 DAYS_AHEAD = (1, 6, 1)
 
@@ -86,8 +88,11 @@ def _bad(reference: str, code: str = "errormessage.validation.invalid") -> RuleV
     return RuleViolation(400, code, reference)
 
 
-def _out_of_bounds(reference: str, kind: str, bound: int) -> RuleViolation:
-    """``errormessage.validation.min`` / ``.max``: the bound in ``args`` and ``typedArgs``."""
+def _out_of_bounds(reference: str, kind: str, bound: int, *, with_bound: bool = True) -> RuleViolation:
+    """``errormessage.validation.min`` / ``.max``: the bound in ``args`` and ``typedArgs``, or
+    (``with_bound=False``, as some tenants answer) in neither."""
+    if not with_bound:
+        return RuleViolation(400, f"errormessage.validation.{kind}", reference)
     return RuleViolation(
         400,
         f"errormessage.validation.{kind}",
@@ -148,8 +153,11 @@ def _integer(raw: str, reference: str) -> int:
     return number
 
 
-def _int_param(raw: str | None, reference: str, bounds: tuple[int, int, int] | None = None) -> int:
-    """A query parameter; with ``bounds`` (lowest, highest, default) optional and range-checked."""
+def _int_param(
+    raw: str | None, reference: str, bounds: tuple[int, int, int] | None = None, *, with_bound: bool = True
+) -> int:
+    """A query parameter; with ``bounds`` (lowest, highest, default) optional and range-checked
+    (``with_bound``: the bound in the refusal's ``args`` and ``typedArgs``)."""
     if raw is None:
         if bounds is None:
             raise _bad(reference, "errormessage.validation.required")
@@ -159,10 +167,31 @@ def _int_param(raw: str | None, reference: str, bounds: tuple[int, int, int] | N
         low, high, _ = bounds
         # Refused, never clamped: a caller asking for 500 must learn it cannot have them.
         if number < low:
-            raise _out_of_bounds(reference, "min", low)
+            raise _out_of_bounds(reference, "min", low, with_bound=with_bound)
         if number > high:
-            raise _out_of_bounds(reference, "max", high)
+            raise _out_of_bounds(reference, "max", high, with_bound=with_bound)
     return number
+
+
+def checked_limit(name: str, value: int, documented: tuple[int, int, int]) -> int:
+    """A studio's own highest value of a bounded parameter: a whole number from the documented
+    lowest to the documented highest (``max_days_ahead`` 1 to 6, ``max_slice_size`` 10 to 100)."""
+    low, high, _ = documented
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def _bounded(request: Request, reference: str, documented: tuple[int, int, int], highest: str) -> int:
+    """A bounded query parameter under the studio's own highest (``app.state.<highest>``): the
+    documented (lowest, highest, default), with the highest, and a default above it, brought down."""
+    state = request.app.state
+    low, _, default = documented
+    limit: int = getattr(state, highest)
+    raw = request.query_params.get(reference)
+    return _int_param(
+        raw, reference, (low, limit, min(default, limit)), with_bound=state.limits_in_typed_args
+    )
 
 
 def _id_param(request: Request, reference: str) -> int:
@@ -291,12 +320,22 @@ def create_app(
     read_only_api_key: str | None = None,
     rate_limiter: RateLimiter | None = None,
     on_request: RequestHook | None = None,
+    max_days_ahead: int = DAYS_AHEAD[1],
+    max_slice_size: int = SLICE_SIZE[1],
+    limits_in_typed_args: bool = True,
 ) -> Starlette:
     """The API's routes over ``store``.
 
     Requests must carry ``X-API-KEY``: ``api_key`` may do everything, ``read_only_api_key`` (if
     given) only read (BOOKABLE_APPOINTMENTS_READ and APPOINTMENTS_READ). ``rate_limiter`` counts
     and limits requests per endpoint; without one nothing is limited.
+
+    A studio may be stricter than the API's documented bounds: ``max_days_ahead`` (1 to 6) and
+    ``max_slice_size`` (10 to 100) are its highest ``daysAhead`` and ``sliceSize``; past them
+    400 ``errormessage.validation.max`` with the studio's bound in ``args`` and ``typedArgs``
+    (``limits_in_typed_args=False``: ``args`` and ``typedArgs`` empty, as some tenants answer).
+    A ``sliceSize`` left out is 50, or the studio's highest if lower. All three are in
+    ``app.state`` and may be changed while serving.
 
     ``on_request(phase, method, path)`` (``app.state.on_request``, may be replaced while serving)
     is called, and awaited if it returns an awaitable, in the server's event loop: ``"received"``
@@ -305,6 +344,8 @@ def create_app(
     is sent. Tests use it to see a request at the server and to hold it there. An exception from
     it answers the request 500 (after ``"committed"``: the change stays made).
     """
+    checked_limit("max_days_ahead", max_days_ahead, DAYS_AHEAD)
+    checked_limit("max_slice_size", max_slice_size, SLICE_SIZE)
     keys = {api_key.encode(): FULL_SCOPES}
     if read_only_api_key is not None:
         keys[read_only_api_key.encode()] = READ_ONLY_SCOPES
@@ -352,7 +393,7 @@ def create_app(
 
     async def list_bookable(request: Request) -> dict[str, Any]:
         query = request.query_params
-        size = _int_param(query.get("sliceSize"), "sliceSize", SLICE_SIZE)
+        size = _bounded(request, "sliceSize", SLICE_SIZE, "max_slice_size")
         offset = query.get("offset", "0")
         # ASCII digits only: str.isdigit() also accepts "³", which int() then refuses.
         if not (offset.isascii() and offset.isdigit()) or len(offset) > 19:
@@ -367,7 +408,7 @@ def create_app(
     async def get_slots(request: Request) -> list[dict[str, Any]]:
         appointment_id = _id_param(request, "bookableAppointmentId")
         query = request.query_params
-        days = _int_param(query.get("daysAhead"), "daysAhead", DAYS_AHEAD)
+        days = _bounded(request, "daysAhead", DAYS_AHEAD, "max_days_ahead")
         customer = query.get("customerId")
         customer_id = _integer(customer, "customerId") if customer is not None else None
         first = query.get("slotWindowStartDate")
@@ -452,4 +493,7 @@ def create_app(
         exception_handlers={HTTPException: http_error, ClientDisconnect: gone, Exception: server_error},
     )
     app.state.on_request = on_request
+    app.state.max_days_ahead = max_days_ahead
+    app.state.max_slice_size = max_slice_size
+    app.state.limits_in_typed_args = limits_in_typed_args
     return app

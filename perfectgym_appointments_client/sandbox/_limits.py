@@ -13,12 +13,13 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEFAULT_RATE_LIMIT", "RateLimiter"]
+__all__ = ["DEFAULT_RATE_LIMIT", "RateLimiter", "checked_rate_limit"]
 
 DEFAULT_RATE_LIMIT = (1_000, 60.0)
 
 
-def _checked(limit: tuple[int, float] | None) -> tuple[int, float] | None:
+def checked_rate_limit(limit: tuple[int, float] | None) -> tuple[int, float] | None:
+    """``(requests >= 1, seconds > 0)`` with the seconds as a float, or ``None``; else ValueError."""
     if limit is None:
         return None
     requests, seconds = limit
@@ -56,7 +57,7 @@ class RateLimiter:
 
     @limit.setter
     def limit(self, limit: tuple[int, float] | None) -> None:
-        checked = _checked(limit)
+        checked = checked_rate_limit(limit)
         with self._lock:
             self._limit = checked
             # A new limit starts from a clean slate rather than judging old traffic by it.

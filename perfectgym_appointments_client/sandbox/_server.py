@@ -1,39 +1,23 @@
-"""Running the sandbox: uvicorn on 127.0.0.1, in a background thread or in the foreground."""
+"""The sandbox of one studio: uvicorn on 127.0.0.1, in a background thread or in the foreground."""
 
 from __future__ import annotations
 
 import datetime as dt
 import socket
-import threading
-from collections import Counter
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self
 
-import anyio.to_thread
-import uvicorn
+from starlette.types import ASGIApp
 
-from ._app import RequestHook, create_app
-from ._faults import FaultInjector, Faults
-from ._limits import DEFAULT_RATE_LIMIT, RateLimiter
-from ._store import Store
+from ._app import DAYS_AHEAD, SLICE_SIZE, RequestHook
+from ._faults import Faults
+from ._limits import DEFAULT_RATE_LIMIT
+from ._serving import Served, bind, url
+from ._tenant import Tenant
 
 __all__ = ["Sandbox", "serve"]
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, telling a waiting thread once it accepts connections."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-
-class Sandbox:
+class Sandbox(Tenant, Served):
     """A local, stateful stand-in for the API, served over real sockets.
 
     ``async with Sandbox() as sb:`` (or ``with``) binds a free port on 127.0.0.1, serves from a
@@ -56,6 +40,10 @@ class Sandbox:
     * Error messages follow ``Accept-Language``: German for ``de``, ``de-CH``, ``de-LI`` (and
       ``de-*``), English for the API's other languages and for anything else; ``errorCode`` is
       the same in every language.
+    * ``max_days_ahead`` (1 to 6) and ``max_slice_size`` (10 to 100): a studio stricter than the
+      API's documented bounds (settable): past them 400 ``errormessage.validation.max`` with the
+      studio's bound in ``args`` and ``typedArgs``, or with both empty when
+      ``limits_in_typed_args=False`` (as some tenants answer).
     * ``on_request`` (``sb.on_request``, settable): ``hook(phase, method, path)``, awaited in the
       server's own event loop (another thread than the caller's): phase ``"received"`` once a
       request passed the key, rate limit and scope checks, before it is handled; ``"committed"``
@@ -82,28 +70,22 @@ class Sandbox:
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         on_request: RequestHook | None = None,
+        max_days_ahead: int = DAYS_AHEAD[1],
+        max_slice_size: int = SLICE_SIZE[1],
+        limits_in_typed_args: bool = True,
     ) -> None:
-        if not api_key or read_only_api_key == "":
-            raise ValueError("the sandbox's API keys must not be empty")
-        if read_only_api_key == api_key:
-            raise ValueError("read_only_api_key must differ from api_key")
+        super().__init__(
+            seed, api_key=api_key, read_only_api_key=read_only_api_key, faults=faults,
+            appointments=appointments, customers=customers, clock=clock, rate_limit=rate_limit,
+            write_latency=write_latency, on_request=on_request, max_days_ahead=max_days_ahead,
+            max_slice_size=max_slice_size, limits_in_typed_args=limits_in_typed_args,
+        )  # fmt: skip
         if (ssl_certfile is None) != (ssl_keyfile is None):
             raise ValueError("TLS needs both ssl_certfile and ssl_keyfile")
-        self.store = Store(seed, appointments=appointments, customers=customers, clock=clock)
-        self.write_latency = write_latency
-        self.api_key = api_key
-        self.read_only_api_key = read_only_api_key
-        self.rate_limiter = RateLimiter(rate_limit)
         self.host = host
         self._port = port
+        self._bound: int | None = None  # the port it last listened on
         self._ssl = (ssl_certfile, ssl_keyfile)
-        self._app = app = create_app(
-            self.store, api_key, read_only_api_key=read_only_api_key, rate_limiter=self.rate_limiter
-        )
-        self.on_request = on_request
-        self._injector = FaultInjector(app, faults or Faults(), extra_stats=self.rate_limiter.stats)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
 
     def __repr__(self) -> str:
@@ -111,153 +93,31 @@ class Sandbox:
 
     @property
     def port(self) -> int:
-        return self._socket.getsockname()[1] if self._socket is not None else self._port
+        """The port it listens on (for ``port=0``, the one chosen once started)."""
+        return self._port if self._bound is None else self._bound
 
     @property
     def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        scheme = "https" if self._ssl[0] else "http"
-        return f"{scheme}://{host}:{self.port}"
+        """``http://127.0.0.1:<port>`` (``https://`` with TLS): the client's ``base_url``."""
+        return url("https" if self._ssl[0] else "http", self.host, self.port)
 
-    @property
-    def faults(self) -> Faults:
-        return self._injector.faults
+    def _open(self) -> list[socket.socket]:
+        self._socket = sock = bind(self.host, self._port)
+        self._bound = sock.getsockname()[1]
+        return [sock]
 
-    @faults.setter
-    def faults(self, faults: Faults) -> None:
-        self._injector.faults = faults
+    def _close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
-    @property
-    def on_request(self) -> RequestHook | None:
-        hook: RequestHook | None = self._app.state.on_request
-        return hook
-
-    @on_request.setter
-    def on_request(self, hook: RequestHook | None) -> None:
-        if hook is not None and not callable(hook):
-            raise TypeError(f"on_request must be a callable or None, got {type(hook).__name__}")
-        self._app.state.on_request = hook
-
-    @property
-    def fault_counts(self) -> Counter[str]:
-        return self._injector.counts
-
-    @property
-    def rate_limit(self) -> tuple[int, float] | None:
-        return self.rate_limiter.limit
-
-    @rate_limit.setter
-    def rate_limit(self, limit: tuple[int, float] | None) -> None:
-        self.rate_limiter.limit = limit
-
-    @property
-    def write_latency(self) -> float:
-        return self.store.write_latency
-
-    @write_latency.setter
-    def write_latency(self, seconds: float) -> None:
-        if not seconds >= 0:
-            raise ValueError(f"write_latency must be >= 0 seconds, got {seconds}")
-        self.store.write_latency = seconds
-
-    @property
-    def stats(self) -> dict[str, Any]:
-        """What was served so far (also at ``GET /_sandbox/stats``): ``requests``, ``connections``,
-        ``faults`` (injected, by kind), ``requests_by_endpoint``, ``rate_limited`` (429s sent by
-        the rate limit) and ``rate_limited_by_endpoint``. Endpoints are named like
-        ``"GET /v1/appointments/bookable/{bookableAppointmentId}"``."""
-        return self._injector.stats()
-
-    @property
-    def demo_customer_id(self) -> int:
-        """A customer who may book anything: plenty of credits, premium, never idle.
-
-        Always 1210005199, the id the API's docs use."""
-        return self.store.customer_with("demo").id
-
-    def _config(self, *, quiet: bool) -> uvicorn.Config:
-        return uvicorn.Config(
-            self._injector,
-            http="h11",  # fault injection cuts connections through h11's transport
-            lifespan="off",
-            proxy_headers=False,
-            server_header=False,
-            access_log=not quiet,
-            log_level="warning" if quiet else "info",
-            # Leave the host program's logging alone when embedded (tests, notebooks).
-            log_config=None if quiet else uvicorn.config.LOGGING_CONFIG,
-            timeout_graceful_shutdown=2,
-            ssl_certfile=self._ssl[0],
-            ssl_keyfile=self._ssl[1],
-        )
-
-    def _bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        # Name the protocol: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say TCP,
-        # and with Nagle on, every answer waits ~40 ms for the client's delayed ACK.
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self._port))
-        except OSError:
-            sock.close()
-            raise
-        sock.set_inheritable(True)
-        return sock
-
-    # -- background thread -------------------------------------------------------------------
-    def start(self) -> Self:
-        """Serve from a background thread; returns once connections are accepted."""
-        if self._thread is not None:
-            raise RuntimeError("this sandbox is running already")
-        self._socket = self._bind()
-        self._server = server = _Server(self._config(quiet=True))
-        sock = self._socket
-        self._thread = threading.Thread(
-            target=lambda: server.run(sockets=[sock]), name=f"sandbox:{self.port}", daemon=True
-        )
-        self._thread.start()
-        while not server.ready.wait(0.05):
-            if not self._thread.is_alive():
-                self._thread = self._server = None
-                sock.close()  # the port is free again for whoever tries next
-                self._socket = None
-                raise RuntimeError("the sandbox server failed to start (see the log above)")
-        return self
-
-    def stop(self) -> None:
-        server, thread, sock = self._server, self._thread, self._socket
-        self._server = self._thread = None
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join()
-        if sock is not None:
-            sock.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        # Binding and waiting for the thread block; keep them off the caller's event loop.
-        return await anyio.to_thread.run_sync(self.start)
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await anyio.to_thread.run_sync(self.stop)
+    def _served_app(self) -> ASGIApp:
+        return self.asgi
 
     # -- foreground --------------------------------------------------------------------------
     def run_forever(self, *, quiet: bool = False) -> None:
         """Serve in this thread until Ctrl-C (the ``perfectgym-appointments sandbox`` command)."""
-        self._socket = self._bind()
-        try:
-            uvicorn.Server(self._config(quiet=quiet)).run(sockets=[self._socket])
-        finally:
-            self._socket.close()
+        self._serve_here(quiet=quiet)
 
 
 def serve(
