@@ -25,10 +25,12 @@ state changes between two awaits of the request loop, so it is the same on async
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -39,7 +41,7 @@ from ._exceptions import APIConnectionError, APIError, APIStatusError, CircuitOp
 if TYPE_CHECKING:
     from ._telemetry import Instruments
 
-__all__ = ["Breaker", "CircuitBreaker"]
+__all__ = ["Breaker", "CircuitBreaker", "evidence_reads"]
 
 
 def _threshold(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
@@ -86,6 +88,22 @@ class _State:
         self.last_failure = ""
 
 
+# Set while a booking flow gathers evidence (did a request whose answer was lost book?): those
+# reads go out even when the breaker is open, since their answer decides whether a member is
+# booked twice or told "unknown"; they are few and bounded by the check's own rounds.
+_evidence: ContextVar[bool] = ContextVar("_evidence", default=False)
+
+
+@contextlib.contextmanager
+def evidence_reads() -> Iterator[None]:
+    """Within: requests pass an open breaker (their outcomes still count)."""
+    token = _evidence.set(True)
+    try:
+        yield
+    finally:
+        _evidence.reset(token)
+
+
 # Process-wide: (base URL, settings) -> state, only for studios failing now.
 _states: dict[tuple[str, CircuitBreaker], _State] = {}
 _lock = threading.Lock()
@@ -130,7 +148,7 @@ class Breaker:
         """Before an attempt: True if it is the probe of a half-open breaker, False if it may go
         as usual; :class:`CircuitOpenError` if the studio's calls fail at once now."""
         found = _states.get(self._key)
-        if found is None or found.state == CLOSED:
+        if found is None or found.state == CLOSED or _evidence.get():
             return False
         with _lock:
             now = self.clock()
@@ -148,10 +166,12 @@ class Breaker:
         """After an attempt: ``exc`` None (an answer came) or the attempt's error."""
         if exc is not None and is_down(exc):
             self._failed(exc, probe=probe)
-        elif exc is None or isinstance(exc, APIError):
-            self._answered(probe=probe)
-        elif probe:
-            self.release(probe=True)
+        elif exc is None or (isinstance(exc, APIError) and not isinstance(exc, APIConnectionError)):
+            self._answered(probe=probe)  # an answer: a 4xx, or one we could not read
+        else:
+            # No answer, but nothing the studio did (a certificate we refuse, our own full pool):
+            # neither failure nor answer.
+            self.release(probe=probe)
 
     def release(self, *, probe: bool) -> None:
         """The probe ended without a verdict (cancelled, not sent): the next call probes instead."""
@@ -167,7 +187,7 @@ class Breaker:
     def blocks_retry(self) -> bool:
         """Whether a call that just failed should stop retrying: its studio's breaker is open."""
         found = _states.get(self._key)
-        return found is not None and found.state != CLOSED
+        return found is not None and found.state != CLOSED and not _evidence.get()
 
     # -- transitions --------------------------------------------------------------------------
     def _answered(self, *, probe: bool) -> None:

@@ -235,8 +235,10 @@ class AppointmentsClient:
         # The booking flows (_booking/) are imported and set up on the first booking call: a
         # client that only reads never pays for them.
         self._flows_settings = (booking_check_settle, on_booking_outcome)
-        # Studio clients derived from this one (for_studio), whose flows aclose waits for.
-        self._children: weakref.WeakSet[AppointmentsClient] = weakref.WeakSet()
+        # The booking flows of the studio clients derived from this one (for_studio), and of
+        # their copies, which aclose waits for; weak: a studio client dropped with no flow
+        # running is forgotten.
+        self._studio_flows: weakref.WeakSet[BookingFlows] = weakref.WeakSet()
         self._root = self
 
     def _set_up(self, key: Secret, rate_limit: RateLimit | None) -> None:
@@ -278,8 +280,6 @@ class AppointmentsClient:
         )
         child._set_up(key, self._rate_limit if rate_limit is NOT_GIVEN else rate_limit)
         vars(child).pop("_flows", None)  # its own booking flows, made on first use
-        child._children = weakref.WeakSet()
-        self._root._children.add(child)
         return child
 
     if TYPE_CHECKING:
@@ -297,6 +297,8 @@ class AppointmentsClient:
             self._ops, settle=settle, on_outcome=hook, run_bound=_run_bound(self._api.read_timeout),
             telemetry=self._telemetry,
         )  # fmt: skip
+        if self._root is not self:
+            self._root._studio_flows.add(self._flows)
         return self._flows
 
     def __repr__(self) -> str:
@@ -375,15 +377,14 @@ class AppointmentsClient:
         sends nothing more (:class:`APIConnectionError`, nothing sent); one given an
         ``http_client`` stays usable, as that client does.
         """
-        studios = [self, *self._children] if self._root is self else [self]
-        for studio in studios:
-            flows = vars(studio).get("_flows")
-            if flows is not None:
-                running = await flows.drain()
-                if running:
-                    logger.warning(
-                        "closing the client while %d booking flow(s) still run (%s)", running, studio.base_url
-                    )
+        own = vars(self).get("_flows")
+        everyone = [own] if own is not None else []
+        if self._root is self:
+            everyone += [flows for flows in list(self._studio_flows) if flows is not own]
+        for flows in everyone:
+            running = await flows.drain()
+            if running:
+                logger.warning("closing the client while %d booking flow(s) still run", running)
         await self._api.aclose()
 
     @_per_call
