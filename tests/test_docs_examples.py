@@ -200,6 +200,19 @@ def test_the_guides_state_the_current_contract(page: str, claim: str) -> None:
     assert claim in " ".join(page_text(page).split())
 
 
+def test_the_many_studios_guide_states_the_breakers_defaults() -> None:
+    from perfectgym_appointments_client import CircuitBreaker
+    from perfectgym_appointments_client._constants import MAX_BREAKER_COOLDOWN
+
+    defaults = CircuitBreaker()
+    text = " ".join(page_text("many-studios.md").split())
+    assert (
+        f"CircuitBreaker(failure_threshold={defaults.failure_threshold}, cooldown={defaults.cooldown})"
+        in text
+    )
+    assert f"at most {MAX_BREAKER_COOLDOWN:g} s" in text
+
+
 def test_the_booking_guide_names_every_validation_status() -> None:
     from perfectgym_appointments_client import ValidationStatus
 
