@@ -123,7 +123,10 @@ class Telemetry:
     Metrics: ``http.client.request.duration`` (s, by operation, method, status and error type),
     ``perfectgym.client.retries``, ``perfectgym.client.rate_limit.waits`` (and
     ``perfectgym.client.rate_limit.wait.duration``, s), ``perfectgym.client.rate_limit.lockouts``
-    (by operation), ``perfectgym.client.booking.outcomes`` (by flow and outcome kind).
+    (by operation), ``perfectgym.client.booking.outcomes`` (by flow and outcome kind),
+    ``perfectgym.client.circuit_breaker.changes`` (by state and server: a studio's breaker opened,
+    let a probe through, closed); a call span also carries ``perfectgym.circuit_breaker.state``
+    when its studio's breaker changed during it.
 
     Listings (``bookable_appointments()``) are iterated by the caller, not called: each page's
     request is an attempt span under whatever span is current, with no call span of its own.
