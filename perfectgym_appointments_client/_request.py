@@ -280,6 +280,8 @@ class Requester:
                         else:
                             # The studio's fair share of the pool (_connections.py).
                             async with share.slot(self.base_url, self._pool_timeout):
+                                if self.closed:  # closed while this call waited for a connection
+                                    raise _NotSent(self._closed_error(name, method, path))
                                 response = await self.backend.send(method, url, sent_headers, content)
                     except SendFailure as failure:
                         raise self._connection_error(name, method, path, failure) from failure.__cause__
@@ -336,10 +338,13 @@ class Requester:
                     failed = exc
             except BaseException as exc:
                 # Not sent (its rate-limit turn, a closed client), cancelled, or a bug: the span ends.
+                error = exc.error if isinstance(exc, _NotSent) else exc
                 if attempt is not None:
-                    attempt.end(None, exc)
+                    attempt.end(None, error)
                 if probe and breaker is not None:
                     breaker.release(probe=True)  # no verdict: the next call probes
+                if error is not exc:
+                    raise error from None
                 raise
 
     def patience(self, bound: CallBound | None) -> float | None:
@@ -462,6 +467,15 @@ class Requester:
         origin = f"{target.scheme}://{target.netloc.rpartition('@')[2]}"
         where = "elsewhere on the same origin" if origin == self.host else f"to {origin}"
         return f"a redirect {where}, not followed (the API key goes to base_url's origin only)"
+
+
+class _NotSent(Exception):
+    """Carries an error of a request that was not sent past the retry loop's handler: not a
+    failure to retry, nor one that says anything of the studio."""
+
+    def __init__(self, error: APIConnectionError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _size(limit: int) -> str:
