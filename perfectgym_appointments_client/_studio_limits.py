@@ -59,16 +59,18 @@ class StudioLimits:
         low, high = self._bounds[parameter]
         floor, ceiling = _DOCUMENTED[parameter]
         stated = _stated_bound(error)
+        # A bound the answer states that would not have refused what was asked (a max of 6 for
+        # 2 days) says something else is wrong: nothing to learn. Without one, a step.
         if kind == "max":
-            if stated is not None and floor <= stated < asked:
+            if stated is not None:
                 bound = stated
-            else:  # no usable bound: step down from what was refused
+            else:
                 bound = asked - 1 if parameter == DAYS_AHEAD else max(floor, asked // 2)
             if not floor <= bound < asked:
                 return False
             new = (low, min(high, bound))
         else:
-            if stated is not None and asked < stated <= ceiling:
+            if stated is not None:
                 bound = stated
             else:
                 bound = asked + 1 if parameter == DAYS_AHEAD else min(ceiling, asked * 2)

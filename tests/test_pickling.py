@@ -34,6 +34,7 @@ from perfectgym_appointments_client import (
     BookingError,
     BookingIdUnknownError,
     BookingOutcomeUnknownError,
+    CircuitOpenError,
     ConfigurationError,
     ConflictError,
     InternalServerError,
@@ -108,6 +109,14 @@ def connection_error(cls: type[APIConnectionError], reached: bool) -> APIConnect
     return error
 
 
+def circuit_open() -> CircuitOpenError:
+    error = connection_error(CircuitOpenError, False)
+    assert isinstance(error, CircuitOpenError)
+    error.retry_in = 7.5
+    error.retry_at = 1_790_000_007.5
+    return error
+
+
 def outcome_unknown() -> BookingOutcomeUnknownError:
     cause = connection_error(APITimeoutError, True)
     cause.add_note("not retried: a booking request")
@@ -138,6 +147,7 @@ EXAMPLES: dict[str, Callable[[], PerfectGymError]] = {
     "ServiceUnavailableError": lambda: status_error(ServiceUnavailableError, 503, retry_after=None),
     "APIConnectionError": lambda: connection_error(APIConnectionError, False),
     "APITimeoutError": lambda: connection_error(APITimeoutError, True),
+    "CircuitOpenError": circuit_open,
     "ResponseValidationError": lambda: ResponseValidationError(
         operation="getBookableAppointmentSlots",
         method="GET",
