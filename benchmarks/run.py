@@ -33,8 +33,8 @@ RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 
 def measured_alone(results: Path) -> str:
     """The sections after 8, each measured by its own command (``benchmarks.hostile``,
-    ``benchmarks.webapp``, ``benchmarks.telemetry``) and written by hand from its output: a full
-    run keeps them as they are."""
+    ``benchmarks.webapp``, ``benchmarks.telemetry``, ``benchmarks.many_studios``) and written by
+    hand from its output: a full run keeps them as they are."""
     if not results.exists():
         return ""
     old = results.read_text(encoding="utf-8")
