@@ -50,23 +50,24 @@ _CHUNK = 2**16
 
 
 class _BoundedConnector(aiohttp.TCPConnector):
-    """aiohttp's connector, its idle (kept-alive) connections bounded by ``limit`` too.
+    """aiohttp's connector, holding at most ``limit`` sockets, idle (kept-alive) ones included.
 
     aiohttp counts only connections in use against ``limit``: a client talking to thousands of
     studios (``for_studio``) would keep an idle socket per studio until each expires
-    (``keepalive_timeout``). Here, once a released connection makes more than ``limit`` idle
-    ones, the oldest are closed, as httpcore's pool does. This reads aiohttp's pool of idle
-    connections (``_conns``: key -> deque of (protocol, released at), oldest first), a private
-    structure, and leaves it alone if it is not that shape.
+    (``keepalive_timeout``). Here, once a released connection makes the ones in use and the idle
+    ones more than ``limit``, the oldest idle ones are closed, as httpcore's pool does. This reads
+    aiohttp's private pool structures (``_conns``: key -> deque of (protocol, released at),
+    oldest first; ``_acquired``: the set in use) and leaves them alone if they are not that shape.
     """
 
     def _release(self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False) -> None:
         super()._release(key, protocol, should_close=should_close)
         idle = getattr(self, "_conns", None)
-        if not self.limit or not isinstance(idle, dict):
+        in_use = getattr(self, "_acquired", None)
+        if not self.limit or not isinstance(idle, dict) or not isinstance(in_use, set):
             return
         count = sum(len(queue) for queue in idle.values())
-        while count > self.limit:
+        while idle and count > max(self.limit - len(in_use), 0):
             oldest = min(idle, key=lambda host: idle[host][0][1])
             queue = idle[oldest]
             stale, _ = queue.popleft()
