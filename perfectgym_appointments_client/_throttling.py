@@ -51,8 +51,10 @@ if TYPE_CHECKING:
 
 __all__ = ["RateLimit", "Throttle"]
 
-# Added to the span the client keeps: requests reach the server a little later and unevenly, and
-# without it two requests sent just over a span apart could arrive just inside one.
+# Added to the span the client keeps (``RateLimit.margin``'s default): requests reach the server a
+# little later and unevenly, and without it two requests sent just over a span apart could arrive
+# just inside one. It must cover the lag from a request's turn to the server counting it: a busy
+# event loop, a queue at the server, a slow link (benchmarks/RESULTS.md, section 12).
 SPAN_MARGIN = 1
 EXPIRY_INTERVAL = 1.0
 
@@ -77,6 +79,11 @@ def _seconds(instance: Any, attribute: attrs.Attribute[float], value: float) -> 
         raise ValueError(f"{attribute.name} must be seconds, more than 0 and at most 60, got {value!r}")
 
 
+def _margin(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 60:
+        raise ValueError(f"margin must be whole seconds, 0 to 60, got {value!r}")
+
+
 def _storage(instance: Any, attribute: attrs.Attribute[str | None], value: str | None) -> None:
     if value is not None and not value.startswith(("redis://", "rediss://", "redis+unix://")):
         raise ValueError(f"storage must be None (in-process) or a redis:// URL, got {value!r}")
@@ -94,6 +101,12 @@ class RateLimit:
     ``storage_timeout`` bounds each Redis call (connect and read); when Redis fails or does not
     answer in time, the client keeps the budget in-process and asks Redis again after
     ``storage_retry_after`` seconds.
+
+    ``margin`` (whole seconds, 1 by default) is added to the span the client keeps the budget
+    over: the longest a request may take from its turn to the API counting it. Processes whose
+    event loops lag under load, or far from the API, need more (section 12 of the benchmarks: 3
+    busy processes on 2 cores lagged up to 2 s). Processes sharing a budget on Redis must use the
+    same margin: it is part of the window's key there.
     """
 
     requests: int = attrs.field(default=DEFAULT_RATE_LIMIT_REQUESTS, validator=_positive_int)
@@ -102,6 +115,7 @@ class RateLimit:
     per_endpoint: Mapping[str, tuple[int, int]] = attrs.field(factory=dict, validator=_overrides)
     storage_timeout: float = attrs.field(default=DEFAULT_STORAGE_TIMEOUT, validator=_seconds)
     storage_retry_after: float = attrs.field(default=DEFAULT_STORAGE_RETRY_AFTER, validator=_seconds)
+    margin: int = attrs.field(default=SPAN_MARGIN, validator=_margin)
 
     def for_endpoint(self, operation: str) -> tuple[int, int]:
         """``(requests, seconds)`` for an operationId: its override, or the general limit."""
@@ -169,7 +183,9 @@ class Throttle:
         # While Redis is failing: when to ask it again (the throttle's clock), else None.
         self._redis_down_until: float | None = None
         self._items = functools.cache(
-            lambda operation: RateLimitItemPerSecond(*_with_margin(limit.for_endpoint(operation)))
+            lambda operation: RateLimitItemPerSecond(
+                *_with_margin(limit.for_endpoint(operation), limit.margin)
+            )
         )
 
     @property
@@ -323,9 +339,9 @@ def _without_password(text: str, url: str | None) -> str:
     return text.replace(password, "***") if password else text
 
 
-def _with_margin(limit: tuple[int, int]) -> tuple[int, int]:
+def _with_margin(limit: tuple[int, int], margin: int) -> tuple[int, int]:
     requests, seconds = limit
-    return requests, seconds + SPAN_MARGIN
+    return requests, seconds + margin
 
 
 _lockouts: dict[str, float] = {}

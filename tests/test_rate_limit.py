@@ -403,3 +403,28 @@ async def test_the_in_memory_window_is_judged_on_the_throttles_clock() -> None:
     assert throttle._take_turn("op", 1, redis=False) is not None
     clock.advance(1)
     assert throttle._take_turn("op", 1, redis=False) is None
+
+
+async def test_a_larger_margin_keeps_the_budget_over_a_longer_span() -> None:
+    # A process whose requests reach the API late (a busy event loop, a queue at the server)
+    # keeps its budget over the span plus its own margin, not the default second.
+    clock = DrivenClock()
+    throttle = Throttle(
+        RateLimit(requests=1, seconds=5, margin=3),
+        api_key="k",
+        base_url=f"https://{uuid.uuid4().hex}.example",
+        logger=logging.getLogger("t"),
+        clock=clock,
+    )
+    assert throttle._take_turn("op", 1, redis=False) is None
+    assert throttle._take_turn("op", 1, redis=False) == clock.now() + 8  # the 5 s span and the 3 s margin
+    clock.advance(7.5)
+    assert throttle._take_turn("op", 1, redis=False) is not None
+    clock.advance(1)
+    assert throttle._take_turn("op", 1, redis=False) is None
+
+
+@pytest.mark.parametrize("margin", [-1, 61, 1.5, True])
+def test_the_margin_is_whole_seconds_up_to_a_minute(margin: object) -> None:
+    with pytest.raises(ValueError, match="margin must be whole seconds"):
+        RateLimit(margin=margin)  # type: ignore[arg-type]
