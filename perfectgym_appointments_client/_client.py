@@ -270,9 +270,11 @@ class AppointmentsClient:
         more); closing this client waits for every studio client's booking flows, then closes
         the connections, after which no studio client sends anything.
         """
-        key = clean_api_key(Secret(api_key))
-        url = clean_base_url(Secret(base_url), key_looks_like_a_url=key.reveal().lower().startswith("http"))
+        # Masked before anything can fail, as in the constructor: a traceback's locals show no key.
+        given_key, given_url = Secret(api_key), Secret(base_url)
         del api_key, base_url
+        key = clean_api_key(given_key)
+        url = clean_base_url(given_url, key_looks_like_a_url=key.reveal().lower().startswith("http"))
         child = copy.copy(self)
         child._api = self._api.derive(api_key=key, base_url=url, throttle=None)
         child._telemetry = (

@@ -130,6 +130,17 @@ def test_a_later_setting_refused_shows_no_key_in_the_constructors_locals() -> No
     assert_no_key(caught.value)
 
 
+def test_a_studio_client_refused_shows_no_key_in_for_studios_locals() -> None:
+    # for_studio checks its key and URL as the constructor does, from frames that hold them masked.
+    parent = AppointmentsClient(api_key="parent-key-000", base_url=TENANT)
+    with pytest.raises(ConfigurationError, match="user:password@") as caught:
+        parent.for_studio(f"https://user:{KEY}@tenant.example", KEY)
+    assert_no_key(caught.value)
+    with pytest.raises(ConfigurationError) as caught:
+        parent.for_studio(TENANT, f"{KEY} inner space")
+    assert_no_key(caught.value)
+
+
 # -- the base URL ----------------------------------------------------------------------------------
 
 
