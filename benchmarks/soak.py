@@ -38,6 +38,7 @@ import logging
 import math
 import random
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -259,8 +260,10 @@ async def run_soak(
     redis: bool = True,
     resubmit_rate: float = 0.1,
     close_rounds: int = CLOSE_ROUNDS,
+    journal: str | None = None,
 ) -> SoakReport:
-    """The soak through a client on ``http_backend`` (``"aiohttp"``: asyncio only).
+    """The soak through a client on ``http_backend`` (``"aiohttp"``: asyncio only); with
+    ``journal`` (a ``sqlite:///`` or ``redis://`` URL) every client writes a booking journal there.
     ``tamper(store, customers)`` runs between the flows and the audit (to test the audit).
     ``redis``: the Redis faults, where a redis-server is installed; ``resubmit_rate``: the share
     of flows that book their slot twice; ``close_rounds``: clients closed under their flows."""
@@ -282,7 +285,7 @@ async def run_soak(
     try:
         return await _soak(
             report, flows, tasks, faults, seed, tamper, cancel_rate, http_backend, server, messages,
-            resubmit_rate, close_rounds,
+            resubmit_rate, close_rounds, journal,
         )  # fmt: skip
     finally:
         logger.removeHandler(messages)
@@ -303,6 +306,7 @@ async def _soak(
     messages: _Messages,
     resubmit_rate: float,
     close_rounds: int,
+    journal: str | None = None,
 ) -> SoakReport:
     returned: dict[int, str] = {}  # what return values said: booking id -> "active" / "canceled"
     returned_slot: dict[int, tuple[int, dt.timedelta]] = {}  # booking id -> customer, start (book's)
@@ -347,6 +351,7 @@ async def _soak(
                 on_booking_outcome=hook,
                 booking_check_settle=0.05,
                 rate_limit=limit,
+                journal=journal,
             )
 
         # The clients closed under their flows keep their budget in-process: a call cancelled
@@ -740,6 +745,12 @@ def main() -> int:
         help="the client's HTTP backend; both (the default): the soak and the sweep once per backend",
     )
     parser.add_argument(
+        "--journal",
+        choices=["sqlite", "off"],
+        default="sqlite",
+        help="the booking journal every client writes (a SQLite file in a temporary folder; the default), or none",
+    )
+    parser.add_argument(
         "--redis",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -752,7 +763,13 @@ def main() -> int:
     recap: dict[str, list[str]] = {backend: [] for backend in backends}
     # A fresh sandbox and event loop per soak: asyncio, the one loop both backends run on.
     for backend in backends:
-        report = anyio.run(partial(run_soak, args.flows, args.tasks, http_backend=backend, redis=args.redis))
+        with tempfile.TemporaryDirectory() as folder:
+            journal = None if args.journal == "off" else f"sqlite:///{folder}/soak-journal.db"
+            report = anyio.run(
+                partial(
+                    run_soak, args.flows, args.tasks, http_backend=backend, redis=args.redis, journal=journal
+                )
+            )
         verdict = "CLEAN" if report.clean else "PROBLEMS FOUND"
         print("\n".join(report.lines()))
         print(f"soak on {backend}: {verdict}")

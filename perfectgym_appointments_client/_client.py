@@ -51,7 +51,8 @@ from ._version import API_VERSION
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
-    from ._booking import BookingFlows, OutcomeHook
+    from ._booking import BookingFlows, BookingOutcome, OutcomeHook
+    from ._journal import Journal
     from ._models import BookableAppointment, Booking, Slot, SlotLike, ValidationStatus
     from ._pagination import AsyncPaginator
 
@@ -149,6 +150,7 @@ class AppointmentsClient:
         circuit_breaker: CircuitBreaker | None = NOT_GIVEN,
         ssl_context: ssl.SSLContext | None = None,
         max_connections_per_studio: int | None = None,
+        journal: str | None = None,
     ) -> None:
         """Every setting is checked here, so that a wrong one is a :class:`ConfigurationError` now
         rather than a strange failure on the first call.
@@ -232,6 +234,13 @@ class AppointmentsClient:
             rate_limit = RateLimit()
         self._set_up(key, rate_limit)
         self._options = CallOptions(max_rate_limit_wait=max_rate_limit_wait, deadline=deadline)
+        # The booking journal (_journal/), opened now: one that cannot be opened is a
+        # ConfigurationError here, not a failure at the first booking.
+        self._journal: Journal | None = None
+        if journal is not None:
+            from ._journal import open_journal
+
+            self._journal = open_journal(journal, logger=logger)
         # The booking flows (_booking/) are imported and set up on the first booking call: a
         # client that only reads never pays for them.
         self._flows_settings = (booking_check_settle, on_booking_outcome)
@@ -287,6 +296,30 @@ class AppointmentsClient:
     if TYPE_CHECKING:
         _flows: BookingFlows
 
+    async def recover(self) -> list[BookingOutcome]:
+        """Resolve the bookings a process that died left unreported (with a ``journal``).
+
+        Every entry of this client's studio whose process is gone (on this host), or that is
+        older than a flow may run (150 s by default; the only test for another host's process),
+        is resolved by evidence: the booking id the journal holds, read back; else the bookings
+        list (inside its two weeks) or the validation recorded before the request (outside
+        them). Each is reported once through ``on_booking_outcome`` (``recovered=True``), also
+        when several processes recover at once (a claim in the journal), and returned. What
+        cannot be proven stays pending (:meth:`pending_bookings`), never guessed.
+
+        Call it when a service starts (a web app's lifespan), after the client is made; opening
+        the client does not do it. Without a journal it returns ``[]``. For many studios, call
+        it on each studio's client (``for_studio``): evidence is read from the entry's studio.
+        """
+        with bounded(self._options):
+            return await self._flows.recover()
+
+    async def pending_bookings(self) -> list[BookingOutcome]:
+        """The flows of this studio the journal shows started but not ended: running now, or left
+        by a process that died and not yet proven by :meth:`recover`; as outcomes of kind
+        ``UNKNOWN``. ``[]`` without a journal."""
+        return await self._flows.pending()
+
     def __getattr__(self, name: str) -> Any:
         # Called only for what is not set: the booking flows, made on first use, then a plain
         # attribute (so a booking call does not pass through here again).
@@ -297,7 +330,7 @@ class AppointmentsClient:
         settle, hook = self._flows_settings
         self._flows = BookingFlows(
             self._ops, settle=settle, on_outcome=hook, run_bound=_run_bound(self._api.read_timeout),
-            telemetry=self._telemetry,
+            telemetry=self._telemetry, journal=self._journal,
         )  # fmt: skip
         if self._root is not self:
             self._root._studio_flows.add(self._flows)

@@ -251,6 +251,9 @@ def test_prune(store: JournalStore) -> None:
         entry(**past_slot),  # pending: never pruned
         entry(state="booked", booking_id=3, created_at=NOW + 1, **past_slot),  # not reported yet
         entry(state="booked", booking_id=4, reported=True, updated_at=NOW + 10),  # slot to come, recent
+        # Slot to come, last changed long ago (booked months ahead): kept until its slot ends, so
+        # a resubmit is answered from it however far ahead the booking is.
+        entry(state="booked", booking_id=6, reported=True, updated_at=NOW - 90 * 86400.0),
     ]
     for e in [done_past, done_old, *keep]:
         store.add(e)
@@ -260,7 +263,7 @@ def test_prune(store: JournalStore) -> None:
     assert store.about_booking(STUDIO, 1) == []
     assert store.about_booking(STUDIO, 2) == []
     assert ids(store.booked(STUDIO, *slot(done_past))) == [keep[1].id]  # done_past's is gone
-    assert ids(store.booked(STUDIO, *slot(keep[2]))) == [keep[2].id]
+    assert ids(store.booked(STUDIO, *slot(keep[2]))) == [keep[2].id, keep[3].id]  # newest change first
     assert ids(store.unfinished(STUDIO)) == [keep[0].id, keep[1].id]
     # Reported now: due at the next prune.
     store.update(keep[1].id, reported=True)

@@ -12,6 +12,7 @@ import datetime as dt
 import shutil
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -32,10 +33,11 @@ def http_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def test_small_soak_loses_and_doubles_nothing(http_backend: str) -> None:
+async def test_small_soak_loses_and_doubles_nothing(http_backend: str, tmp_path: Path) -> None:
+    # With a booking journal (SQLite), as production runs with one (issue 29).
     report = await run_soak(
         flows=160, tasks=12, faults=FULL_FAULTS, seed=3, cancel_rate=0.2, http_backend=http_backend,
-        resubmit_rate=0.15,
+        resubmit_rate=0.15, journal=f"sqlite:///{tmp_path / 'journal.db'}",
     )  # fmt: skip
     summary = "\n".join(report.lines())
     assert report.http_backend == http_backend

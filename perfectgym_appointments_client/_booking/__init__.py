@@ -28,6 +28,10 @@ when they are, is in this package, each in the module named after it:
    (``_reschedule.py``). A cancel is repeated only when it surely did nothing (``_cancel.py``).
 7. ``book_first_available`` decides candidates strictly in time order and books exactly one
    (``_first_available.py``).
+8. With a journal, a booking outlives its process: the intent is written before the request and
+   the outcome once reported; a resubmit the journal shows booked is answered by a ``GET`` of that
+   booking, anywhere in time; ``recover`` resolves the intents of processes that died, by evidence,
+   reporting each once (``_journaling.py``, ``_recover.py``).
 
 The flows read and validate through ``Operations`` (``_operations.py``) and send their own
 requests through ``Requester`` (``_request.py``): nothing here knows the client above them.

@@ -12,14 +12,17 @@ from .._generated.models import AppointmentBookingRequest
 from .._models import Booking, SlotLike, ValidationStatus
 from .._operations import Operations
 from ._book import book, held_or_none
-from ._cancel import cancel
+from ._cancel import ALREADY_CANCELED, cancel
 from ._check import BookingCheck
 from ._first_available import book_first_available
-from ._outcome import OutcomeHook
+from ._journaling import canceled_in_journal, held_in_journal
+from ._outcome import BookingOutcome, OutcomeHook
+from ._recover import pending, recover
 from ._reschedule import prepare_reschedule, reschedule_once
 from ._shield import Shield
 
 if TYPE_CHECKING:
+    from .._journal import Journal
     from .._telemetry import Instruments
 
 __all__ = ["BookingFlows"]
@@ -40,10 +43,17 @@ class BookingFlows:
         on_outcome: OutcomeHook | None,
         run_bound: float,
         telemetry: Instruments | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._ops = ops
         self._check = BookingCheck(ops, settle=settle)
-        self._shield = Shield(bound=run_bound, hook=on_outcome, telemetry=telemetry)
+        self._journal = journal
+        # A journal may hold many studios' entries (for_studio clients share it): each flow's are
+        # its studio's, by base URL.
+        self._studio = ops.api.base_url
+        self._shield = Shield(
+            bound=run_bound, hook=on_outcome, telemetry=telemetry, journal=journal, studio=self._studio
+        )
 
     async def drain(self) -> int:
         """Wait for the flows still running (at most one flow's bound); how many still run."""
@@ -69,6 +79,11 @@ class BookingFlows:
     async def book(self, body: AppointmentBookingRequest, *, validate: bool) -> Booking:
         """``validate``: validate first (SlotNotBookableError unless AVAILABLE), which is also
         evidence the booking check can use."""
+        if self._journal is not None:
+            # A booking the journal shows made, by any process, is answered from it (rule 8).
+            held = await held_in_journal(self._journal, self._studio, self._ops, body)
+            if held is not None:
+                return held
         if validate:
             status = await self._ops.validate(body)
             if status is ValidationStatus.CUSTOMER_IN_OTHER_BOOKING:
@@ -79,10 +94,23 @@ class BookingFlows:
                 raise SlotNotBookableError(
                     status, customer_id=body.customer_id, bookable_appointment_id=body.bookable_appointment_id
                 )
-        return await self._shield.run("book", body, book, self._check, body, validate)
+        return await self._shield.run("book", body, book, self._check, body, validate, validated=validate)
 
     async def cancel(self, booking_id: int) -> str:
+        if self._journal is not None and await canceled_in_journal(self._journal, self._studio, booking_id):
+            return ALREADY_CANCELED
         return await self._shield.run("cancel", booking_id, cancel, self._check, booking_id)
+
+    async def recover(self) -> list[BookingOutcome]:
+        """Rule 8 after a crash (``_recover.py``); nothing without a journal."""
+        if self._journal is None:
+            return []
+        return await recover(self._journal, self._studio, self._check, self._shield)
+
+    async def pending(self) -> list[BookingOutcome]:
+        if self._journal is None:
+            return []
+        return await pending(self._journal, self._studio)
 
     async def reschedule(
         self, booking_id: int, new_slot: SlotLike, *, bookable_appointment_id: int | None, validate: bool
@@ -92,7 +120,7 @@ class BookingFlows:
         )
         return await self._shield.run(
             "reschedule", body, reschedule_once, self._check, booking_id, body, validated,
-            old_booking_id=booking_id,
+            old_booking_id=booking_id, validated=validated,
         )  # fmt: skip
 
     async def book_first_available(

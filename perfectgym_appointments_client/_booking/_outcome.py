@@ -75,6 +75,9 @@ class BookingOutcome:
     old_booking_id: int | None = None
     """reschedule: the booking being moved."""
     caller_cancelled: bool = False
+    recovered: bool = False
+    """Reported by ``recover()``: the process that ran the flow stopped before it could report it,
+    and this is what the evidence shows it did (a booking journal, ``journal=``)."""
     error: BaseException | None = attrs.field(default=None, eq=False)
     """The error the call raised (or would have, had it not been cancelled)."""
 
@@ -139,10 +142,15 @@ async def report(
 ) -> None:
     if telemetry is not None:  # the counter by kind, and the kind on the public call's span
         telemetry.booking_outcome(reported.operation, reported.kind.value)
-    noteworthy = reported.caller_cancelled or reported.kind in (
-        OutcomeKind.BOOKED_ID_UNKNOWN,
-        OutcomeKind.UNKNOWN,
-        OutcomeKind.BOTH_BOOKINGS,
+    noteworthy = (
+        reported.caller_cancelled
+        or reported.recovered
+        or reported.kind
+        in (
+            OutcomeKind.BOOKED_ID_UNKNOWN,
+            OutcomeKind.UNKNOWN,
+            OutcomeKind.BOTH_BOOKINGS,
+        )
     )
     if noteworthy:
         logger.warning(
@@ -152,7 +160,11 @@ async def report(
             reported.booking_id if reported.booking_id is not None else "(id unknown)",
             reported.customer_id if reported.customer_id is not None else "-",
             reported.start_date_time.isoformat() if reported.start_date_time else "-",
-            " (the caller was cancelled; the flow ran to its end)" if reported.caller_cancelled else "",
+            " (the caller was cancelled; the flow ran to its end)"
+            if reported.caller_cancelled
+            else " (recovered from the booking journal)"
+            if reported.recovered
+            else "",
             f"; canceled {list(reported.canceled_booking_ids)}" if reported.canceled_booking_ids else "",
         )
     if hook is None:

@@ -18,9 +18,11 @@ from .._call_options import unbounded
 from .._exceptions import APITimeoutError, BookingOutcomeUnknownError
 from .._generated.models import AppointmentBookingRequest
 from .._zoned import instant
+from ._journaling import begin, finish
 from ._outcome import BookingOutcome, OutcomeHook, describe, report
 
 if TYPE_CHECKING:
+    from .._journal import Entry, Journal
     from .._telemetry import Instruments
 
 __all__ = ["InFlight", "Shield", "run_to_the_end"]
@@ -101,6 +103,9 @@ class Shield:
     telemetry: Instruments | None = None
     in_flight: InFlight = attrs.field(factory=InFlight)
     slots: SlotLocks = attrs.field(factory=SlotLocks)
+    # The booking journal (rule 8, ``_journaling.py``) and the studio its entries are of, if any.
+    journal: Journal | None = None
+    studio: str = ""
 
     async def run(
         self,
@@ -109,9 +114,11 @@ class Shield:
         flow: Callable[..., Awaitable[tuple[T, BookingOutcome]]],
         *args: Any,
         old_booking_id: int | None = None,
+        validated: bool = False,
     ) -> T:
         """``flow(*args)`` run to its end; its outcome reported; its value returned (or its error
-        raised), unless the caller was cancelled meanwhile."""
+        raised), unless the caller was cancelled meanwhile. With a journal, the intent is written
+        first (``validated``: the slot validated AVAILABLE just before, evidence for recovery)."""
         # One flow at a time per customer and slot; a cancel (by booking id) takes no lock.
         slot_lock = (
             self.slots.hold(subject)
@@ -121,6 +128,12 @@ class Shield:
         async with slot_lock:
             self.in_flight.started()
             try:
+                entry = None
+                if self.journal is not None:
+                    entry = await begin(
+                        self.journal, self.studio, operation, subject, validated=validated,
+                        old_booking_id=old_booking_id,
+                    )  # fmt: skip
                 return await run_to_the_end(
                     operation,
                     subject,
@@ -130,6 +143,8 @@ class Shield:
                     hook=self.hook,
                     old_booking_id=old_booking_id,
                     telemetry=self.telemetry,
+                    journal=self.journal if entry is not None else None,
+                    entry=entry,
                 )
             finally:
                 self.in_flight.ended()
@@ -145,9 +160,12 @@ async def run_to_the_end(
     hook: OutcomeHook | None,
     old_booking_id: int | None = None,
     telemetry: Instruments | None = None,
+    journal: Journal | None = None,
+    entry: Entry | None = None,
 ) -> T:
     """Run ``flow(*args)``, whose request may reach the server, to its end (at most ``bound`` seconds),
-    whatever the caller does, and report how it ended.
+    whatever the caller does, and report how it ended (and, with a journal, write it there once
+    reported).
 
     The flow runs in ``_uncancellable``.
     """
@@ -176,7 +194,10 @@ async def run_to_the_end(
             caller_cancelled = True
     outcome = describe(operation, subject, outcome_or_error, old_booking_id)
     with anyio.CancelScope(shield=True):
-        await report(attrs.evolve(outcome, caller_cancelled=caller_cancelled), hook, telemetry)
+        reported = attrs.evolve(outcome, caller_cancelled=caller_cancelled)
+        await report(reported, hook, telemetry)
+        if journal is not None and entry is not None:
+            await finish(journal, entry, reported)
     if caller_cancelled:
         if natively_cancelled:
             import asyncio

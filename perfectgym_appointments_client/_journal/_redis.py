@@ -389,7 +389,9 @@ def _due(fields: dict[str, str], now_ms: int, before: float) -> bool:
     """Whether prune(now, before) deletes this entry (as the SQLite store's DELETE ... WHERE)."""
     if fields["state"] == PENDING or fields["reported"] != "1":
         return False
-    return ("end_ms" in fields and int(fields["end_ms"]) < now_ms) or float(fields["updated_at"]) < before
+    if "end_ms" in fields:  # a booking's entry lives until its slot has ended, however far ahead
+        return int(fields["end_ms"]) < now_ms
+    return float(fields["updated_at"]) < before
 
 
 def _newest_first(entries: list[Entry]) -> list[Entry]:

@@ -1,0 +1,188 @@
+"""A booking outlives its process (issue 29), tested as deployed: a real child process books
+through the sandbox with a booking journal, is SIGKILLed while its booking request is held at the
+server, and the booking is then made; a new process recovers it, reported once, as booked, with
+the sandbox's id, also when two processes recover at once. And resubmits answered from the
+journal, beyond the bookings list's window, in the same process and after a restart."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from perfectgym_appointments_client import (
+    AppointmentsClient,
+    BookingOutcome,
+    OutcomeKind,
+    SlotNotBookableError,
+)
+from perfectgym_appointments_client.sandbox import Faults, Sandbox
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = "/v1/appointments/booking/book"
+
+_CHILD = textwrap.dedent(
+    """
+    import json, os, sys
+    import anyio
+    from perfectgym_appointments_client import AppointmentsClient, SlotNotBookableError
+
+    async def main():
+        args = json.loads(os.environ["ARGS"])
+        async with AppointmentsClient(journal=os.environ["JOURNAL"], http_backend=os.environ["BACKEND"],
+                                      timeout=60) as client:
+            if args.get("recover"):
+                found = await client.recover()
+                print(json.dumps([[o.operation, o.kind.value, o.booking_id, o.recovered] for o in found]))
+                return
+            slots = await client.get_slots(args["appointment"], args["customer"], days_ahead=3,
+                                           start_date=__import__("datetime").date.fromisoformat(args["day"]))
+            print("booking", flush=True)
+            booking = await client.book(args["customer"], args["appointment"], slots[0])
+            print(json.dumps({"booking_id": booking.booking_id}), flush=True)
+
+    anyio.run(main)
+    """
+)
+
+
+def _journal_url(kind: str, tmp_path: Path, redis_url: str | None) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'bookings.db'}"
+    assert redis_url is not None
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    return redis_url
+
+
+class Committed:
+    """Tells when the sandbox has made (committed) a booking."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self, phase: str, method: str, path: str) -> None:
+        if (phase, method, path) == ("committed", "POST", BOOK):
+            self.event.set()
+
+
+async def _until(condition: Any, seconds: float) -> None:
+    """Wait for ``condition()`` to hold (a state of the sandbox's, checked every 10 ms)."""
+    with anyio.fail_after(seconds):
+        while not condition():  # noqa: ASYNC110 - the sandbox's fault counter has no event to wait on
+            await anyio.sleep(0.01)
+
+
+def _bookable(sb: Sandbox) -> Any:
+    return next(a for a in sb.store.listed() if not a.premium_only and not a.requires_confirmation)
+
+
+def _env(sb: Sandbox, journal: str, backend: str, **args: Any) -> dict[str, str]:
+    return {
+        **os.environ, "PERFECTGYM_BASE_URL": sb.base_url, "PERFECTGYM_API_KEY": sb.api_key,
+        "JOURNAL": journal, "BACKEND": backend, "ARGS": json.dumps(args),
+    }  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def journal_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the processes run their own loops
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+async def test_a_booking_whose_process_is_killed_at_the_server_is_recovered_once_as_booked(
+    tmp_path: Path, backend: str, journal_kind: str, anyio_backend: str, request: pytest.FixtureRequest
+) -> None:
+    redis_url = request.getfixturevalue("redis_url") if journal_kind == "redis" else None
+    journal = _journal_url(journal_kind, tmp_path, redis_url)
+    # The booking request waits 2 s at the server before it is handled (its body read already):
+    # the worker is killed then, and the booking lands after it died, as with a slow database.
+    with Sandbox(faults=Faults(rate_slow_commit=1.0, slow_commit_seconds=2.0)) as sb:
+        committed = sb.on_request = Committed()
+        customer = sb.store.add_customer().id
+        appointment = _bookable(sb)
+        day = (sb.store.now().date() + dt.timedelta(days=3)).isoformat()
+        env = _env(sb, journal, backend, customer=customer, appointment=appointment.id, day=day)
+        child = await anyio.open_process([sys.executable, "-c", _CHILD], env=env)
+        try:
+            await _until(lambda: sb.fault_counts["slow_commit"] == 1, 30)  # the booking is at the server
+            assert not committed.event.is_set()
+        finally:
+            child.send_signal(signal.SIGKILL)  # the worker dies with its booking at the server
+            await child.wait()
+        assert await anyio.to_thread.run_sync(committed.event.wait, 30)
+        sb.faults = Faults()
+        [made] = [b for b in sb.store.snapshot() if b.customer_id == customer and b.active]
+
+        # Two processes recover at the same time: the booking is reported once, by one of them.
+        outputs: list[str] = []
+
+        async def recover() -> None:
+            result = await anyio.run_process(
+                [sys.executable, "-c", _CHILD], env=_env(sb, journal, backend, recover=True), check=False
+            )
+            assert result.returncode == 0, result.stderr.decode()
+            outputs.append(result.stdout.decode().strip().splitlines()[-1])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(recover)
+            tg.start_soon(recover)
+        reported = [entry for output in outputs for entry in json.loads(output)]
+        assert reported == [["book", "booked", made.id, True]]
+        # And once only: a later recovery finds nothing left.
+        outcomes: list[BookingOutcome] = []
+        async with AppointmentsClient(
+            api_key=sb.api_key, base_url=sb.base_url, journal=journal, on_booking_outcome=outcomes.append
+        ) as client:
+            assert await client.recover() == []
+            assert await client.pending_bookings() == []
+        assert outcomes == []
+
+
+async def test_a_resubmit_beyond_the_list_window_is_answered_from_the_journal_and_after_a_restart(
+    tmp_path: Path, journal_kind: str, request: pytest.FixtureRequest
+) -> None:
+    redis_url = request.getfixturevalue("redis_url") if journal_kind == "redis" else None
+    journal = _journal_url(journal_kind, tmp_path, redis_url)
+    async with Sandbox() as sb:
+        customer = sb.store.add_customer().id
+        appointment = _bookable(sb)
+        three_weeks = sb.store.now().date() + dt.timedelta(days=21)
+        outcomes: list[BookingOutcome] = []
+        async with AppointmentsClient(
+            api_key=sb.api_key, base_url=sb.base_url, journal=journal, on_booking_outcome=outcomes.append
+        ) as client:
+            slot = (await client.get_slots(appointment.id, customer, days_ahead=3, start_date=three_weeks))[0]
+            first = await client.book(customer, appointment.id, slot)
+            again = await client.book(customer, appointment.id, slot)  # the member presses "book" again
+        assert again.booking_id == first.booking_id
+        assert again.already_existed
+        # Without a journal, the same resubmit is refused (the list does not show three weeks ahead).
+        async with AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url) as plain:
+            with pytest.raises(SlotNotBookableError, match="CUSTOMER_IN_OTHER_BOOKING"):
+                await plain.book(customer, appointment.id, slot)
+        # After a restart (a new client on the same journal): answered from it too.
+        async with AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url, journal=journal) as restarted:
+            after = await restarted.book(customer, appointment.id, slot)
+            assert (after.booking_id, after.already_existed) == (first.booking_id, True)
+            # Canceled meanwhile, the book goes ahead as new.
+            assert await restarted.cancel_booking(first.booking_id)
+            assert await restarted.cancel_booking(first.booking_id) == "already canceled"  # from the journal
+            anew = await restarted.book(customer, appointment.id, slot)
+            assert anew.booking_id != first.booking_id
+            assert not anew.already_existed
+        active = [b.id for b in sb.store.snapshot() if b.customer_id == customer and b.active]
+        assert active == [anew.booking_id]
+        assert [o.kind for o in outcomes] == [OutcomeKind.BOOKED]  # the resubmit booked and reported nothing
