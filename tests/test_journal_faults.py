@@ -130,3 +130,41 @@ def test_a_journal_file_that_is_not_a_database_is_refused_when_the_client_is_mad
         AppointmentsClient(api_key="k", base_url="https://tenant.example", journal="postgres://db/bookings")
     with pytest.raises(TypeError, match="journal must be"):
         AppointmentsClient(api_key="k", base_url="https://tenant.example", journal=42)  # type: ignore[arg-type]
+
+
+async def test_an_outcome_the_failing_journal_missed_is_written_by_recover_and_not_reported_twice(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.db"
+    outcomes: list[Any] = []
+    locker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    def lock_once_the_booking_is_at_the_server(phase: str, method: str, path_: str) -> None:
+        # The intent is written by then; the outcome will meet the lock.
+        if (phase, method, path_) == ("received", "POST", "/v1/appointments/booking/book"):
+            locker.execute("BEGIN EXCLUSIVE")
+
+    async with Sandbox() as sb:
+        customer = sb.store.add_customer().id
+        appointment = _bookable(sb)
+        async with AppointmentsClient(
+            api_key=sb.api_key,
+            base_url=sb.base_url,
+            journal=f"sqlite:///{path}",
+            on_booking_outcome=outcomes.append,
+        ) as client:
+            journal = client._journal
+            assert journal is not None
+            journal.timeout, journal.retry_after = 0.3, 0.0
+            slots = await _slots(client, sb, customer, appointment)
+            sb.on_request = lock_once_the_booking_is_at_the_server
+            booking = await client.book(customer, appointment.id, slots[0])
+            sb.on_request = None
+            assert list(journal.unwritten) != []  # reported, not written
+            journal.clock = lambda: 10**10  # long after: a dead flow's entry would be due now
+            locker.execute("ROLLBACK")
+            assert await client.recover() == []  # written, not resolved and reported again
+            assert journal.unwritten == {}
+            assert await client.pending_bookings() == []
+        assert [(o.kind.value, o.booking_id) for o in outcomes] == [("booked", booking.booking_id)]
+    locker.close()

@@ -13,7 +13,7 @@ A journal that fails never fails a flow (``Journal.call``): the flow then goes o
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -68,13 +68,23 @@ def _add(journal: Journal, entry: Entry) -> bool:
 
 
 async def finish(journal: Journal, entry: Entry, outcome: BookingOutcome) -> None:
-    """The flow's outcome, once reported: the entry is finished."""
+    """The flow's outcome, once reported: the entry is finished. If the store fails now, the
+    outcome is kept in memory for the next ``recover()`` to write (``Journal.unwritten``)."""
     booking_id = outcome.booking_id if outcome.operation != "cancel" else entry.booking_id
-    await journal.call(
-        None, journal.store.update, entry.id, state=outcome.kind.value,
-        booking_id=booking_id if booking_id is not None else entry.booking_id,
-        detail=_detail(outcome), reported=True, updated_at=journal.clock(),
-    )  # fmt: skip
+    fields = {
+        "state": outcome.kind.value,
+        "booking_id": booking_id if booking_id is not None else entry.booking_id,
+        "detail": _detail(outcome),
+        "reported": True,
+        "updated_at": journal.clock(),
+    }
+    if not await journal.call(False, _update, journal, entry.id, fields):
+        journal.remember_unwritten(entry.id, fields)
+
+
+def _update(journal: Journal, entry_id: str, fields: dict[str, Any]) -> bool:
+    journal.store.update(entry_id, **fields)
+    return True
 
 
 def _detail(outcome: BookingOutcome) -> str:

@@ -118,12 +118,13 @@ async def recover(journal: Journal, studio: str, check: BookingCheck, shield: Sh
     """Resolve and report every entry of ``studio`` that is recovery's to resolve (``_due``);
     what cannot be proven stays pending. Returns the outcomes reported, each once."""
     owner = f"{this_process()}:{uuid.uuid4().hex[:8]}"
+    await journal.write_unwritten()  # outcomes reported here while the store was failing
     now = journal.clock()
     entries = await journal.call(list[Entry](), journal.store.unfinished, studio)
     reported: list[BookingOutcome] = []
     for entry in entries:
-        if not _due(entry, now, shield.bound):
-            continue
+        if entry.id in journal.unwritten or not _due(entry, now, shield.bound):
+            continue  # reported by this process, its outcome not written yet; or not recovery's
         if not await journal.call(False, journal.store.claim, entry.id, owner, now + shield.bound, now):
             continue  # another process is resolving it
         if entry.state != PENDING:  # it ended, but the process died before it was reported

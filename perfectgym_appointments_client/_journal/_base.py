@@ -24,6 +24,7 @@ import attrs
 
 __all__ = [
     "FINISHED_AFTER",
+    "MAX_UNWRITTEN",
     "PENDING",
     "Entry",
     "Journal",
@@ -40,6 +41,9 @@ PENDING = "pending"
 # refused by the API anyway) or, for one without a slot (a cancel), this long after it finished:
 # the file holds about the bookings of slots still to come, which the studio holds anyway.
 FINISHED_AFTER = 30 * 24 * 3600.0
+# Outcomes kept in memory while the store fails, to write once it answers again (a few hundred
+# bytes each).
+MAX_UNWRITTEN = 10_000
 
 
 @attrs.frozen(kw_only=True)
@@ -162,6 +166,10 @@ class Journal:
         self.finished_after = finished_after
         self._down_until: float | None = None
         self.clock: Callable[[], float] = time.time
+        # Outcomes this process reported but could not write (the store was failing): written
+        # by the next recover(), and meanwhile not taken for dead flows to resolve and report
+        # again. At most MAX_UNWRITTEN, the oldest dropped first (then reported twice at worst).
+        self.unwritten: dict[str, dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         return f"Journal({self.url!r})"
@@ -209,6 +217,18 @@ class Journal:
                 self.url, _without_password(what, self.url), self.retry_after,
             )  # fmt: skip
 
+    def remember_unwritten(self, entry_id: str, fields: dict[str, Any]) -> None:
+        self.unwritten[entry_id] = fields
+        while len(self.unwritten) > MAX_UNWRITTEN:
+            del self.unwritten[next(iter(self.unwritten))]
+
+    async def write_unwritten(self) -> None:
+        """Write the outcomes a failing store missed, those it takes now."""
+        for entry_id, fields in list(self.unwritten.items()):
+            if not await self.call(False, _update, self.store, entry_id, fields):
+                return
+            del self.unwritten[entry_id]
+
     async def close(self) -> None:
         """Close the store (its connection), in a worker thread."""
         await self.call(None, self.store.close)
@@ -219,6 +239,11 @@ class Journal:
             id=uuid.uuid4().hex, kind=kind, studio=studio, process=this_process(), created_at=now,
             updated_at=now, **fields,
         )  # fmt: skip
+
+
+def _update(store: JournalStore, entry_id: str, fields: dict[str, Any]) -> bool:
+    store.update(entry_id, **fields)
+    return True
 
 
 def _without_password(text: str, url: str) -> str:
