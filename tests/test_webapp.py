@@ -238,7 +238,9 @@ async def test_each_route_answers_with_its_status_and_the_api_key_is_in_no_answe
                 ("book", "booked", booking_id)
             ]
             cancels = (await web.get("/outcomes", params={"kind": "canceled"})).json()
-            assert [r["booking_id"] for r in cancels] == [booking_id, booking_id]
+            # Once: the second cancel is answered from the booking journal (and the store keeps a
+            # cancel of a booking once per kind anyway).
+            assert [r["booking_id"] for r in cancels] == [booking_id]
 
             # Readiness asks the API once, however many probes come, at once or one after another.
             before_requests = sb.stats()["requests"]

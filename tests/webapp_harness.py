@@ -182,11 +182,14 @@ def app_process(
     *,
     python_options: tuple[str, ...] = (),
     uvicorn_options: tuple[str, ...] = (),
+    db_path: Path | None = None,
     **settings: str,
 ) -> Iterator[AppProcess]:
-    """examples/webapp under uvicorn (``settings``: WEBAPP_* variables), once it listens."""
+    """examples/webapp under uvicorn (``settings``: WEBAPP_* variables), once it listens (its
+    lifespan has started: the booking journal recovered). ``db_path``: its store (the booking
+    journal beside it, by default), e.g. the one of an earlier process, for a restart."""
     port = free_port()
-    db_path = tmp_path / f"outcomes-{port}.sqlite3"
+    db_path = tmp_path / f"outcomes-{port}.sqlite3" if db_path is None else db_path
     process = subprocess.Popen(
         app_command(port, python_options=python_options, uvicorn_options=uvicorn_options),
         env=app_env(base_url, db_path, settings),

@@ -11,6 +11,10 @@ Run it against a local sandbox with ``scripts/webapp``; by hand::
 * Every booking outcome goes to SQLite through ``on_booking_outcome`` (store.py), also those of
   handlers cancelled by a disconnect or a shutdown: the store, not the handler's answer, is the
   record of what was booked.
+* The client keeps a booking journal (``WEBAPP_JOURNAL``; SQLite beside the store by default):
+  a process killed while its bookings were at the server (SIGKILL, the OOM killer) leaves their
+  intents there, and the next start recovers them (``client.recover()`` in the lifespan, before
+  the app serves), reporting each outcome to the store; resubmits are answered from it.
 * The client's exceptions become HTTP answers in one handler (errors.py).
 * ``/healthz`` never calls the API; ``/readyz`` at most once per ``WEBAPP_READY_CACHE`` seconds.
 * Settings come from the environment, checked once in :func:`create_app` (settings.py).
@@ -81,6 +85,9 @@ def build_client(settings: Settings, store: OutcomeStore) -> AppointmentsClient:
         rate_limit=rate_limit,
         on_booking_outcome=store.record,
         telemetry=telemetry,
+        # WEBAPP_JOURNAL: what each booking flow sent, kept where it outlives the process
+        # (docs/guides/crash-safety.md). Opened now: one that cannot be opened stops the app.
+        journal=settings.journal,
     )
 
 
@@ -91,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     try:
         settings = Settings.from_env() if settings is None else settings
+        # The store's folder, made now: the journal beside it is opened with the client.
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
         store = OutcomeStore(settings.db_path)
         client = build_client(settings, store)
     except (SettingsError, ConfigurationError) as exc:
@@ -103,12 +112,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # running (their handlers cancelled by the shutdown), and their outcomes are written then.
         with store:
             async with client:
+                await _recover(client)
                 fast = client.with_options(
                     max_rate_limit_wait=settings.max_rate_limit_wait, deadline=settings.deadline
                 )
                 app.state.client = fast
                 app.state.readiness = Readiness(fast, settings.ready_cache_seconds)
-                logger.info("webapp ready: %r, outcomes in %s", settings, settings.db_path)
+                logger.info(
+                    "webapp ready: %r, outcomes in %s, booking journal %s",
+                    settings, settings.db_path, settings.journal_shown,
+                )  # fmt: skip
                 yield
         logger.info("webapp stopped: every booking flow ended and recorded")
 
@@ -120,6 +133,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CancelOnDisconnect)
     _routes(app)
     return app
+
+
+async def _recover(client: AppointmentsClient) -> None:
+    """Before serving: the bookings a killed process left in the journal, resolved by evidence and
+    reported to the store (``recovered``); what cannot be proven yet stays pending (logged), and
+    the next start tries again. Several workers starting at once report each outcome once.
+
+    Failures are logged, never fatal: the app serves without them, as it would without a journal.
+    """
+    try:
+        recovered = await client.recover()
+        pending = await client.pending_bookings()
+    except PerfectGymError as exc:
+        logger.warning("booking journal: recovery failed (%s); the next start tries again", exc)
+        return
+    # Pending: not proven yet, or running in another worker on the same journal right now.
+    level = logging.WARNING if recovered or pending else logging.INFO
+    logger.log(level, "booking journal: %d booking(s) recovered, %d pending", len(recovered), len(pending))
 
 
 def get_client(request: Request) -> AppointmentsClient:
@@ -231,6 +262,7 @@ def _configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s:    %(name)s: %(message)s"))
     for name in ("webapp", "perfectgym_appointments_client"):
         target = logging.getLogger(name)
-        if not target.handlers:
+        # The library's own NullHandler (a library's politeness) is no handler of the app's.
+        if all(isinstance(h, logging.NullHandler) for h in target.handlers):
             target.addHandler(handler)
         target.setLevel(level)

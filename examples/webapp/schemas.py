@@ -135,6 +135,8 @@ class OutcomeOut(BaseModel):
     old_booking_id: int | None
     caller_cancelled: bool
     error: str | None
+    recovered: bool
+    """Reported by ``client.recover()`` at a start: the process that ran the flow had died."""
 
 
 class ReadyOut(BaseModel):

@@ -12,10 +12,15 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["JOURNAL_BESIDE_THE_STORE", "Settings", "SettingsError"]
 
 HttpBackend = Literal["httpx", "aiohttp"]
+JOURNAL_BESIDE_THE_STORE = "beside the store"
+"""``Settings.journal``'s default: ``sqlite:///<the store's folder>/bookings-journal.db``."""
+JOURNAL_FILE = "bookings-journal.db"
+_REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -35,6 +40,9 @@ class Settings:
     """PERFECTGYM_API_KEY."""
     db_path: Path = Path("webapp-outcomes.sqlite3")
     """WEBAPP_DB: the SQLite file the booking outcomes are written to."""
+    journal: str | None = dataclasses.field(default=JOURNAL_BESIDE_THE_STORE, repr=False)
+    """WEBAPP_JOURNAL: the client's booking journal (a sqlite:/// or redis:// URL, or off: None); by
+    default a SQLite file beside the store. Shown in logs as ``journal_shown`` (no password)."""
     http_backend: HttpBackend = "httpx"
     """WEBAPP_HTTP_BACKEND: httpx or aiohttp (the [aiohttp] extra; less CPU per request)."""
     rate_limit: tuple[int, int] | None = (1000, 60)
@@ -54,6 +62,19 @@ class Settings:
     log_level: str = "INFO"
     """WEBAPP_LOG_LEVEL: the level of the app's and the client's loggers."""
 
+    def __post_init__(self) -> None:
+        if self.journal == JOURNAL_BESIDE_THE_STORE:
+            # Beside the store: a deployment that keeps the store's folder keeps the journal too.
+            object.__setattr__(self, "journal", f"sqlite:///{self.db_path.parent / JOURNAL_FILE}")
+
+    @property
+    def journal_shown(self) -> str:
+        """The journal's URL as it may be logged (a Redis password masked), or "off"."""
+        if self.journal is None:
+            return "off"
+        password = urlsplit(self.journal).password
+        return self.journal.replace(password, "***") if password else self.journal
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -61,6 +82,7 @@ class Settings:
             base_url=_required(env, "PERFECTGYM_BASE_URL"),
             api_key=_required(env, "PERFECTGYM_API_KEY"),
             db_path=Path(env.get("WEBAPP_DB", "") or cls.db_path),
+            journal=_journal(env.get("WEBAPP_JOURNAL", "")),
             http_backend=_backend(env.get("WEBAPP_HTTP_BACKEND", "httpx")),
             rate_limit=_rate_limit(env.get("WEBAPP_RATE_LIMIT", "1000/60")),
             rate_limit_redis=_redis_url(env.get("WEBAPP_RATE_LIMIT_REDIS", "")),
@@ -110,10 +132,26 @@ def _redis_url(text: str) -> str | None:
     value = text.strip()
     if not value:
         return None
-    if not value.startswith(("redis://", "rediss://", "redis+unix://")):
+    if not value.startswith(_REDIS_SCHEMES):
         # Not the value: a URL may hold the Redis password.
         raise SettingsError("WEBAPP_RATE_LIMIT_REDIS must be a redis://, rediss:// or redis+unix:// URL")
     return value
+
+
+def _journal(text: str) -> str | None:
+    value = text.strip()
+    if not value:
+        return JOURNAL_BESIDE_THE_STORE
+    if value.lower() == "off":
+        return None
+    if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
+        return value
+    if value.startswith(_REDIS_SCHEMES):
+        return value
+    # Not the value: a URL may hold the Redis password.
+    raise SettingsError(
+        "WEBAPP_JOURNAL must be a sqlite:///path/to/file.db, redis://, rediss:// or redis+unix:// URL, or off"
+    )
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, *, zero: bool = False) -> float:

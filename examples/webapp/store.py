@@ -6,6 +6,11 @@ browser went away (or that a shutdown cancelled) never sees how its booking ende
 client runs the booking to its end and reports it here (``caller_cancelled``). Outcomes of kind
 ``unknown`` are the ones to reconcile (list the customer's bookings, then settle the row).
 
+After a crash (a SIGKILL, the OOM killer) the client's booking journal knows what a dead process
+sent; ``client.recover()`` at the next start reports those outcomes here too (``recovered``). A
+process killed after this hook returned but before the journal wrote the outcome is reported
+again then: so a booking id is stored once (a unique index; the second INSERT does nothing).
+
 The write is synchronous, on purpose:
 
 * The hook runs inside the booking flow, on the event loop. A sync hook cannot be interrupted:
@@ -46,14 +51,24 @@ CREATE TABLE IF NOT EXISTS booking_outcomes (
     canceled_booking_ids TEXT NOT NULL,
     old_booking_id INTEGER,
     caller_cancelled INTEGER NOT NULL,
-    error TEXT
+    error TEXT,
+    recovered INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS booking_outcomes_customer ON booking_outcomes (customer_id);
+"""
+# A booking made (or held, or moved to) is one row whatever kind it was reported with (booked, then
+# booked again by recover(), or already_booked); a cancel is one row per booking and kind (a
+# not_canceled, then canceled by a later call). Outcomes without a booking id are not matched.
+_ONCE = """
+CREATE UNIQUE INDEX IF NOT EXISTS booking_outcomes_once ON booking_outcomes
+    (operation, booking_id, CASE WHEN operation = 'cancel' THEN kind ELSE '' END)
+    WHERE booking_id IS NOT NULL;
 """
 
 _COLUMNS = (
     "id, recorded_at, pid, operation, kind, booking_id, customer_id, bookable_appointment_id, "
-    "start_date_time, end_date_time, canceled_booking_ids, old_booking_id, caller_cancelled, error"
+    "start_date_time, end_date_time, canceled_booking_ids, old_booking_id, caller_cancelled, error, "
+    "recovered"
 )
 
 
@@ -76,6 +91,10 @@ class OutcomeStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(booking_outcomes)")}
+            if "recovered" not in columns:  # a store written before the journal
+                db.execute("ALTER TABLE booking_outcomes ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0")
+            db.executescript(_ONCE)
         except BaseException:
             db.close()
             raise
@@ -95,11 +114,14 @@ class OutcomeStore:
         return self._db
 
     def record(self, outcome: BookingOutcome) -> None:
-        """The ``on_booking_outcome`` hook (see the module's docstring for why it is sync)."""
+        """The ``on_booking_outcome`` hook (see the module's docstring for why it is sync).
+
+        Idempotent: an outcome of a booking id already stored (``booking_outcomes_once``) is not
+        stored again."""
         self._conn().execute(
-            "INSERT INTO booking_outcomes (recorded_at, pid, operation, kind, booking_id, customer_id, "
-            "bookable_appointment_id, start_date_time, end_date_time, canceled_booking_ids, "
-            "old_booking_id, caller_cancelled, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO booking_outcomes (recorded_at, pid, operation, kind, booking_id, "
+            "customer_id, bookable_appointment_id, start_date_time, end_date_time, canceled_booking_ids, "
+            "old_booking_id, caller_cancelled, error, recovered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 time.time(),
                 os.getpid(),
@@ -114,6 +136,7 @@ class OutcomeStore:
                 outcome.old_booking_id,
                 int(outcome.caller_cancelled),
                 _error_text(outcome.error),
+                int(outcome.recovered),
             ),
         )
 
@@ -139,6 +162,7 @@ class OutcomeStore:
         for row in rows:
             row["canceled_booking_ids"] = json.loads(row["canceled_booking_ids"])
             row["caller_cancelled"] = bool(row["caller_cancelled"])
+            row["recovered"] = bool(row["recovered"])
         return rows
 
 
