@@ -303,12 +303,13 @@ class AppointmentsClient:
         older than a flow may run (150 s by default; the only test for another host's process),
         is resolved by evidence: the booking id the journal holds, read back; else the bookings
         list (inside its two weeks) or the validation recorded before the request (outside
-        them). Each is reported once through ``on_booking_outcome`` (``recovered=True``), also
+        them). "Made" counts at once; "not made" only once the intent is older than a flow may
+        run, since the request may still be at the server: until then it stays pending. Each is reported once through ``on_booking_outcome`` (``recovered=True``), also
         when several processes recover at once (a claim in the journal), and returned. What
         cannot be proven stays pending (:meth:`pending_bookings`), never guessed.
 
-        Call it when a service starts (a web app's lifespan), after the client is made; opening
-        the client does not do it. Without a journal it returns ``[]``. For many studios, call
+        Call it when a service starts (a web app's lifespan), after the client is made, and
+        again every minute or few; opening the client does not do it. Without a journal it returns ``[]``. For many studios, call
         it on each studio's client (``for_studio``): evidence is read from the entry's studio.
         """
         with bounded(self._options):
@@ -420,6 +421,8 @@ class AppointmentsClient:
             running = await flows.drain()
             if running:
                 logger.warning("closing the client while %d booking flow(s) still run", running)
+        if self._journal is not None and self._root is self:
+            await self._journal.close()  # its children share it: only the parent closes it
         await self._api.aclose()
 
     @_per_call

@@ -13,6 +13,7 @@ import signal
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,44 @@ async def test_a_resubmit_beyond_the_list_window_is_answered_from_the_journal_an
         active = [b.id for b in sb.store.snapshot() if b.customer_id == customer and b.active]
         assert active == [anew.booking_id]
         assert [o.kind for o in outcomes] == [OutcomeKind.BOOKED]  # the resubmit booked and reported nothing
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_recovery_while_the_dead_process_booking_is_still_at_the_server_leaves_it_pending(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    # Recovering at once (a pod restarted within seconds): the bookings list does not show the
+    # booking yet, and "not booked" would be final and wrong. It stays pending until it is made,
+    # or until it is older than a request can be at the server.
+    journal = _journal_url("sqlite", tmp_path, None)
+    with Sandbox(faults=Faults(rate_slow_commit=1.0, slow_commit_seconds=30.0)) as sb:
+        committed = sb.on_request = Committed()
+        customer = sb.store.add_customer().id
+        appointment = _bookable(sb)
+        day = (sb.store.now().date() + dt.timedelta(days=3)).isoformat()
+        env = _env(sb, journal, "httpx", customer=customer, appointment=appointment.id, day=day)
+        child = await anyio.open_process([sys.executable, "-c", _CHILD], env=env)
+        try:
+            await _until(lambda: sb.fault_counts["slow_commit"] == 1, 30)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            await child.wait()
+        outcomes: list[BookingOutcome] = []
+        async with AppointmentsClient(
+            api_key=sb.api_key, base_url=sb.base_url, journal=journal, on_booking_outcome=outcomes.append
+        ) as client:
+            assert await client.recover() == []  # the booking is still at the server
+            [pending] = await client.pending_bookings()
+            assert (pending.operation, pending.kind, pending.customer_id) == (
+                "book",
+                OutcomeKind.UNKNOWN,
+                customer,
+            )
+            assert not committed.event.is_set()
+            # Much later (the journal's clock past a flow's bound) with still no booking: not booked.
+            journal_ = client._journal
+            assert journal_ is not None
+            journal_.clock = lambda: time.time() + 3600
+            [late] = await client.recover()
+            assert (late.kind, late.recovered) == (OutcomeKind.NOT_BOOKED, True)
+        assert [o.kind for o in outcomes] == [OutcomeKind.NOT_BOOKED]

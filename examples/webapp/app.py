@@ -29,6 +29,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
 
 from perfectgym_appointments_client import (
@@ -111,8 +112,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The store outlives the client: closing the client waits for booking flows still
         # running (their handlers cancelled by the shutdown), and their outcomes are written then.
         with store:
-            async with client:
+            async with client, anyio.create_task_group() as background:
                 await _recover(client)
+                if settings.journal is not None and settings.recover_every > 0:
+                    background.start_soon(_recover_every, client, settings.recover_every)
                 fast = client.with_options(
                     max_rate_limit_wait=settings.max_rate_limit_wait, deadline=settings.deadline
                 )
@@ -123,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings, settings.db_path, settings.journal_shown,
                 )  # fmt: skip
                 yield
+                background.cancel_scope.cancel()  # the periodic recovery ends with the app
         logger.info("webapp stopped: every booking flow ended and recorded")
 
     app = FastAPI(title="Gym bookings (PerfectGym example)", lifespan=lifespan)
@@ -135,7 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _recover(client: AppointmentsClient) -> None:
+async def _recover(client: AppointmentsClient, *, quiet: bool = False) -> None:
     """Before serving: the bookings a killed process left in the journal, resolved by evidence and
     reported to the store (``recovered``); what cannot be proven yet stays pending (logged), and
     the next start tries again. Several workers starting at once report each outcome once.
@@ -150,7 +154,17 @@ async def _recover(client: AppointmentsClient) -> None:
         return
     # Pending: not proven yet, or running in another worker on the same journal right now.
     level = logging.WARNING if recovered or pending else logging.INFO
+    if quiet and level == logging.INFO:
+        return  # the periodic recoveries say something only when there is something to say
     logger.log(level, "booking journal: %d booking(s) recovered, %d pending", len(recovered), len(pending))
+
+
+async def _recover_every(client: AppointmentsClient, seconds: float) -> None:
+    """Recovery again every ``seconds``: what a worker killed moments before this start still had
+    at the server, and what no evidence proved at startup, is resolved once it can be."""
+    while True:
+        await anyio.sleep(seconds)
+        await _recover(client, quiet=True)
 
 
 def get_client(request: Request) -> AppointmentsClient:

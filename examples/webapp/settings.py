@@ -55,6 +55,10 @@ class Settings:
     """WEBAPP_DEADLINE: seconds a handler's API call may take, retries included; past it, 504."""
     ready_cache_seconds: float = 10.0
     """WEBAPP_READY_CACHE: /readyz asks the API at most once per this many seconds."""
+    recover_every: float = 60.0
+    """WEBAPP_RECOVER_EVERY: seconds between recoveries from the booking journal after the one at
+    startup (0: at startup only). A booking a dead worker may still have at the server is "not
+    booked" only once it is older than a flow may run (150 s): a later recovery proves it."""
     cancel_on_disconnect: bool = False
     """WEBAPP_CANCEL_ON_DISCONNECT: cancel a handler when its browser goes away."""
     otel: bool = False
@@ -91,6 +95,7 @@ class Settings:
             ),
             deadline=_seconds(env, "WEBAPP_DEADLINE", cls.deadline),
             ready_cache_seconds=_seconds(env, "WEBAPP_READY_CACHE", cls.ready_cache_seconds),
+            recover_every=_seconds(env, "WEBAPP_RECOVER_EVERY", cls.recover_every, zero=True),
             cancel_on_disconnect=_flag(env, "WEBAPP_CANCEL_ON_DISCONNECT"),
             otel=_flag(env, "WEBAPP_OTEL"),
             log_level=_log_level(env.get("WEBAPP_LOG_LEVEL", "INFO")),

@@ -19,7 +19,7 @@ import attrs
 
 from .._exceptions import PerfectGymError
 from .._generated.models import AppointmentBookingRequest
-from .._journal import Entry, Journal
+from .._journal import PENDING, Entry, Journal
 from .._models import Booking
 from .._request import logger
 from ._outcome import BookingOutcome, OutcomeKind
@@ -72,7 +72,9 @@ async def finish(journal: Journal, entry: Entry, outcome: BookingOutcome) -> Non
     outcome is kept in memory for the next ``recover()`` to write (``Journal.unwritten``)."""
     booking_id = outcome.booking_id if outcome.operation != "cancel" else entry.booking_id
     fields = {
-        "state": outcome.kind.value,
+        # An outcome the flow could not tell stays pending: recover() tries again to prove it
+        # once the flow's bound has passed, and reports what it finds.
+        "state": PENDING if outcome.kind is OutcomeKind.UNKNOWN else outcome.kind.value,
         "booking_id": booking_id if booking_id is not None else entry.booking_id,
         "detail": _detail(outcome),
         "reported": True,

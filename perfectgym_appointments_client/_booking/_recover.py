@@ -63,17 +63,21 @@ def _outcome_of(entry: Entry, kind: OutcomeKind, booking_id: int | None) -> Book
     )
 
 
-async def _resolve(entry: Entry, check: BookingCheck) -> BookingOutcome | None:
-    """What the entry's flow did, by evidence; None when it cannot be proven."""
+async def _resolve(entry: Entry, check: BookingCheck, *, settled: bool) -> BookingOutcome | None:
+    """What the entry's flow did, by evidence; None when it cannot be proven. ``settled``: the
+    entry is older than its request could still be at the server; before that, "not made" proves
+    nothing (the request may land later) and only "made" is taken."""
     ops = check.ops
     try:
         if entry.kind == "cancel":
             assert entry.booking_id is not None
             booking = await check.look(lambda: ops.get_booking(entry.booking_id))  # type: ignore[arg-type]
+            if not booking.is_canceled and not settled:
+                return None  # the cancel may still land
             kind = OutcomeKind.CANCELED if booking.is_canceled else OutcomeKind.NOT_CANCELED
             return _outcome_of(entry, kind, entry.booking_id)
         made, booking_id = await _booking_made(entry, check)
-        if made is None:
+        if made is None or (not made and not settled):
             return None
         if entry.kind == "book":
             if not made:
@@ -122,6 +126,8 @@ async def recover(journal: Journal, studio: str, check: BookingCheck, shield: Sh
     now = journal.clock()
     entries = await journal.call(list[Entry](), journal.store.unfinished, studio)
     reported: list[BookingOutcome] = []
+    immediate = BookingCheck(check.ops, settle=0)
+    immediate.now = check.now
     for entry in entries:
         if entry.id in journal.unwritten or not _due(entry, now, shield.bound):
             continue  # reported by this process, its outcome not written yet; or not recovery's
@@ -131,7 +137,10 @@ async def recover(journal: Journal, studio: str, check: BookingCheck, shield: Sh
             kind = OutcomeKind(entry.state)
             outcome: BookingOutcome | None = _outcome_of(entry, kind, entry.booking_id)
         else:
-            outcome = await _resolve(entry, check)
+            # Evidence is read at once (the booking check's settle wait is for a request just
+            # sent); "not made" counts only once the request cannot still be at the server.
+            settled = now - entry.created_at > shield.bound
+            outcome = await _resolve(entry, immediate, settled=settled)
         if outcome is None:
             await journal.call(None, journal.store.update, entry.id, claimed_by=None, claimed_until=None)
             continue
