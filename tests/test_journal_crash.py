@@ -67,6 +67,27 @@ def _journal_url(kind: str, tmp_path: Path, redis_url: str | None) -> str:
     return redis_url
 
 
+def _journal_bytes(kind: str, tmp_path: Path, redis_url: str | None) -> bytes:
+    """Everything the journal holds, as bytes: the SQLite files (WAL included), or every Redis
+    key and value."""
+    if kind == "sqlite":
+        return b"".join(path.read_bytes() for path in tmp_path.glob("bookings.db*"))
+    import redis
+
+    connection = redis.Redis.from_url(redis_url or "")
+    held = b""
+    for key in connection.scan_iter(count=1000):
+        held += key
+        kind_of = connection.type(key)
+        if kind_of == b"hash":
+            held += b"".join(k + v for k, v in connection.hgetall(key).items())
+        elif kind_of == b"set":
+            held += b"".join(connection.smembers(key))
+        elif kind_of == b"zset":
+            held += b"".join(connection.zrange(key, 0, -1))
+    return held
+
+
 class Committed:
     """Tells when the sandbox has made (committed) a booking."""
 
@@ -186,6 +207,9 @@ async def test_a_resubmit_beyond_the_list_window_is_answered_from_the_journal_an
             assert not anew.already_existed
         active = [b.id for b in sb.store.snapshot() if b.customer_id == customer and b.active]
         assert active == [anew.booking_id]
+        held = _journal_bytes(journal_kind, tmp_path, redis_url)
+        assert sb.base_url.encode() in held  # what it holds is read here (its entries name the studio)...
+        assert sb.api_key.encode() not in held  # ...and the key is never written
         assert [o.kind for o in outcomes] == [OutcomeKind.BOOKED]  # the resubmit booked and reported nothing
 
 
