@@ -114,7 +114,9 @@ def test_the_soak_command_runs_each_backend_and_fails_if_either_is_off(
     ran: list[str] = []
     redis_asked: list[bool] = []
 
-    async def fake_soak(flows: int, tasks: int, *, http_backend: str, redis: bool) -> soak.SoakReport:
+    async def fake_soak(
+        flows: int, tasks: int, *, http_backend: str, redis: bool, journal: str | None
+    ) -> soak.SoakReport:
         ran.append(http_backend)
         redis_asked.append(redis)
         report = soak.SoakReport(flows=flows, http_backend=http_backend)

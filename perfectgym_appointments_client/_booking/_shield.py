@@ -94,6 +94,16 @@ class SlotLocks:
 
 
 @attrs.frozen
+class Intent:
+    """Where a flow's intent goes before its request: the journal, the studio, whether the slot
+    validated AVAILABLE just before (evidence for recovery)."""
+
+    journal: Journal
+    studio: str
+    validated: bool
+
+
+@attrs.frozen
 class Shield:
     """Runs flows to their end for one client: at most ``bound`` seconds each, reported to ``hook``
     (and to ``telemetry``, the client's OpenTelemetry instruments, if any)."""
@@ -128,12 +138,9 @@ class Shield:
         async with slot_lock:
             self.in_flight.started()
             try:
-                entry = None
+                intent = None
                 if self.journal is not None:
-                    entry = await begin(
-                        self.journal, self.studio, operation, subject, validated=validated,
-                        old_booking_id=old_booking_id,
-                    )  # fmt: skip
+                    intent = Intent(self.journal, self.studio, validated)
                 return await run_to_the_end(
                     operation,
                     subject,
@@ -143,8 +150,7 @@ class Shield:
                     hook=self.hook,
                     old_booking_id=old_booking_id,
                     telemetry=self.telemetry,
-                    journal=self.journal if entry is not None else None,
-                    entry=entry,
+                    intent=intent,
                 )
             finally:
                 self.in_flight.ended()
@@ -160,8 +166,7 @@ async def run_to_the_end(
     hook: OutcomeHook | None,
     old_booking_id: int | None = None,
     telemetry: Instruments | None = None,
-    journal: Journal | None = None,
-    entry: Entry | None = None,
+    intent: Intent | None = None,
 ) -> T:
     """Run ``flow(*args)``, whose request may reach the server, to its end (at most ``bound`` seconds),
     whatever the caller does, and report how it ended (and, with a journal, write it there once
@@ -171,11 +176,22 @@ async def run_to_the_end(
     """
     result: list[Any] = []
 
+    entry: list[Entry] = []
+
     async def bounded() -> None:
         # The caller's per-call bounds stop here: cutting a sent booking off would leave its
         # outcome unknown; the flow's own bound holds instead.
         with unbounded(), anyio.move_on_after(bound):
             try:
+                if intent is not None:
+                    # Written here, past the caller's cancellation: once a flow runs, its intent
+                    # and then its request go out, as without a journal its request would.
+                    written = await begin(
+                        intent.journal, intent.studio, operation, subject, validated=intent.validated,
+                        old_booking_id=old_booking_id,
+                    )  # fmt: skip
+                    if written is not None:
+                        entry.append(written)
                 result.append(await flow(*args))
             except Exception as exc:  # noqa: BLE001 - handed to the caller below
                 result.append(exc)
@@ -196,8 +212,8 @@ async def run_to_the_end(
     with anyio.CancelScope(shield=True):
         reported = attrs.evolve(outcome, caller_cancelled=caller_cancelled)
         await report(reported, hook, telemetry)
-        if journal is not None and entry is not None:
-            await finish(journal, entry, reported)
+        if intent is not None and entry:
+            await finish(intent.journal, entry[0], reported)
     if caller_cancelled:
         if natively_cancelled:
             import asyncio
