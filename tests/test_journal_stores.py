@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import sqlite3
 import time
@@ -412,13 +413,14 @@ def test_redis_keys_name_studios_by_hash_and_expire_when_done(redis_store: Any) 
     assert redis_store._redis.pttl(key) == -1  # unfinished: kept until it is resolved
     redis_store.update(e.id, state="booked", reported=True, updated_at=NOW)
     # Finished and reported: expires at the later of its slot's end and FINISHED_AFTER after now.
-    expires_in = redis_store._redis.pttl(key) / 1000
-    assert FINISHED_AFTER - 60 < expires_in <= FINISHED_AFTER
+    # (PEXPIRETIME: the absolute expiry, whatever the time of the check; NOW is the module's.)
+    slot_end = e.end_ms or 0
+    assert redis_store._redis.pexpiretime(key) == max(math.ceil((NOW + FINISHED_AFTER) * 1000), slot_end)
     assert f"{redis_store.prefix}studio/{hashed}/unfinished" not in keys_of(redis_store)
     late = entry(state="booked", booking_id=6, reported=True, end_ms=int((NOW + 2 * FINISHED_AFTER) * 1000))
     redis_store.add(late)
-    late_expires_in = redis_store._redis.pttl(f"{redis_store.prefix}entry/{late.id}") / 1000
-    assert 2 * FINISHED_AFTER - 60 < late_expires_in <= 2 * FINISHED_AFTER
+    late_expiry = redis_store._redis.pexpiretime(f"{redis_store.prefix}entry/{late.id}")
+    assert late_expiry == late.end_ms  # its slot ends after FINISHED_AFTER from its last change
     # Pruned: nothing of them is left.
     assert redis_store.prune(NOW + 3 * FINISHED_AFTER, NOW + 3 * FINISHED_AFTER) == 2
     assert keys_of(redis_store) == set()
