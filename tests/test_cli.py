@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
 import queue
@@ -110,6 +111,7 @@ def test_slots_validate_book_json(runner: CliRunner, seed42: Sandbox) -> None:
     status = run_json(runner, "validate", customer, str(appointment["id"]), start, end)
     assert status == {"validationStatus": "AVAILABLE"}
     booking = run_json(runner, "book", customer, str(appointment["id"]), start, end)
+    assert booking["alreadyExisted"] is False
     assert booking["startDateTime"] == start
     assert booking["bookingStatus"] in ("BOOKED", "BOOKED_WITH_CONFIRMATION_REQUIRED")
     assert booking["needsConfirmation"] == (booking["bookingStatus"] == "BOOKED_WITH_CONFIRMATION_REQUIRED")
@@ -170,9 +172,19 @@ def test_missing_configuration_and_the_key_is_never_printed(
 ) -> None:
     monkeypatch.delenv("PERFECTGYM_API_KEY", raising=False)
     monkeypatch.delenv("PERFECTGYM_BASE_URL", raising=False)
+    # A missing setting is a bad setting, as the help says: exit status 2, not 1 (the API's).
     result = runner.invoke(app, ["bookings", "5"])
-    assert result.exit_code == 1
-    assert "PERFECTGYM_API_KEY" in result.stderr
+    assert result.exit_code == 2
+    assert_one_error_line(result.stderr, "PERFECTGYM_API_KEY")
+    monkeypatch.setenv("PERFECTGYM_API_KEY", "some-key")
+    for command in (["bookings", "5"], ["check-key"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert_one_error_line(result.stderr, "PERFECTGYM_BASE_URL")
+    monkeypatch.setenv("PERFECTGYM_BASE_URL", "ftp://example.com")
+    result = runner.invoke(app, ["bookings", "5"])
+    assert result.exit_code == 2
+    assert_one_error_line(result.stderr, "http:// or https://")
 
     monkeypatch.setenv("PERFECTGYM_BASE_URL", seed42.base_url)
     monkeypatch.setenv("PERFECTGYM_API_KEY", "wrong-secret-7f3c")
@@ -199,6 +211,8 @@ def test_installed_entry_point_runs() -> None:
         "validate",
         "book",
         "bookings",
+        "get-booking",
+        "reschedule",
         "cancel",
         "check-key",
     ):
@@ -295,12 +309,260 @@ def test_accept_language_option_and_environment(runner: CliRunner, monkeypatch: 
 
 def test_slice_size_within_the_api_bounds(runner: CliRunner) -> None:
     help_text = runner.invoke(app, ["bookable", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
-    assert "10-100" in help_text.stdout
+    assert "[10<=x<=100]" in help_text.stdout
     for bad in ("5", "101"):
         result = runner.invoke(app, ["bookable", "--slice-size", bad, "--sandbox"])
         assert result.exit_code == 2, result.output
         assert "Traceback" not in result.output
     assert len(run_json(runner, "bookable", "--slice-size", "10", "--limit", "25")) == 25
+
+
+# -- exit statuses, already booked, get-booking and reschedule ------------------------------------
+
+
+def test_bad_arguments_and_usage_errors_exit_2_with_one_line(runner: CliRunner) -> None:
+    # typer's bound (the help shows it), before anything starts.
+    result = runner.invoke(app, ["slots", "1", "--days-ahead", "400", "--sandbox"])
+    assert result.exit_code == 2, result.output
+    assert_one_error_line(result.stderr, "--days-ahead", "400", "1<=x<=366", "slots --help")
+    assert result.stdout == ""
+    help_text = runner.invoke(app, ["slots", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "DAYS [1<=x<=366]" in help_text
+    # The library's own check, before any request: END not after START.
+    appointment = str(run_json(runner, "bookable", "--limit", "1")[0]["id"])
+    start, end = "2026-12-08T07:00+01:00", "2026-12-08T06:30+01:00"
+    for command in ("validate", "book"):
+        result = runner.invoke(app, [command, DEMO_CUSTOMER, appointment, start, end, "--sandbox"])
+        assert result.exit_code == 2, result.output
+        assert_one_error_line(result.stderr, "invalid argument", "before it starts")
+    # Every usage error is one line, as the command's own errors are.
+    for args, needle in (
+        (["bookings"], "Missing argument 'CUSTOMER_ID'"),
+        (["no-such-command"], "No such command 'no-such-command'"),
+        (["bookings", "5", "--bogus"], "No such option: --bogus"),
+        (["--bogus"], "No such option: --bogus"),
+        (["bookable", "--limit", "0", "--sandbox"], "--limit"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert_one_error_line(result.stderr, needle)
+
+
+def test_help_shows_what_rich_would_read_as_markup() -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run([SCRIPT, "--help"], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "or aiohttp (the [aiohttp] extra)" in proc.stdout
+
+
+def test_book_from_the_slots_table_twice_then_get_booking_and_reschedule(runner: CliRunner) -> None:
+    from perfectgym_appointments_client import parse_zoned_datetime
+
+    with Sandbox(seed=42) as sb:
+        env = {"PERFECTGYM_BASE_URL": sb.base_url, "PERFECTGYM_API_KEY": sb.api_key}
+        customer = str(sb.demo_customer_id)
+        appointment = str(
+            next(a.id for a in sb.store.listed() if not (a.requires_confirmation or a.premium_only))
+        )
+        args = ["slots", appointment, "--customer-id", customer, "--days-ahead", "7"]
+        table = runner.invoke(app, args, env=env)
+        assert table.exit_code == 0, table.output
+        assert "(times in Europe/Berlin)" in table.stdout
+        rows = [line.split() for line in table.stdout.splitlines() if re.match(r" *\d+  \w{3}  \d{4}-", line)]
+        listed = json.loads(runner.invoke(app, [*args, "--json"], env=env).stdout)
+        assert len(rows) == len(listed) >= 2
+        # The table shows each slot's full date and time in the studio's zone: the same instants.
+        for (_, day, start, end, *_), slot in zip(rows, listed, strict=True):
+            assert parse_zoned_datetime(start) == parse_zoned_datetime(slot["startDateTime"])
+            assert parse_zoned_datetime(end) == parse_zoned_datetime(slot["endDateTime"])
+            assert day == parse_zoned_datetime(slot["startDateTime"]).strftime("%a")
+        (_, _, start, end, *_), (_, _, later_start, later_end, *_) = rows[0], rows[1]
+
+        # Booked from what the table shows; the second time it says the customer holds it already.
+        first = runner.invoke(app, ["book", customer, appointment, start, end], env=env)
+        assert first.exit_code == 0, first.output
+        assert re.search(r"^ *booked *$", first.stdout, re.MULTILINE), first.stdout
+        assert "already" not in first.stdout
+        again = runner.invoke(app, ["book", customer, appointment, start, end], env=env)
+        assert again.exit_code == 0, again.output
+        assert re.search(r"^ *already booked *$", again.stdout, re.MULTILINE), again.stdout
+        assert f"already booked: customer {customer} holds booking" in again.stdout
+        assert "nothing new was booked" in again.stdout
+        booking = run_json_against(runner, env, "book", customer, appointment, start, end)
+        assert booking["alreadyExisted"] is True
+        assert booking["startDateTime"] == listed[0]["startDateTime"]  # the API's own form
+        booking_id = booking["bookingId"]
+        assert str(booking_id) in first.stdout
+        assert str(booking_id) in again.stdout
+
+        got = run_json_against(runner, env, "get-booking", str(booking_id))
+        assert got == {k: v for k, v in booking.items() if k != "alreadyExisted"}
+        shown = runner.invoke(app, ["get-booking", str(booking_id)], env=env)
+        assert f"booking {booking_id} of customer {customer}" in shown.stdout
+
+        moved = run_json_against(runner, env, "reschedule", str(booking_id), later_start, later_end)
+        assert moved["oldBookingId"] == booking_id
+        assert moved["bookingId"] != booking_id
+        assert moved["startDateTime"] == listed[1]["startDateTime"]
+        assert run_json_against(runner, env, "get-booking", str(booking_id))["bookingStatus"] == "CANCELED"
+        back = runner.invoke(
+            app, ["reschedule", str(moved["bookingId"]), start, end, "--appointment-id", appointment], env=env
+        )
+        assert back.exit_code == 0, back.output
+        assert f"old booking {moved['bookingId']} canceled" in back.stdout
+        result = runner.invoke(app, ["get-booking", "999"], env=env)
+        assert result.exit_code == 1
+        assert_one_error_line(result.stderr, "HTTP 404")
+
+
+def run_json_against(runner: CliRunner, env: dict[str, str], *args: str) -> Any:
+    result = runner.invoke(app, [*args, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# -- at a terminal's width: 80 and 120 columns ------------------------------------------------------
+
+
+def run_in_terminal(*args: str, columns: int, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """The CLI with its stdout on a terminal (a pty) ``columns`` wide: exit status, what the
+    terminal shows (colour codes left out) and stderr."""
+    import pty
+    import select
+    import tempfile
+
+    environ = {**os.environ, **(env or {}), "COLUMNS": str(columns), "TERM": "xterm-256color"}
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR", "TERMINAL_WIDTH"):
+        environ.pop(name, None)
+    chunks: list[bytes] = []
+    master, slave = pty.openpty()
+    try:
+        with (
+            tempfile.TemporaryFile() as stderr,
+            subprocess.Popen(
+                [SCRIPT, *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=stderr, env=environ
+            ) as proc,
+        ):
+            os.close(slave)
+            slave = -1
+            deadline = time.monotonic() + 120
+            while True:
+                ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    proc.kill()
+                    raise AssertionError(f"{args} did not finish: {b''.join(chunks)!r}")
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the command ended and the terminal closed
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            status = proc.wait(timeout=30)
+            stderr.seek(0)
+            errors = stderr.read().decode()
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    shown = b"".join(chunks).decode().replace("\r\n", "\n")
+    return status, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07", "", shown), errors
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_demo_fits_the_terminal_and_cuts_no_status(columns: int) -> None:
+    status, shown, errors = run_in_terminal("demo", columns=columns)
+    assert status == 0, errors
+    assert "…" not in shown
+    lines = shown.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= columns
+    # Each booking row holds its three statuses whole, on its first line.
+    rows = [
+        line for line in lines if re.match(r"\d{10}  ", line) and re.search(r"\b(BOOKED|CANCELED)\b", line)
+    ]
+    assert len(rows) == 6, shown  # 1 booked, 1 listed, 2 after the reschedule, 2 at the end
+    for row in rows:
+        assert re.search(
+            r"  (BOOKED|CANCELED)  +(PLANNED|CANCELED)  +(PARTICIPATING|NOT_PARTICIPATING) *$", row
+        ), row
+    assert any(row.rstrip().endswith("  NOT_PARTICIPATING") for row in rows)
+    # The slots table: the full start and end of each slot, as book takes them.
+    assert re.search(r"^ *1  \w{3}  \d{4}-\d{2}-\d{2}T\d{2}:\d{2}[+-]\d{2}:\d{2}  ", shown, re.MULTILINE), (
+        shown
+    )
+
+
+def book_one_needing_confirmation(sb: Sandbox) -> None:
+    async def book() -> None:
+        async with AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url) as client:
+            for appointment in sb.store.listed():
+                if not appointment.requires_confirmation:
+                    continue
+                slots = await client.get_slots(appointment.id, customer_id=sb.demo_customer_id, days_ahead=6)
+                if slots:
+                    await client.book(sb.demo_customer_id, appointment.id, slots[-1])
+                    return
+        raise AssertionError("no appointment needing confirmation has a free slot")
+
+    anyio.run(book)
+
+
+def test_a_table_too_wide_for_the_terminal_is_shown_row_by_row() -> None:
+    with Sandbox(seed=42) as sb:
+        book_one_needing_confirmation(sb)
+        env = {"PERFECTGYM_BASE_URL": sb.base_url, "PERFECTGYM_API_KEY": sb.api_key}
+        # 120 columns: a table, the long status whole on the booking's row (its note may wrap).
+        status, shown, errors = run_in_terminal("bookings", DEMO_CUSTOMER, columns=120, env=env)
+        assert status == 0, errors
+        assert "…" not in shown
+        assert re.search(r"^\d{10}  .*  BOOKED_WITH_CONFIRMATION_REQUIRED\b", shown, re.MULTILINE), shown
+        # 80 columns cannot hold that status beside the rest: one block per booking, nothing cut.
+        status, shown, errors = run_in_terminal("bookings", DEMO_CUSTOMER, columns=80, env=env)
+        assert status == 0, errors
+        assert "…" not in shown
+        assert max(len(line.rstrip()) for line in shown.splitlines()) <= 80
+        assert re.search(
+            r"^status +BOOKED_WITH_CONFIRMATION_REQUIRED \(awaiting studio", shown, re.MULTILINE
+        ), shown
+        assert re.search(r"^booking +\d{10} *$", shown, re.MULTILINE), shown
+
+
+def _help_cases() -> list[str]:
+    from typer.main import get_command
+
+    return ["", *get_command(app).commands]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("name", _help_cases())
+def test_help_fits_the_terminal_whole(name: str, columns: int) -> None:
+    from typer.main import get_command
+
+    group = get_command(app)
+    command = group.commands[name] if name else group  # type: ignore[attr-defined]
+    status, shown, errors = run_in_terminal(*([name] if name else []), "--help", columns=columns)
+    assert status == 0, errors
+    assert "…" not in shown
+    lines = shown.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= columns
+    flowing = " ".join(shown.split())
+    tokens = set(shown.replace("│", " ").split())
+    # The command's text: every paragraph whole, wrapped by rich, not at the source's line breaks.
+    for paragraph in (command.help or "").split("\n\n"):
+        assert " ".join(paragraph.replace("\\[", "[").split()) in flowing, paragraph
+    usage = next(i for i, line in enumerate(lines) if "Usage:" in line)
+    after_usage = next(i for i in range(usage, len(lines)) if not lines[i].strip())
+    text_lines = [line.strip() for line in lines[after_usage:] if not line.startswith(("│", "╭", "╰"))]
+    for line, following in itertools.pairwise(text_lines):
+        if line and following:
+            # A break before a word that would have fitted on the line is a hard line break.
+            assert len(line) + 1 + len(following.split()[0]) > columns - 2, (line, following)
+    # Every option and argument: its name and its help, word for word (as written, brackets too).
+    for param in command.params:
+        for option in param.opts:
+            assert option in tokens or option.upper() in tokens or param.metavar in tokens, option
+        for word in (getattr(param, "help", None) or "").replace("\\[", "[").split():
+            assert word in tokens, (param.name, word)
 
 
 # -- tables when stdout is not a terminal ------------------------------------------------------------
@@ -309,42 +571,37 @@ def test_slice_size_within_the_api_bounds(runner: CliRunner) -> None:
 def test_demo_piped_shows_every_column_whole(runner: CliRunner) -> None:
     titles = [a["title"] for a in run_json(runner, "bookable", "--limit", "8")]
     env = {**os.environ, "COLUMNS": "40"}  # a narrow "terminal" must not matter when piped
-    env.pop("FORCE_COLOR", None)
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        env.pop(name, None)
     proc = subprocess.run([SCRIPT, "demo"], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert "…" not in text
     assert "\x1b[" not in text  # no terminal, no colour codes
     for title in titles:  # the first table: every title whole, on its row
-        assert re.search(rf"│ +\d+ │ {re.escape(title)} +│", text), title
+        assert re.search(rf"^ *\d+  {re.escape(title)}  ", text, re.MULTILINE), title
     rows = [
         line for line in text.splitlines() if re.search(r"\w{3} \d{2} \w{3} \d{2}:\d{2}-\d{2}:\d{2}", line)
     ]
     assert rows, "booking rows show the whole time span"
-    assert all(line.count("│") == 7 for line in rows), rows  # six columns, none wrapped or dropped
-    assert max(len(line) for line in text.splitlines()) > 40
+    assert all(len(re.split(r"  +", line.strip())) == 6 for line in rows), rows  # six columns, none wrapped
+    # Laid out for one width: the rules span it and no table is wider.
+    rules = [len(line) for line in text.splitlines() if line.startswith("─")]
+    assert rules, text
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= min(rules) == max(rules)
+    assert max(rules) > 40
 
 
 def test_tables_are_not_squashed_for_a_pipe(runner: CliRunner, seed42: Sandbox) -> None:
-    async def book_one_needing_confirmation() -> None:
-        async with AppointmentsClient(api_key=seed42.api_key, base_url=seed42.base_url) as client:
-            for appointment in seed42.store.listed():
-                if not appointment.requires_confirmation:
-                    continue
-                slots = await client.get_slots(
-                    appointment.id, customer_id=seed42.demo_customer_id, days_ahead=6
-                )
-                if slots:
-                    await client.book(seed42.demo_customer_id, appointment.id, slots[-1])
-                    return
-        raise AssertionError("no appointment needing confirmation has a free slot")
-
-    anyio.run(book_one_needing_confirmation)
+    book_one_needing_confirmation(seed42)
     env = {"PERFECTGYM_BASE_URL": seed42.base_url, "PERFECTGYM_API_KEY": seed42.api_key, "COLUMNS": "50"}
     result = runner.invoke(app, ["bookings", DEMO_CUSTOMER], env=env)
     assert result.exit_code == 0, result.output
     assert "…" not in result.stdout
-    assert "BOOKED_WITH_CONFIRMATION_REQUIRED (awaiting studio confirmation)" in result.stdout
+    assert re.search(r"\bBOOKED_WITH_CONFIRMATION_REQUIRED\b", result.stdout)
+    for word in ("(awaiting", "studio", "confirmation)"):  # the note after it, wrapped in its column
+        assert word in result.stdout.split(), word
+    assert max(len(line) for line in result.stdout.splitlines()) > 50  # laid out wider than $COLUMNS
     # --json stays plain JSON, whatever the width.
     result = runner.invoke(app, ["bookings", DEMO_CUSTOMER, "--json"], env=env)
     assert any(b["needsConfirmation"] for b in json.loads(result.stdout))
@@ -417,6 +674,12 @@ def test_sandbox_command_banner_is_ready_to_use(runner: CliRunner) -> None:
         result = runner.invoke(app, ["bookings", DEMO_CUSTOMER, "--json"], env=env)
         assert result.exit_code == 0, result.output
         assert runner.invoke(app, ["check-key"], env=env).exit_code == 0
+        # The banner's count is what bookable lists (an appointment switched off for online
+        # booking is not listed), and the help's default count says the same.
+        listed = len(run_json(runner, "bookable"))
+        assert banner[str(listed)].startswith(f"{listed} bookable appointments listed, and 2 switched off")
+        sandbox_help = runner.invoke(app, ["sandbox", "--help"], env={"COLUMNS": "200"}).stdout
+        assert f"by default it lists {listed}." in " ".join(sandbox_help.split())
 
         read_only = banner["read-only"].split()[-1]
         result = runner.invoke(app, ["cancel", "1", "--json"], env={**env, "PERFECTGYM_API_KEY": read_only})

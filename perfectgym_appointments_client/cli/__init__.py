@@ -5,7 +5,8 @@ Every command but ``demo`` and ``sandbox`` talks to ``PERFECTGYM_BASE_URL`` with
 one line with the error code and trace id, and a non-zero exit status. The key is never printed.
 
 Exit statuses: 0 done; 1 the API or the connection failed (or ``check-key``: the key is refused);
-2 a bad argument or option; 3 ``validate``: the slot is not AVAILABLE.
+2 a bad argument, option or setting (a missing or malformed key or base URL); 3 ``validate``: the
+slot is not AVAILABLE.
 
 The modules: ``_common`` (the app, the shared options, the client, error lines), ``_output``
 (tables and JSON), ``_demo``, ``_sandbox`` and ``_commands`` (the commands).

@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from .. import AppointmentsClient, BookableAppointment, PerfectGymError, ValidationStatus
 from ..sandbox import Sandbox
-from ._common import app, run, state
-from ._output import appointments_table, bookings_table, rule, slots_table, when
+from ._common import command, run, state
+from ._output import appointments_table, bookings_table, rule, show, slots_table, when
 
 __all__ = ["demo"]
 
 
-@app.command()
+@command()
 def demo(seed: Annotated[int, typer.Option(help="Sandbox data seed.")] = 42) -> None:
     """Walk the whole flow against an in-process sandbox: no API key, no network."""
 
@@ -33,7 +34,7 @@ def demo(seed: Annotated[int, typer.Option(help="Sandbox data seed.")] = 42) -> 
                 pages += 1
                 appointments.extend(page.items)
             out.print(f"1. {len(appointments)} bookable appointments, listed in {pages} pages of up to 50")
-            out.print(appointments_table(appointments[:8], "first bookable appointments"))
+            show(appointments_table(appointments[:8], "first bookable appointments"))
 
             customer = sb.demo_customer_id
             appointment, slots = None, []
@@ -45,8 +46,10 @@ def demo(seed: Annotated[int, typer.Option(help="Sandbox data seed.")] = 42) -> 
                     break
             if appointment is None:
                 raise PerfectGymError("the sandbox offered no slots this week")
-            out.print(f"\n2. free slots of '{appointment.title}' this week ({len(slots)} in all)")
-            out.print(slots_table(slots[:10], f"{appointment.title}: first slots"))
+            out.print(
+                f"\n2. free slots of '{escape(str(appointment.title))}' this week ({len(slots)} in all)"
+            )
+            show(slots_table(slots[:10], f"{appointment.title}: first slots"))
 
             slot = slots[0]
             status = await client.validate_slot(customer, appointment.id, slot)
@@ -58,10 +61,10 @@ def demo(seed: Annotated[int, typer.Option(help="Sandbox data seed.")] = 42) -> 
 
             booking = await client.book(customer, appointment.id, slot)
             out.print(f"\n4. booked: booking {booking.booking_id}, {booking.booking_status}")
-            out.print(bookings_table([booking], "the new booking"))
+            show(bookings_table([booking], "the new booking"))
 
             out.print(f"\n5. bookings of customer {customer}")
-            out.print(bookings_table(await client.list_bookings(customer), f"customer {customer}"))
+            show(bookings_table(await client.list_bookings(customer), f"customer {customer}"))
 
             moved = await client.reschedule(
                 booking.booking_id, slots[1], bookable_appointment_id=appointment.id
@@ -70,13 +73,13 @@ def demo(seed: Annotated[int, typer.Option(help="Sandbox data seed.")] = 42) -> 
                 f"\n6. rescheduled to {when(moved.start_date_time)}: new booking {moved.booking_id}, "
                 f"old booking {booking.booking_id} canceled"
             )
-            out.print(
+            show(
                 bookings_table(await client.list_bookings(customer), f"customer {customer} after reschedule")
             )
 
             message = await client.cancel_booking(moved.booking_id)
             out.print(f"\n7. canceled booking {moved.booking_id}: {message}")
-            out.print(bookings_table(await client.list_bookings(customer), f"customer {customer} at the end"))
+            show(bookings_table(await client.list_bookings(customer), f"customer {customer} at the end"))
             rule("[bold green]demo finished")
 
     run(job)

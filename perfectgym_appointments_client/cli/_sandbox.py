@@ -17,13 +17,16 @@ from typing import Annotated
 import typer
 
 from ..sandbox import Faults, Sandbox, Studios
-from ._common import app, err, fail
+from ._common import command, err, fail
 
 __all__ = ["sandbox"]
 
 DEFAULT_RATE_LIMIT = "1000/60"
 DEFAULT_API_KEY = "sandbox-key"
 APPOINTMENTS_ONE, APPOINTMENTS_EACH = 132, 12  # one studio's; each of many studios'
+# What `bookable` lists of one studio's default: the seed's 132 and the open gym the sandbox adds,
+# less the two (one in 45) switched off for online booking. tests/test_cli.py checks it.
+LISTED_ONE = 131
 
 
 def _parse_rate_limit(text: str) -> tuple[int, float] | None:
@@ -140,7 +143,7 @@ def _serve_studios(
         fail(f"cannot listen on {host}: {exc.strerror or exc}")
 
 
-@app.command()
+@command()
 def sandbox(
     port: Annotated[int, typer.Option(help="Port to listen on, 1-65535 (0: a free one).")] = 8000,
     host: Annotated[
@@ -153,10 +156,13 @@ def sandbox(
     appointments: Annotated[
         int | None,
         typer.Option(
-            help=f"Number of bookable appointments (default {APPOINTMENTS_ONE}; with --studios, "
-            f"{APPOINTMENTS_EACH} per studio).",
+            help=f"Bookable appointments the seed makes (default {APPOINTMENTS_ONE}; with --studios, "
+            f"{APPOINTMENTS_EACH} per studio). The sandbox adds an open gym and switches one in 45 (at "
+            f"least one) off for online booking, which bookable does not list: by default it lists "
+            f"{LISTED_ONE}. The banner says how many.",
             min=1,
             show_default=False,
+            metavar="N",
         ),
     ] = None,
     studios: Annotated[
@@ -181,19 +187,30 @@ def sandbox(
             metavar="REQUESTS/SECONDS",
         ),
     ] = DEFAULT_RATE_LIMIT,
-    latency: Annotated[float, typer.Option(help="Added latency per request, seconds.", min=0)] = 0.0,
-    latency_jitter: Annotated[
-        float, typer.Option(help="Extra random latency, up to this many seconds.", min=0)
+    latency: Annotated[
+        float, typer.Option(help="Added latency per request, seconds.", min=0, metavar="SECONDS")
     ] = 0.0,
-    rate_429: Annotated[float, typer.Option(help="Share of requests answered 429.", min=0, max=1)] = 0.0,
-    rate_503: Annotated[float, typer.Option(help="Share of requests answered 503.", min=0, max=1)] = 0.0,
-    rate_reset: Annotated[float, typer.Option(help="Share of connections reset.", min=0, max=1)] = 0.0,
+    latency_jitter: Annotated[
+        float, typer.Option(help="Extra random latency, up to this many seconds.", min=0, metavar="SECONDS")
+    ] = 0.0,
+    rate_429: Annotated[
+        float, typer.Option(help="Share of requests answered 429.", min=0, max=1, metavar="SHARE")
+    ] = 0.0,
+    rate_503: Annotated[
+        float, typer.Option(help="Share of requests answered 503.", min=0, max=1, metavar="SHARE")
+    ] = 0.0,
+    rate_reset: Annotated[
+        float, typer.Option(help="Share of connections reset.", min=0, max=1, metavar="SHARE")
+    ] = 0.0,
     rate_commit_then_drop: Annotated[
-        float, typer.Option(help="Share of bookings made, then the connection cut.", min=0, max=1)
+        float,
+        typer.Option(help="Share of bookings made, then the connection cut.", min=0, max=1, metavar="SHARE"),
     ] = 0.0,
     retry_after: Annotated[
         int | None,
-        typer.Option(help="Send Retry-After with injected 429/503 (the API sends none).", min=0),
+        typer.Option(
+            help="Send Retry-After with injected 429/503 (the API sends none).", min=0, metavar="SECONDS"
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No access log.")] = False,
     ssl_certfile: Annotated[str | None, typer.Option(help="Serve HTTPS: the certificate (PEM).")] = None,
@@ -201,9 +218,9 @@ def sandbox(
 ) -> None:
     """Run the sandbox API server in the foreground (Ctrl-C stops it).
 
-    Once it listens it prints the export line for PERFECTGYM_BASE_URL / PERFECTGYM_API_KEY and
-    a customer id that may book anything; with --studios N, first a line per studio (name, base
-    URL, key, role). A port in use, a bad option or unreadable TLS files give one error line and
+    Once it listens it prints the export line for PERFECTGYM_BASE_URL / PERFECTGYM_API_KEY, a
+    customer id that may book anything and how many appointments bookable lists; with --studios N,
+    first a line per studio (name, base URL, key, role). A port in use, a bad option or unreadable TLS files give one error line and
     exit status 2 before anything starts.
     """
     limit = _parse_rate_limit(rate_limit)
@@ -246,11 +263,14 @@ def sandbox(
         fail(str(exc))
 
     base_url = sb.base_url.replace(f"//{host}:", f"//{_reachable_host(host)}:", 1)
+    listed = len(sb.store.listed())
     lines = [
         f"sandbox listening on {sb.base_url} (seed {seed}, {_limit_text(limit)}); Ctrl-C stops it",
         f"export PERFECTGYM_BASE_URL={base_url} PERFECTGYM_API_KEY={shlex.quote(sb.api_key)}",
         f"customer {sb.demo_customer_id} may book anything "
         f"(try: perfectgym-appointments bookings {sb.demo_customer_id})",
+        f"{listed} bookable appointments listed, and {len(sb.store.appointments) - listed} switched off "
+        "for online booking (not listed)",
     ]
     if sb.read_only_api_key is not None:
         lines.append(f"read-only key (403 on book and cancel): {shlex.quote(sb.read_only_api_key)}")
