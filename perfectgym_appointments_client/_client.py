@@ -38,6 +38,7 @@ from ._constants import (
     DEFAULT_TIMEOUT,
     ENV_API_KEY,
     ENV_BASE_URL,
+    MAX_CONNECTIONS,
 )
 from ._exceptions import ConfigurationError
 from ._generated.models import Language
@@ -181,13 +182,15 @@ class AppointmentsClient:
                 raise ConfigurationError(
                     "pass max_connections or http_client (which has its own limits), not both"
                 )
-            require_int("max_connections", max_connections, low=1)
+            _setting(require_int, "max_connections", max_connections, low=1, high=MAX_CONNECTIONS)
         if (
             isinstance(booking_check_settle, bool)
             or not isinstance(booking_check_settle, (int, float))
             or not (0 <= booking_check_settle <= 60)
         ):
-            raise ValueError(f"booking_check_settle must be 0 to 60 seconds, got {booking_check_settle!r}")
+            raise ConfigurationError(
+                f"booking_check_settle must be 0 to 60 seconds, got {booking_check_settle!r}"
+            )
         if accept_language is not None and accept_language not in _LANGUAGES:
             raise ConfigurationError(
                 f"accept_language must be one the API knows ({', '.join(sorted(_LANGUAGES))}), "
@@ -209,7 +212,13 @@ class AppointmentsClient:
             if http_client is not None:
                 raise ConfigurationError("pass ssl_context or http_client (which has its own), not both")
         if max_connections_per_studio is not None:
-            require_int("max_connections_per_studio", max_connections_per_studio, low=1)
+            _setting(
+                require_int,
+                "max_connections_per_studio",
+                max_connections_per_studio,
+                low=1,
+                high=MAX_CONNECTIONS,
+            )
         if retry_policy is None:
             retry_policy = RetryPolicy(max_retries=max_retries)
         elif max_retries != DEFAULT_MAX_RETRIES and max_retries != retry_policy.max_retries:
@@ -601,6 +610,17 @@ class AppointmentsClient:
         """
         require_id("booking_id", booking_id)
         return await self._flows.cancel(booking_id)
+
+
+def _setting(check: Callable[..., object], name: str, value: object, **bounds: int) -> None:
+    """An argument check of the constructor's, its ValueError a ConfigurationError: every setting
+    refused when the client is made is one type (itself a ValueError)."""
+    try:
+        check(name, value, **bounds)
+    except TypeError:
+        raise
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _run_bound(read_timeout: float | None) -> float:

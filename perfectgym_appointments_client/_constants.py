@@ -25,8 +25,10 @@ __all__ = [
     "HTTP_BACKENDS",
     "KEEPALIVE_EXPIRY",
     "MAX_BREAKER_COOLDOWN",
+    "MAX_CONNECTIONS",
     "MAX_DAYS_AHEAD",
     "MAX_DAYS_PER_REQUEST",
+    "MAX_RETRIES",
     "MAX_SLICE_SIZE",
     "MIN_SLICE_SIZE",
     "READ_TIMEOUTS_PER_ANSWER",
@@ -67,6 +69,9 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 # loopback, 16 about 1.4 ms (benchmarks/RESULTS.md, concurrency). 16 is also search_slots'
 # default fan-out.
 DEFAULT_MAX_CONNECTIONS = 16
+# The most max_connections may be: past a few hundred, httpcore's per-request bookkeeping (above)
+# costs more than the connections bring, and a tenant's rate limit allows no more anyway.
+MAX_CONNECTIONS = 1000
 KEEPALIVE_EXPIRY = 5.0
 DEFAULT_SEARCH_CONCURRENCY = 16
 # The most an answer may hold, counted decoded (a small gzip body can unpack to gigabytes). The
@@ -91,5 +96,8 @@ MAX_BREAKER_COOLDOWN = 30.0
 
 # -- retries and the booking check ----------------------------------------------------------------
 DEFAULT_MAX_RETRIES = 2
+# The most retries a policy may ask for: ten waits of up to backoff_cap (8 s) are already
+# minutes of a caller's time; more is a mistake, not a setting.
+MAX_RETRIES = 10
 # Seconds the booking check waits before it looks, so a request still in progress has landed.
 DEFAULT_BOOKING_CHECK_SETTLE = 1.0

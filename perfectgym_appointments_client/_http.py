@@ -82,6 +82,13 @@ class SendFailure(Exception):
         # does not count it).
         self.no_free_connection = no_free_connection
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # It sits in an APIConnectionError's chain (__context__): a worker that pickles the whole
+        # chain must get it back. Exception's own reduce calls cls(description), which the
+        # keyword-only flags refuse.
+        flags = (self.timed_out, self.reached_server, self.certificate_rejected, self.no_free_connection)
+        return _send_failure, (self.description, *flags)
+
 
 def attempt_cut_off(seconds: float | None) -> SendFailure:
     """The attempt's whole-exchange deadline (``Timeouts.total``) passed: sent, and no whole answer."""
@@ -97,6 +104,22 @@ class ResponseTooLarge(Exception):
         super().__init__(f"HTTP {status_code} answer larger than {limit} bytes")
         self.status_code = status_code
         self.limit = limit
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.status_code, self.limit)
+
+
+def _send_failure(
+    description: str,
+    timed_out: bool,
+    reached_server: bool,
+    certificate_rejected: bool,
+    no_free_connection: bool,
+) -> SendFailure:
+    return SendFailure(
+        description, timed_out=timed_out, reached_server=reached_server,
+        certificate_rejected=certificate_rejected, no_free_connection=no_free_connection,
+    )  # fmt: skip
 
 
 class Timeouts:

@@ -18,8 +18,15 @@ from typing import Any
 import anyio
 import attrs
 
-from ._constants import DEFAULT_MAX_RETRIES
-from ._exceptions import APIConnectionError, APIError, APIStatusError, RateLimitError, ServiceUnavailableError
+from ._constants import DEFAULT_MAX_RETRIES, MAX_RETRIES
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    ConfigurationError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
 
 __all__ = ["RETRY_STATUSES", "Decide", "Resolved", "RetryPolicy", "parse_retry_after"]
 
@@ -68,7 +75,8 @@ async def _sleep(seconds: float) -> None:
 class RetryPolicy:
     """How :class:`AppointmentsClient` retries calls that are safe to repeat.
 
-    ``max_retries`` extra attempts after the first; the n-th wait (n = 0, 1, ...) is a random
+    ``max_retries`` extra attempts after the first (0 to 10: each retry of a call to a studio
+    that is down costs its caller a wait); the n-th wait (n = 0, 1, ...) is a random
     duration in ``[0, min(backoff_cap, backoff_base * 2**n)]`` ("full jitter"), unless the server
     sent ``Retry-After``: then exactly that, if it is at most ``max_retry_after`` seconds (a longer
     wait is the caller's decision: the error is raised, with its ``retry_after``).
@@ -83,14 +91,19 @@ class RetryPolicy:
     random: Callable[[], float] = attrs.field(default=random.random, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        # ConfigurationError (a ValueError): a setting, refused when the client is made.
         if (
             isinstance(self.max_retries, bool)
             or not isinstance(self.max_retries, int)
-            or self.max_retries < 0
+            or not 0 <= self.max_retries <= MAX_RETRIES
         ):
-            raise ValueError(f"max_retries must be a whole number >= 0, got {self.max_retries!r}")
-        if self.backoff_base < 0 or self.backoff_cap < 0 or self.max_retry_after < 0:
-            raise ValueError("backoff_base, backoff_cap and max_retry_after must be >= 0")
+            raise ConfigurationError(
+                f"max_retries must be a whole number from 0 to {MAX_RETRIES}, got {self.max_retries!r}"
+            )
+        for name in ("backoff_base", "backoff_cap", "max_retry_after"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
+                raise ConfigurationError(f"{name} must be seconds from 0 to 3600, got {value!r}")
 
     def backoff(self, retry_number: int) -> float:
         """Full-jitter wait before retry ``retry_number`` (0 for the first retry)."""

@@ -372,3 +372,33 @@ async def test_the_largest_int64_id_is_asked_for() -> None:
 async def test_a_huge_id_is_described_by_its_size() -> None:
     with pytest.raises(ValueError, match="got a 16610-bit number"):
         await AppointmentsClient(api_key=KEY, base_url=TENANT).get_booking(10**5000)
+
+
+@pytest.mark.parametrize(
+    ("setting", "match"),
+    [
+        ({"max_retries": -1}, "max_retries must be a whole number from 0 to 10"),
+        ({"max_retries": 10**6}, "max_retries must be a whole number from 0 to 10"),
+        ({"max_connections": 0}, "max_connections"),
+        ({"max_connections": 10**6}, "max_connections"),
+        ({"max_connections_per_studio": 0}, "max_connections_per_studio"),
+        ({"booking_check_settle": math.nan}, "booking_check_settle"),
+        ({"timeout": -1}, "timeout"),
+    ],
+    ids=lambda value: next(iter(value)) if isinstance(value, dict) else None,
+)
+def test_every_setting_refused_at_construction_is_a_configuration_error_with_its_bound(
+    setting: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        AppointmentsClient(api_key=KEY, base_url=TENANT, **setting)
+
+
+def test_the_retry_policy_is_bounded_and_refused_as_a_setting() -> None:
+    from perfectgym_appointments_client import RetryPolicy
+
+    assert RetryPolicy(max_retries=10).max_retries == 10
+    with pytest.raises(ConfigurationError, match="from 0 to 10"):
+        RetryPolicy(max_retries=11)
+    with pytest.raises(ConfigurationError, match="backoff_cap"):
+        RetryPolicy(backoff_cap=-1)

@@ -453,3 +453,41 @@ async def test_a_refused_slot_travels_with_its_validation_status(sandbox: Sandbo
     assert isinstance(twin, SlotNotBookableError)
     assert twin.status is error.status
     assert twin.status is not ValidationStatus.AVAILABLE
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # aiohttp is asyncio only
+@pytest.mark.parametrize("http_backend_name", ["httpx", "aiohttp"])
+async def test_every_exception_in_a_real_errors_chain_round_trips_through_pickle(
+    http_backend_name: str, anyio_backend: str
+) -> None:
+    # A worker (multiprocessing, a task queue) that pickles an error's whole chain must get each
+    # link back: the client's internal SendFailure sits in it (as __context__).
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = AppointmentsClient(
+        api_key="a-secret-key-9",
+        base_url=f"http://127.0.0.1:{port}",
+        http_backend=http_backend_name,
+        max_retries=0,
+    )
+    try:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.get_bookable_appointment(1)
+    finally:
+        await client.aclose()
+    chain: list[BaseException] = []
+    waiting: list[BaseException] = [caught.value]
+    while waiting and len(chain) < 20:  # every link: causes and contexts both
+        link = waiting.pop()
+        if any(link is seen for seen in chain):
+            continue
+        chain.append(link)
+        waiting += [x for x in (link.__cause__, link.__context__) if x is not None]
+    assert any(type(x).__name__ == "SendFailure" for x in chain), [type(x).__name__ for x in chain]
+    for link in chain:
+        again = pickle.loads(pickle.dumps(link))
+        assert type(again) is type(link)
+        assert str(again) == str(link)

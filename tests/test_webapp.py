@@ -188,6 +188,15 @@ async def test_each_route_answers_with_its_status_and_the_api_key_is_in_no_answe
                 "end": slot["end"],
             }
 
+            # A malformed body: 422 in the app's own error shape, not FastAPI's {"detail": [...]}.
+            malformed = await web.post(
+                "/bookings", json={**book, "customer_id": "not a number", "start": None}
+            )
+            assert malformed.status_code == 422
+            assert malformed.json()["error"] == "invalid_request"
+            assert {f["location"] for f in malformed.json()["fields"]} >= {"body.customer_id", "body.start"}
+            assert isinstance(malformed.json()["detail"], str)
+
             made = await web.post("/bookings", json=book)
             assert made.status_code == 201, made.text
             booking_id = made.json()["booking_id"]
@@ -213,7 +222,7 @@ async def test_each_route_answers_with_its_status_and_the_api_key_is_in_no_answe
             )
             naive = await web.post("/bookings", json={**book, "start": slot["start"][:19]})
             assert naive.status_code == 422
-            assert naive.json()["detail"][0]["loc"] == ["body", "start"]
+            assert [f["location"] for f in naive.json()["fields"]] == ["body.start"]
             assert (await web.get("/appointments", params={"limit": 0})).status_code == 422
 
             mine = await web.get(f"/customers/{demo}/bookings")

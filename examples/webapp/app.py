@@ -31,6 +31,7 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from perfectgym_appointments_client import (
     AppointmentsClient,
@@ -41,7 +42,7 @@ from perfectgym_appointments_client import (
 )
 
 from .disconnect import CancelOnDisconnect
-from .errors import handle_perfectgym_error
+from .errors import handle_invalid_request, handle_perfectgym_error
 from .readiness import Readiness
 from .schemas import (
     AppointmentOut,
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.add_exception_handler(PerfectGymError, handle_perfectgym_error)
+    app.add_exception_handler(RequestValidationError, handle_invalid_request)
     if settings.cancel_on_disconnect:
         app.add_middleware(CancelOnDisconnect)
     _routes(app)

@@ -1,6 +1,7 @@
 """What the browser gets when a call to the API fails: one mapping from the client's exception
 tree to HTTP statuses, and the exception handler that answers with it.
 
+    a malformed request (the app's own schemas)     422 (error "invalid_request", fields)
     not found                                       404
     slot taken, customer's rules, 409 from the API  409
     a slot that cannot be booked as asked, a 400    422
@@ -170,6 +171,26 @@ async def handle_perfectgym_error(request: Request, exc: Exception) -> JSONRespo
         # repr, not str: the type and status codes, short, never the key.
         logger.warning("%s %s -> %d: %r", request.method, request.url.path, answer.status, exc)
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+async def handle_invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """A request the app's own schemas refuse (a malformed body, a bad path or query parameter):
+    422 in the same shape as every other error, ``{"error", "detail"}``, instead of FastAPI's
+    ``{"detail": [...]}``. ``fields`` names what was wrong where (no input values: they may hold
+    anything a browser sent)."""
+    from fastapi.exceptions import RequestValidationError
+
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover - registered for that type only
+        raise exc
+    fields = [
+        {
+            "location": ".".join(str(part) for part in error.get("loc", ())),
+            "problem": str(error.get("msg", "")),
+        }
+        for error in exc.errors()[:20]  # bounded: a body may be wrong in many places
+    ]
+    detail = "; ".join(f"{field['location']}: {field['problem']}" for field in fields) or "invalid request"
+    return JSONResponse(_body("invalid_request", detail, fields=fields), status_code=422)
 
 
 def _retry_after(exc: RateLimitError, *, now: float, fallback: int) -> int:
