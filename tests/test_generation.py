@@ -97,7 +97,17 @@ def bumped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     spec: dict[str, Any] = yaml.safe_load((ROOT / "openapi.yaml").read_text())
     spec["info"]["version"] = "1.13.0"
     schemas = spec["components"]["schemas"]
-    schemas["BookableAppointment"]["properties"]["location"] = {"type": "string", "nullable": True}
+    # Optional answer fields added the way the vendor writes them: no `nullable`, of every kind the
+    # templates build (plain, enum, object, date-time, list of objects, list of plain values).
+    schemas["BookableAppointment"]["properties"].update(VENDOR_FIELDS)
+    schemas["Room"] = {
+        "type": "object",
+        "required": ["id"],
+        "properties": {"id": {"type": "integer", "format": "int64"}, "name": {"type": "string"}},
+    }
+    schemas["Level"] = {"type": "string", "enum": ["BEGINNER", "ADVANCED"]}
+    # ... and to a request body, where "not given" stays UNSET (not sent).
+    schemas["AppointmentBookingRequest"]["properties"]["note"] = {"type": "string"}
     schemas["BookingStatus"]["enum"].append("WAITLISTED")
     root = tmp_path_factory.mktemp("bump")
     spec_path = root / "openapi-1.13.0.yaml"
@@ -112,6 +122,15 @@ def bumped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
             del sys.modules[name]
 
 
+VENDOR_FIELDS: dict[str, Any] = {
+    "location": {"type": "string"},
+    "capacity": {"type": "integer", "format": "int32"},
+    "level": {"$ref": "#/components/schemas/Level"},
+    "room": {"$ref": "#/components/schemas/Room"},
+    "openedAt": {"$ref": "#/components/schemas/ZonedDateTime"},
+    "rooms": {"type": "array", "items": {"$ref": "#/components/schemas/Room"}},
+    "tags": {"type": "array", "items": {"type": "string"}},
+}
 OLD_APPOINTMENT = {"id": 1, "title": "PT", "duration": 60}
 NEW_APPOINTMENT = {**OLD_APPOINTMENT, "location": "Room 2"}
 OLD_BOOKING = {
@@ -136,6 +155,60 @@ def test_bumped_package_parses_old_and_new_answers(bumped: ModuleType) -> None:
     waitlisted = bumped.AppointmentBooking.from_dict(NEW_BOOKING).booking_status
     assert waitlisted is bumped.BookingStatus.WAITLISTED
     assert waitlisted.is_known
+
+
+def test_an_optional_answer_field_without_nullable_reads_missing_and_null_as_none(
+    bumped: ModuleType,
+) -> None:
+    """The template, not the spec, makes an answer's optional field None when the API leaves it
+    out or sends null: a bump that adds one the vendor's way needs no hand edit."""
+    missing = bumped.BookableAppointment.from_dict(OLD_APPOINTMENT)
+    nulls = bumped.BookableAppointment.from_dict({**OLD_APPOINTMENT, **dict.fromkeys(VENDOR_FIELDS)})
+    for name in ("location", "capacity", "level", "room", "opened_at", "rooms", "tags"):
+        assert getattr(missing, name) is None, name
+        assert getattr(nulls, name) is None, name
+    assert nulls == missing  # null and missing read the same
+    assert nulls.additional_properties == {}  # a null field is a known field, not an extra
+    assert missing.to_dict() == OLD_APPOINTMENT  # neither is written back
+    built = bumped.BookableAppointment(id=1)  # built by hand, the model shows them the same way
+    assert (built.location, built.room, built.rooms) == (None, None, None)
+
+    given = {
+        **OLD_APPOINTMENT,
+        "location": "Room 2",
+        "capacity": 12,
+        "level": "ADVANCED",
+        "room": {"id": 2, "name": "Studio 2"},
+        "openedAt": "2022-06-22T08:00:00.000+02:00[Europe/Berlin]",
+        "rooms": [{"id": 2}, {"id": 3, "name": "Gym"}],
+        "tags": ["new"],
+    }
+    parsed = bumped.BookableAppointment.from_dict(given)
+    assert parsed.level is bumped.Level.ADVANCED
+    assert parsed.room == bumped.Room(id=2, name="Studio 2")
+    assert parsed.opened_at.isoformat() == "2022-06-22T08:00:00+02:00"
+    assert [room.id for room in parsed.rooms] == [2, 3]
+    assert parsed.rooms[0].name is None
+    assert parsed.to_dict() == given
+    # A value that is there but malformed is still an error naming where it is.
+    with pytest.raises(TypeError, match=r"^rooms: expected a JSON array, got str"):
+        bumped.BookableAppointment.from_dict({**OLD_APPOINTMENT, "rooms": "Studio 2"})
+    with pytest.raises(KeyError, match=r"rooms\[1\]\.id"):
+        bumped.BookableAppointment.from_dict({**OLD_APPOINTMENT, "rooms": [{"id": 1}, {"name": "x"}]})
+    with pytest.raises(TypeError, match=r"^room: expected a JSON object for Room, got str"):
+        bumped.BookableAppointment.from_dict({**OLD_APPOINTMENT, "room": "Studio 2"})
+    with pytest.raises(ValueError, match="openedAt"):
+        bumped.BookableAppointment.from_dict({**OLD_APPOINTMENT, "openedAt": "yesterday"})
+
+
+def test_a_request_bodys_optional_field_stays_unset_and_is_not_sent(bumped: ModuleType) -> None:
+    types = importlib.import_module("pgac_bumped.types")
+    request = bumped.AppointmentBookingRequest.from_dict(
+        {"customerId": 1, "bookableAppointmentId": 2, "startDateTime": OLD_BOOKING["startDateTime"],
+         "endDateTime": OLD_BOOKING["endDateTime"]}
+    )  # fmt: skip
+    assert request.note is types.UNSET
+    assert "note" not in request.to_dict()
 
 
 def test_current_package_parses_the_newer_answers() -> None:

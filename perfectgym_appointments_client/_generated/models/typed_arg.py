@@ -18,9 +18,9 @@ T = TypeVar("T", bound="TypedArg")
 class TypedArg:
     """One argument of the error message with its kind (deprecated, but sent)."""
 
-    value: Any | Unset = UNSET
+    value: Any | None = None
     """ Any JSON value. """
-    type_: TypedArgType | Unset = UNSET
+    type_: TypedArgType | None = None
     """ The kind of a typed error argument. New values appear over time; clients keep unknown ones.
 
     * `TIMESTAMP`, `DATE`, `MONTH_DAY`, `TIME`: points and parts of time.
@@ -37,15 +37,16 @@ class TypedArg:
     def to_dict(self) -> dict[str, Any]:
         value = self.value
 
+        _type_ = UNSET if self.type_ is None else self.type_
         type_: str | Unset = UNSET
-        if not isinstance(self.type_, Unset):
-            type_ = self.type_.value
+        if not isinstance(_type_, Unset):
+            type_ = _type_.value
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
-        if value is not UNSET:
+        if value is not None and value is not UNSET:
             field_dict["value"] = value
-        if type_ is not UNSET:
+        if type_ is not None and type_ is not UNSET:
             field_dict["type"] = type_
 
         return field_dict
@@ -58,14 +59,11 @@ class TypedArg:
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
         d = src_dict
-        value = d.get("value", UNSET)
+        value = d.get("value")
 
-        _type_ = d.get("type", UNSET)
-        type_: TypedArgType | Unset
-        if isinstance(_type_, Unset):
-            type_ = UNSET
-        else:
-            type_ = TypedArgType.from_json(_type_, "type")
+        type_ = d.get("type")
+        if type_ is not None:
+            type_ = TypedArgType.from_json(type_, "type")
 
         typed_arg = cls(
             value,
@@ -74,7 +72,7 @@ class TypedArg:
 
         # Keys the spec does not name (the API added them later) are kept; counting is enough
         # to know whether there are any, so the usual object costs no copy.
-        if len(d) != 0 + (value is not UNSET) + (type_ is not UNSET):
+        if len(d) != 0 + ("value" in d) + ("type" in d):
             typed_arg.additional_properties = {
                 k: v for k, v in d.items() if k not in {"value", "type"}
             }
