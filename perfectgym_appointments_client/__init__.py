@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ._breaker import CircuitBreaker
     from ._call_options import CallOptions
     from ._client import AppointmentsClient
-    from ._display import Rows, SlotsChart, slots_chart, slots_per_day_and_instructor, to_rows
+    from ._display import Rows, SlotsChart, slots_chart, slots_per_day_and_instructor, to_dataframe, to_rows
     from ._models import (
         AppointmentStatus,
         BookableAppointment,
@@ -96,6 +96,7 @@ _LAZY = {
     "SlotsChart": "_display",
     "slots_chart": "_display",
     "slots_per_day_and_instructor": "_display",
+    "to_dataframe": "_display",
     "to_rows": "_display",
 }
 
@@ -169,5 +170,6 @@ __all__ = [
     "parse_zoned_datetime",
     "slots_chart",
     "slots_per_day_and_instructor",
+    "to_dataframe",
     "to_rows",
 ]

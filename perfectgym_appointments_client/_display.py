@@ -1,23 +1,28 @@
-"""Tables and charts for people: ``to_rows`` flattens models into dicts (a ``pandas.DataFrame`` takes
-them), and the result renders as an HTML table in Jupyter without pandas; ``slots_chart`` draws free
-slots per day and instructor as an SVG bar chart (no plotting library)."""
+"""Tables and charts for people: ``to_rows`` flattens models into dicts, which render as an HTML
+table in Jupyter without pandas; ``to_dataframe`` makes them a pandas or polars DataFrame (typed
+columns, also for an empty list); ``slots_chart`` draws free slots per day and instructor as an SVG
+bar chart (no plotting library). Every surface names an instructor by one rule
+(:func:`~._models.instructor_name`)."""
 
 from __future__ import annotations
 
 import html
+import importlib
 import math
 import re
 from collections import Counter
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta, tzinfo
-from typing import Any
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from ._exceptions import ConfigurationError
 from ._generated.types import Unset
-from ._models import BookableAppointment, Booking, Instructor, Slot
+from ._html import rows_table
+from ._models import BookableAppointment, Booking, Instructor, Slot, instructor_name
 from ._zoned import instant
 
-__all__ = ["Rows", "SlotsChart", "slots_chart", "slots_per_day_and_instructor", "to_rows"]
+__all__ = ["Rows", "SlotsChart", "slots_chart", "slots_per_day_and_instructor", "to_dataframe", "to_rows"]
 
 
 class Rows(list[dict[str, Any]]):
@@ -26,30 +31,51 @@ class Rows(list[dict[str, Any]]):
     def _repr_html_(self) -> str:
         if not self:
             return "<p><em>no rows</em></p>"
-        columns = list(dict.fromkeys(key for row in self for key in row))
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns) + "</tr>"
-            for row in self
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return rows_table(list(dict.fromkeys(key for row in self for key in row)), self)
 
 
-def _cell(value: Any) -> str:
-    if value is None or isinstance(value, Unset):
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M %Z")
-    return str(value)
+# The row of each kind of model: its columns, in order, and what their values are. to_rows writes
+# exactly these keys, and to_dataframe types a frame's columns by them, so that an empty list keeps
+# its columns and their types. (Booking.to_row writes the booking's; a test holds the two together.)
+_Type = Literal["datetime", "date", "int", "str"]
+_COLUMNS: dict[type[Any], tuple[tuple[str, _Type], ...]] = {
+    Booking: (
+        ("booking_id", "int"),
+        ("customer_id", "int"),
+        ("title", "str"),
+        ("start", "datetime"),
+        ("end", "datetime"),
+        ("booking_status", "str"),
+        ("appointment_status", "str"),
+        ("participant_status", "str"),
+        ("instructors", "str"),
+    ),
+    Slot: (("day", "date"), ("start", "datetime"), ("end", "datetime"), ("instructors", "str")),
+    BookableAppointment: (("id", "int"), ("title", "str"), ("category", "str"), ("duration", "int")),
+    Instructor: (("id", "int"), ("name", "str")),
+}
 
 
-def _instructor_name(instructor: Instructor) -> str:
-    public = instructor.public_name
-    return public if isinstance(public, str) and public else f"{instructor.first_name} {instructor.last_name}"
+def _kind(item: object) -> type[Any]:
+    for model in _COLUMNS:
+        if isinstance(item, model):
+            return model
+    raise _not_a_model(item)
+
+
+def _not_a_model(item: object) -> TypeError:
+    kinds = ", ".join(m.__name__ for m in _COLUMNS)
+    return TypeError(f"cannot show a {type(item).__name__}: rows are made of {kinds}")
 
 
 def to_rows(items: Iterable[BookableAppointment | Slot | Booking | Instructor]) -> Rows:
-    """One flat dict per model (date-times stay aware ``datetime``s)."""
+    """One flat dict per model (date-times stay aware ``datetime``s).
+
+    The columns per kind: a slot's ``day`` (its date in the studio's zone), ``start``, ``end``,
+    ``instructors``; a booking's :meth:`Booking.to_row`; an appointment's ``id``, ``title``,
+    ``category``, ``duration``; an instructor's ``id``, ``name``. Instructors are named by their
+    public name when the API gives one, else by first and last name.
+    """
     rows = Rows()
     for item in items:
         if isinstance(item, Booking):
@@ -60,7 +86,7 @@ def to_rows(items: Iterable[BookableAppointment | Slot | Booking | Instructor]) 
                     "day": item.start_date_time.date(),
                     "start": item.start_date_time,
                     "end": item.end_date_time,
-                    "instructors": ", ".join(_instructor_name(i) for i in item.instructors or []),
+                    "instructors": ", ".join(instructor_name(i) for i in item.instructors or []),
                 }
             )
         elif isinstance(item, BookableAppointment):
@@ -73,10 +99,96 @@ def to_rows(items: Iterable[BookableAppointment | Slot | Booking | Instructor]) 
                 }
             )
         elif isinstance(item, Instructor):
-            rows.append({"id": item.id, "name": _instructor_name(item)})
+            rows.append({"id": item.id, "name": instructor_name(item)})
         else:
-            raise TypeError(f"to_rows: cannot show a {type(item).__name__}")
+            raise _not_a_model(item)
     return rows
+
+
+def to_dataframe(
+    items: Iterable[BookableAppointment | Slot | Booking | Instructor],
+    *,
+    kind: type[BookableAppointment | Slot | Booking | Instructor] | None = None,
+    library: Literal["pandas", "polars"] = "pandas",
+) -> Any:
+    """Slots, bookings, bookable appointments or instructors as a DataFrame, one row per model.
+
+    The columns are those of :func:`to_rows` for the kind of model, typed: ``start`` and ``end``
+    timezone-aware (in the studio's zone, ``Europe/Berlin``, when every value names the same one;
+    in UTC otherwise), ids and ``duration`` integers (missing ones null), a slot's ``day`` a date,
+    the rest strings. An empty list gives an empty frame with the same columns and types, which
+    needs ``kind`` (``Slot``, ``Booking``, ``BookableAppointment``, ``Instructor``): a list of
+    models says its kind, an empty one cannot. One kind per frame.
+
+    ``library`` is ``"pandas"`` (a ``pandas.DataFrame``) or ``"polars"`` (a ``polars.DataFrame``),
+    imported on this first call: ``pip install 'perfectgym-appointments-client[pandas]'`` (or
+    ``[polars]``); without it this raises :class:`ConfigurationError` saying so.
+    """
+    if library not in ("pandas", "polars"):
+        raise ValueError(f"to_dataframe: library must be 'pandas' or 'polars', not {library!r}")
+    models = list(items)
+    if kind is not None and kind not in _COLUMNS:
+        raise TypeError(
+            f"to_dataframe: kind must be one of {', '.join(m.__name__ for m in _COLUMNS)}, not {kind!r}"
+        )
+    found = {_kind(item) for item in models}
+    if len(found) > 1:
+        names = ", ".join(sorted(m.__name__ for m in found))
+        raise TypeError(f"to_dataframe: one kind of model per frame, got {names}")
+    if kind is None:
+        if not found:
+            raise ValueError(
+                "to_dataframe: an empty list has no kind to take its columns from: pass kind= "
+                "(Slot, Booking, BookableAppointment or Instructor)"
+            )
+        kind = found.pop()
+    elif found and found != {kind}:
+        raise TypeError(f"to_dataframe: kind={kind.__name__} but the items are {found.pop().__name__}s")
+    module = _import(library)
+    columns = _COLUMNS[kind]
+    rows = to_rows(models)
+    values = {name: [row[name] for row in rows] for name, _ in columns}
+    if library == "pandas":
+        return module.DataFrame(
+            {name: _pandas_column(module, values[name], type_) for name, type_ in columns}
+        )
+    return module.DataFrame([_polars_column(module, name, values[name], type_) for name, type_ in columns])
+
+
+def _import(library: str) -> Any:
+    try:
+        return importlib.import_module(library)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"to_dataframe(library={library!r}) needs {library}: "
+            f"pip install 'perfectgym-appointments-client[{library}]'"
+        ) from exc
+
+
+def _zone_of(values: list[datetime]) -> str:
+    """The IANA zone every value names, or UTC when they name several or only offsets."""
+    keys = {getattr(v.tzinfo, "key", None) for v in values}
+    key = keys.pop() if len(keys) == 1 else None
+    return key if isinstance(key, str) else "UTC"
+
+
+def _pandas_column(pd: Any, values: list[Any], type_: _Type) -> Any:
+    if type_ == "datetime":
+        # Through UTC: the instants stay exact across a DST change, whatever the zones.
+        return pd.Series(pd.to_datetime(values, utc=True).as_unit("us").tz_convert(_zone_of(values)))
+    if type_ == "int":
+        return pd.Series(pd.array(values, dtype="Int64"))
+    if type_ == "str":
+        return pd.Series(values, dtype=str)
+    return pd.Series(values, dtype=object)  # dates: datetime.date values, as pandas keeps them
+
+
+def _polars_column(pl: Any, name: str, values: list[Any], type_: _Type) -> Any:
+    if type_ == "datetime":
+        utc = [v.astimezone(UTC) for v in values]
+        return pl.Series(name, utc, dtype=pl.Datetime("us", "UTC")).dt.convert_time_zone(_zone_of(values))
+    dtype = {"int": pl.Int64, "str": pl.String, "date": pl.Date}[type_]
+    return pl.Series(name, values, dtype=dtype)
 
 
 def slots_per_day_and_instructor(slots: Iterable[Slot]) -> Rows:
@@ -114,7 +226,7 @@ def _count(slots: Iterable[Slot]) -> tuple[Counter[tuple[date, str]], list[tzinf
             zones.append(start.tzinfo)
         instructors: list[Instructor | None] = [*slot.instructors] if slot.instructors else [None]
         for instructor in instructors:
-            counts[(day, _instructor_name(instructor) if instructor else _NO_INSTRUCTOR)] += 1
+            counts[(day, instructor_name(instructor) if instructor else _NO_INSTRUCTOR)] += 1
     return counts, zones, n_slots
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "Slot",
     "SlotLike",
     "ValidationStatus",
+    "instructor_name",
 ]
 
 T = TypeVar("T")
@@ -59,6 +60,13 @@ class SlotLike(Protocol):
 
 def _opt(value: Any) -> Any:
     return None if isinstance(value, Unset) else value
+
+
+def instructor_name(instructor: Instructor) -> str:
+    """How every table, chart and listing names an instructor: the public name when the API gives
+    one (not empty), else first and last name."""
+    public = instructor.public_name
+    return public if isinstance(public, str) and public else f"{instructor.first_name} {instructor.last_name}"
 
 
 _FIELD_NAMES: dict[type[Any], frozenset[str]] = {}
@@ -164,7 +172,8 @@ class Booking:
         )
 
     def to_row(self) -> dict[str, Any]:
-        """A flat dict (a table row: ``pandas.DataFrame([b.to_row() for b in bookings])``)."""
+        """A flat dict (a table row; :func:`to_dataframe` makes a DataFrame of bookings). Instructors
+        are named by their public name when the API gives one, else by first and last name."""
         return {
             "booking_id": self.booking_id,
             "customer_id": self.customer_id,
@@ -174,8 +183,20 @@ class Booking:
             "booking_status": str(self.booking_status),
             "appointment_status": str(self.appointment_status),
             "participant_status": str(self.participant_status),
-            "instructors": ", ".join(f"{i.first_name} {i.last_name}" for i in self.instructors),
+            "instructors": ", ".join(instructor_name(i) for i in self.instructors),
         }
+
+    def _repr_html_(self) -> str:
+        """The fields as an HTML table, escaped: how Jupyter shows the booking."""
+        from ._html import model_table
+
+        # The generated model's fields this class does not declare (a newer spec's) as well; model_table
+        # adds what the server sent that the spec does not name. ``raw`` would repeat it all.
+        own = {f.name for f in attrs.fields(type(self))}
+        raw = self.raw
+        newer = [f.name for f in attrs.fields(type(raw))] if raw is not None else []
+        extra = {n: getattr(self, n) for n in newer if n not in own and n != "additional_properties"}
+        return model_table(self, exclude=("raw",), extra=extra)
 
 
 @attrs.frozen

@@ -15,7 +15,7 @@ NAME = PACKAGE.name
 # Lowest first. Modules on one line may import each other only where the import graph is
 # acyclic (checked below); a module imports only from its own line or the lines above.
 LAYERS: list[set[str]] = [
-    {"_constants", "_field_paths", "_zoned", "_concurrency", "_call_options", "_tls"},
+    {"_constants", "_field_paths", "_zoned", "_concurrency", "_call_options", "_tls", "_html"},
     {"_generated"},
     {"_version", "_exceptions", "_models", "_http", "_telemetry"},
     {"_httpx_backend", "_aiohttp_backend"},

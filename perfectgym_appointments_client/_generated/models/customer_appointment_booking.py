@@ -286,6 +286,13 @@ class CustomerAppointmentBooking:
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
 
+    def _repr_html_(self) -> str:
+        """The fields as an HTML table, escaped: how Jupyter shows the model."""
+        # Imported here, on the first display: importing a model costs nothing more.
+        from perfectgym_appointments_client._html import model_table
+
+        return model_table(self)
+
 
 # After the class, so models that refer to each other still load; not in from_dict, which
 # would run the import statement for every object parsed.

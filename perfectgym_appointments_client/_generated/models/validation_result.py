@@ -88,3 +88,10 @@ class ValidationResult:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+    def _repr_html_(self) -> str:
+        """The fields as an HTML table, escaped: how Jupyter shows the model."""
+        # Imported here, on the first display: importing a model costs nothing more.
+        from perfectgym_appointments_client._html import model_table
+
+        return model_table(self)
