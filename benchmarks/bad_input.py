@@ -154,14 +154,14 @@ OPERATIONS = (
     ),
     Operation(
         "validateForAppointmentBooking", "POST", "/v1/appointments/bookable/validate",
-        {"validationStatus": "AVAILABLE"}, lambda c: c.validate_slot(CUSTOMER, APPOINTMENT, _slot()),
+        {"validationStatus": "AVAILABLE"}, lambda c: c.validate_slot(customer_id=CUSTOMER, bookable_appointment_id=APPOINTMENT, slot=_slot()),
         target=(), required=("validationStatus",), enum_field="validationStatus", wraps=True,
     ),
     Operation(
         "bookAppointmentBooking", "POST", "/v1/appointments/booking/book",
         {**BOOKING_JSON, "bookingId": 101, "startDateTime": SLOT_JSON["startDateTime"],
          "endDateTime": SLOT_JSON["endDateTime"]},
-        lambda c: c.book(CUSTOMER, APPOINTMENT, _slot(), validate=False),
+        lambda c: c.book(customer_id=CUSTOMER, bookable_appointment_id=APPOINTMENT, slot=_slot(), validate=False),
         target=(), required=("bookingId", "bookingStatus", "startDateTime", "endDateTime",
                              "appointmentStatus", "participantStatus"),
         int_field="bookingId", datetime_field="startDateTime", enum_field="bookingStatus",

@@ -94,7 +94,7 @@ async def walk(call: Callable[[AppointmentsClient], Awaitable[Any]]) -> tuple[li
 
 CALLS: dict[str, Callable[[AppointmentsClient], Awaitable[Any]]] = {
     "get_slots": lambda client: client.get_slots(1, days_ahead=1),
-    "book": lambda client: client.book(5, 1, SlotStub()),
+    "book": lambda client: client.book(customer_id=5, bookable_appointment_id=1, slot=SlotStub()),
 }
 
 

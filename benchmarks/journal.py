@@ -39,7 +39,7 @@ async def _slots(base_url: str, count: int) -> list[tuple[int, Any]]:
             for week in range(4):
                 start = dt.date.today() + dt.timedelta(days=1 + 7 * week)
                 for slot in await client.get_slots(
-                    appointment.id, DEMO_CUSTOMER, days_ahead=6, start_date=start
+                    appointment.id, customer_id=DEMO_CUSTOMER, days_ahead=6, start_date=start
                 ):
                     begins, ends = slot.start_date_time.timestamp(), slot.end_date_time.timestamp()
                     if all(
@@ -59,7 +59,7 @@ async def _book_all(base_url: str, pairs: list[tuple[int, Any]], journal: str | 
     ) as client:
         wall, cpu = time.perf_counter(), time.process_time()
         for appointment_id, slot in pairs:
-            await client.book(DEMO_CUSTOMER, appointment_id, slot)
+            await client.book(customer_id=DEMO_CUSTOMER, bookable_appointment_id=appointment_id, slot=slot)
         return (time.perf_counter() - wall) / len(pairs), (time.process_time() - cpu) / len(pairs)
 
 

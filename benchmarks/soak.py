@@ -373,7 +373,7 @@ async def _soak(
                 on: AppointmentsClient, customer: int, appointment: int, slot: Slot
             ) -> Booking | str:
                 try:
-                    return await on.book(customer, appointment, slot)
+                    return await on.book(customer_id=customer, bookable_appointment_id=appointment, slot=slot)
                 except BookingIdUnknownError:
                     return "booked-id-unknown"
                 except BookingOutcomeUnknownError:
@@ -433,7 +433,9 @@ async def _soak(
                 days = rng.choice([1, 2, 3, 6, 8])
                 asked = time.perf_counter()
                 try:
-                    slots = await on.get_slots(appointment, customer, days, first_day)
+                    slots = await on.get_slots(
+                        appointment, customer_id=customer, days_ahead=days, start_date=first_day
+                    )
                 except PerfectGymError as exc:
                     report.failures[f"get_slots: {type(exc).__name__}"] += 1
                     return "no-slots-read"

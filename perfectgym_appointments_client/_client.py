@@ -461,6 +461,7 @@ class AppointmentsClient:
     async def get_slots(
         self,
         bookable_appointment_id: int,
+        *,
         customer_id: int | None = None,
         days_ahead: int | None = None,
         start_date: dt.date | None = None,
@@ -495,10 +496,10 @@ class AppointmentsClient:
     @_per_call
     async def validate_slot(
         self,
+        *,
         customer_id: int,
         bookable_appointment_id: int,
         slot: SlotLike,
-        *,
         instructor_ids: Sequence[int] | None = None,
     ) -> ValidationStatus:
         """Check whether a customer may book a slot. Safe to repeat, so it is retried like a read."""
@@ -509,11 +510,11 @@ class AppointmentsClient:
     @_per_call
     async def book(
         self,
+        *,
         customer_id: int,
         bookable_appointment_id: int,
         slot: SlotLike,
         validate: bool = True,
-        *,
         instructor_ids: Sequence[int] | None = None,
     ) -> Booking:
         """Book a slot for a customer; at most one booking is ever kept by one call.
@@ -522,8 +523,8 @@ class AppointmentsClient:
         (nothing booked) unless it is AVAILABLE. The booking request is repeated only on
         evidence that the first made nothing; a booking a failed request did make is returned.
         :class:`BookingIdUnknownError`: booked (proven) but its id cannot be read yet;
-        :class:`BookingOutcomeUnknownError`: nothing proves either way. The rules are in
-        ``_booking/``. A ``BOOKED_WITH_CONFIRMATION_REQUIRED`` answer is returned as such
+        :class:`BookingOutcomeUnknownError`: nothing proves either way. The safety rules are
+        listed in the guide "Booking and its safety rules" (docs/guides/booking.md). A ``BOOKED_WITH_CONFIRMATION_REQUIRED`` answer is returned as such
         (``needs_confirmation``). When the customer already holds an active booking of this
         appointment at this instant (a resubmit after a lost answer, a second tab), that booking
         is returned with ``already_existed=True`` and nothing is booked; this works within the
@@ -535,6 +536,7 @@ class AppointmentsClient:
     @_per_call
     async def book_first_available(
         self,
+        *,
         customer_id: int,
         bookable_appointment_id: int,
         start_date: dt.date | None = None,
@@ -542,7 +544,6 @@ class AppointmentsClient:
         earliest: dt.datetime | dt.time | None = None,
         latest: dt.datetime | dt.time | None = None,
         instructor_id: int | None = None,
-        *,
         concurrency: int = 8,
     ) -> Booking:
         """Book the earliest slot the customer may book, in the window and filters given.
@@ -595,7 +596,11 @@ class AppointmentsClient:
 
     @_per_call
     async def cancel_booking(self, booking_id: int) -> str:
-        """Cancel an appointment booking; returns the server's confirmation text, or a constant.
+        """Cancel an appointment booking. Returning at all means the booking is canceled now
+        (a failure raises); the string says how, for a log or a message to a member: the
+        server's confirmation text, or a constant. Test it against :data:`ALREADY_CANCELED`
+        (``result == ALREADY_CANCELED``) to tell a booking canceled before this call; never
+        parse the server's text, which is the studio's language and wording.
 
         The text is the answer's ``success`` when it has one (the API may leave it out: ``{}``
         is a valid answer). Without one the return is ``"canceled"`` (``CANCELED``), also when

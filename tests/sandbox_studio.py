@@ -209,7 +209,9 @@ class Studio:
     async def slots(self, appointment: Appointment, days: int) -> list[Slot]:
         """The customer's free slots of ``appointment`` on three days from ``days`` days ahead."""
         first = self.sb.store.now().date() + dt.timedelta(days=days)
-        found = await self.client.get_slots(appointment.id, self.customer, days_ahead=3, start_date=first)
+        found = await self.client.get_slots(
+            appointment.id, customer_id=self.customer, days_ahead=3, start_date=first
+        )
         assert found, f"no free slot of {appointment.title} from {first}"
         return found
 

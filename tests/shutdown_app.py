@@ -59,7 +59,9 @@ async def book(request: Request) -> JSONResponse:
         end_date_time=dt.datetime.fromisoformat(body["end"]).astimezone(ZONE),
     )
     client: AppointmentsClient = request.app.state.client
-    booking = await client.book(body["customer"], body["appointment"], slot)
+    booking = await client.book(
+        customer_id=body["customer"], bookable_appointment_id=body["appointment"], slot=slot
+    )
     return JSONResponse({"booking_id": booking.booking_id})
 
 

@@ -259,7 +259,7 @@ async def test_get_slots_with_a_bad_instructor_raises_naming_the_path() -> None:
 async def test_bookings_with_a_bad_instructor_raise_naming_the_path() -> None:
     api = FakeAPI()
     async with make(api) as client:
-        made = await client.book(5, 1, await first_slot(client))
+        made = await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
         api.bookings[made.booking_id]["instructors"] = [{"id": 7, "firstName": "A", "lastName": 1}]
         with pytest.raises(ResponseValidationError) as one:
             await client.get_booking(made.booking_id)
@@ -287,7 +287,7 @@ async def test_a_book_answer_with_a_bad_instructor_is_not_a_booking_holding_dict
 
         api.faults.append(answer_with_bad_instructor)
         # The answer cannot be read, so the booking check looks in the list: the booking was made.
-        booking = await client.book(5, 1, slot)
+        booking = await client.book(customer_id=5, bookable_appointment_id=1, slot=slot)
     assert [booking.booking_id] == [b["bookingId"] for b in api.live_bookings(5)]
     assert booking.instructors == ()  # as the list has it, not the dict the answer held
     assert api.count("POST", BOOK) == 1

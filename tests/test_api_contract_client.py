@@ -162,7 +162,9 @@ async def test_permission_denied_names_the_scope_the_operation_needs() -> None:
     api.faults.append(status_once(403, "POST", BOOK))
     async with make(api) as client:
         with pytest.raises(PermissionDeniedError) as info:
-            await client.book(5, 1, (await client.get_slots(1))[0], validate=False)
+            await client.book(
+                customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0], validate=False
+            )
     assert info.value.required_scope == "APPOINTMENTS_WRITE"
     assert "APPOINTMENTS_WRITE" in str(info.value)
     assert api.count("POST", BOOK) == 1  # a 403 is not retried
@@ -214,7 +216,9 @@ async def test_connection_errors_name_the_host() -> None:
 async def test_409_on_cancel_reads_the_booking_back_and_a_canceled_one_is_done() -> None:
     api = FakeAPI()
     async with make(api) as client:
-        booking = await client.book(5, 1, (await client.get_slots(1))[0])
+        booking = await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0]
+        )
 
         def someone_else_canceled(request: httpx.Request) -> httpx.Response | None:
             if request.method == "DELETE":
@@ -232,7 +236,9 @@ async def test_409_on_cancel_reads_the_booking_back_and_a_canceled_one_is_done()
 async def test_409_on_cancel_of_a_booking_still_active_cancels_again() -> None:
     api = FakeAPI()
     async with make(api) as client:
-        booking = await client.book(5, 1, (await client.get_slots(1))[0])
+        booking = await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0]
+        )
         api.faults.append(status_once(409, "DELETE", f"{BOOKINGS}/{booking.booking_id}"))
         await client.cancel_booking(booking.booking_id)
     assert api.live_bookings(5) == []
@@ -244,7 +250,7 @@ async def test_409_on_book_goes_through_the_booking_check() -> None:
     async with make(api) as client:
         slot = (await client.get_slots(1))[0]
         api.faults.append(status_once(409, "POST", BOOK))
-        booking = await client.book(5, 1, slot, validate=False)
+        booking = await client.book(customer_id=5, bookable_appointment_id=1, slot=slot, validate=False)
     assert booking.start_date_time == slot.start_date_time
     assert len(api.live_bookings(5)) == 1
     # the check listed the customer's bookings before the one repeat, and once more after it
@@ -265,7 +271,7 @@ async def test_409_on_book_after_a_commit_returns_the_booking_without_a_second_r
             return None
 
         api.faults.append(commit_then_409)
-        booking = await client.book(5, 1, slot, validate=False)
+        booking = await client.book(customer_id=5, bookable_appointment_id=1, slot=slot, validate=False)
     assert [b["bookingId"] for b in api.live_bookings(5)] == [booking.booking_id]
     assert api.count("POST", BOOK) == 1
 
@@ -286,7 +292,9 @@ async def test_a_refusal_by_the_studios_rules_is_slot_not_bookable() -> None:
     api.faults.append(refused)
     async with make(api) as client:
         with pytest.raises(SlotNotBookableError) as info:
-            await client.book(5, 1, (await client.get_slots(1))[0], validate=False)
+            await client.book(
+                customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0], validate=False
+            )
     assert info.value.status is ValidationStatus.CUSTOMER_IN_OTHER_BOOKING
     assert api.count("POST", BOOK) == 1
     # One look for a booking of this slot the customer already holds (a resubmit): none here, so

@@ -109,10 +109,15 @@ async def test_a_read_only_key_may_read_but_not_book(sandbox: Sandbox) -> None:
     customer = sandbox.store.add_customer().id
     async with AppointmentsClient(api_key=sandbox.read_only_api_key, base_url=sandbox.base_url) as client:
         appointment = sandbox.store.listed()[0].id
-        slots = await client.get_slots(appointment, customer, days_ahead=6)
-        assert await client.validate_slot(customer, appointment, slots[0]) is ValidationStatus.AVAILABLE
+        slots = await client.get_slots(appointment, customer_id=customer, days_ahead=6)
+        assert (
+            await client.validate_slot(
+                customer_id=customer, bookable_appointment_id=appointment, slot=slots[0]
+            )
+            is ValidationStatus.AVAILABLE
+        )
         with pytest.raises(PermissionDeniedError) as info:
-            await client.book(customer, appointment, slots[0])
+            await client.book(customer_id=customer, bookable_appointment_id=appointment, slot=slots[0])
         assert await client.list_bookings(customer) == []
     assert info.value.required_scope == "APPOINTMENTS_WRITE"
     assert "APPOINTMENTS_WRITE" in str(info.value)

@@ -196,7 +196,7 @@ async def test_dropped_booking_request_is_checked_not_repeated(http_backend: str
 
     async with LoopbackServer(handler) as server:
         async with client_for(server.url, http_backend, retry_policy=TWO_RETRIES) as client:
-            booking = await client.book(CUSTOMER, 1, SLOT)
+            booking = await client.book(customer_id=CUSTOMER, bookable_appointment_id=1, slot=SLOT)
         assert server.count("POST", BOOK_PATH) == 1
         assert server.count("GET", "/v1/appointments/booking") == 1  # the check read the list
     assert booking.booking_id == BOOKING_ID
@@ -337,7 +337,7 @@ async def test_sent_request_failure_shows_no_key(http_backend: str) -> None:
     """A failure after the request was written (its headers, key included, were built)."""
     async with LoopbackServer(always(CUT)) as server, client_for(server.url, http_backend) as client:
         with pytest.raises(APIConnectionError) as caught:
-            await client.validate_slot(CUSTOMER, 1, SLOT)
+            await client.validate_slot(customer_id=CUSTOMER, bookable_appointment_id=1, slot=SLOT)
     assert caught.value.__cause__ is not None or caught.value.__context__ is not None
     assert_key_nowhere(caught.value)
 
@@ -361,7 +361,13 @@ async def test_the_request_on_the_wire_is_the_same_on_both_backends() -> None:
             start = len(server.requests)
             async with client_for(server.url, backend, accept_language="de") as client:
                 await client.get_slots(1, customer_id=CUSTOMER, days_ahead=3, start_date=DAY)
-                booking = await client.book(CUSTOMER, 1, SLOT, validate=False, instructor_ids=[7])
+                booking = await client.book(
+                    customer_id=CUSTOMER,
+                    bookable_appointment_id=1,
+                    slot=SLOT,
+                    validate=False,
+                    instructor_ids=[7],
+                )
             assert booking.booking_id == BOOKING_ID
             wire_by_backend[backend] = [
                 (
@@ -666,7 +672,7 @@ async def test_a_connection_errors_chain_and_locals_hold_no_key(http_backend: st
         with pytest.raises(APIConnectionError) as read:
             await client.get_bookable_appointment(1)
         with pytest.raises(APIConnectionError) as posted:
-            await client.validate_slot(CUSTOMER, 1, SLOT)
+            await client.validate_slot(customer_id=CUSTOMER, bookable_appointment_id=1, slot=SLOT)
     for exc in (read.value, posted.value):
         assert isinstance(exc, APITimeoutError) is (shape == "timeout")
         assert_key_nowhere(exc)

@@ -49,7 +49,7 @@ async def test_book_validates_then_books_and_sends_the_slot_back_verbatim() -> N
     api = FakeAPI()
     async with make(api) as client:
         slot = await first_slot(client)
-        booking = await client.book(5, 1, slot)
+        booking = await client.book(customer_id=5, bookable_appointment_id=1, slot=slot)
     assert isinstance(booking, Booking)
     assert booking.customer_id == 5
     assert booking.is_confirmed
@@ -73,7 +73,7 @@ async def test_book_with_a_user_datetime_slot() -> None:
         end_date_time = dt.datetime.combine(DAY, dt.time(16), BERLIN)
 
     async with make(api) as client:
-        booking = await client.book(5, 1, MySlot(), validate=False)
+        booking = await client.book(customer_id=5, bookable_appointment_id=1, slot=MySlot(), validate=False)
     sent = json.loads(api.requests[-1].content)
     assert sent["startDateTime"] == wire(15)
     assert "instructorIds" not in sent
@@ -84,7 +84,7 @@ async def test_confirmation_required_is_never_reported_as_booked() -> None:
     api = FakeAPI()
     api.booking_status = "BOOKED_WITH_CONFIRMATION_REQUIRED"
     async with make(api) as client:
-        booking = await client.book(5, 1, await first_slot(client))
+        booking = await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
     assert booking.booking_status is BookingStatus.BOOKED_WITH_CONFIRMATION_REQUIRED
     assert booking.needs_confirmation
     assert not booking.is_confirmed
@@ -98,7 +98,7 @@ async def test_refused_validation_books_nothing() -> None:
     api.validation[wire(8)] = "NO_CONTINGENT"
     async with make(api) as client:
         with pytest.raises(SlotNotBookableError) as info:
-            await client.book(5, 1, await first_slot(client))
+            await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
     assert info.value.status is ValidationStatus.NO_CONTINGENT
     assert api.count("POST", BOOK) == 0
 
@@ -109,11 +109,11 @@ async def test_unknown_validation_status_is_refused_not_crashed() -> None:
     api.validation[wire(8)] = unknown
     async with make(api) as client:
         slot = await first_slot(client)
-        status = await client.validate_slot(5, 1, slot)
+        status = await client.validate_slot(customer_id=5, bookable_appointment_id=1, slot=slot)
         assert status.value == unknown
         assert str(status) == unknown
         with pytest.raises(SlotNotBookableError, match=unknown):
-            await client.book(5, 1, slot)
+            await client.book(customer_id=5, bookable_appointment_id=1, slot=slot)
 
 
 @httpx_alone
@@ -127,7 +127,7 @@ async def test_a_refusal_named_only_in_typed_args_is_slot_not_bookable() -> None
     async with make(api, outcomes) as client:
         slot = (await client.get_slots(1))[0]
         with pytest.raises(SlotNotBookableError) as info:
-            await client.book(5, 1, slot, validate=False)
+            await client.book(customer_id=5, bookable_appointment_id=1, slot=slot, validate=False)
     assert info.value.status is ValidationStatus.STUDIO_CLOSED
     assert api.count("POST", BOOK) == 1
     assert api.live_bookings(5) == []
@@ -147,7 +147,7 @@ async def test_a_400_whose_typed_args_name_no_status_is_not_a_refusal() -> None:
     async with make(api, outcomes) as client:
         slot = (await client.get_slots(1))[0]
         with pytest.raises(BadRequestError) as info:
-            await client.book(5, 1, slot, validate=False)
+            await client.book(customer_id=5, bookable_appointment_id=1, slot=slot, validate=False)
     assert not isinstance(info.value, SlotNotBookableError)
     assert info.value.error_code == "errormessage.validation"
     assert api.count("POST", BOOK) == 1  # an answer: nothing made, nothing repeated
@@ -159,7 +159,9 @@ async def test_no_retry_budget_means_no_second_booking_request() -> None:
     api.faults.append(status_once(503, "POST", BOOK))
     async with make(api, max_retries=0) as client:
         with pytest.raises(PerfectGymError):
-            await client.book(5, 1, await first_slot(client), validate=False)
+            await client.book(
+                customer_id=5, bookable_appointment_id=1, slot=await first_slot(client), validate=False
+            )
     assert api.count("POST", BOOK) == 1
     assert api.live_bookings(5) == []
 
@@ -171,7 +173,9 @@ async def test_rate_limited_booking_is_retried_without_checking() -> None:
     api = FakeAPI()
     api.faults.append(status_once(429, "POST", BOOK, {"Retry-After": "1"}))
     async with make(api) as client:
-        await client.book(5, 1, await first_slot(client), validate=False)
+        await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=await first_slot(client), validate=False
+        )
     assert api.count("POST", BOOK) == 2
     assert api.count("GET", BOOKINGS) == 0
 
@@ -180,6 +184,8 @@ async def test_connect_failure_is_retried_without_checking() -> None:
     api = FakeAPI()
     api.faults.append(raise_once(httpx.ConnectError("refused"), "POST", BOOK))
     async with make(api) as client:
-        await client.book(5, 1, await first_slot(client), validate=False)
+        await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=await first_slot(client), validate=False
+        )
     assert api.count("POST", BOOK) == 2
     assert len(api.live_bookings(5)) == 1

@@ -97,7 +97,7 @@ async def test_commit_then_drop_returns_the_booking_the_server_made() -> None:
     api = FakeAPI()
     api.drop_after_commit = 1
     async with make(api) as client:
-        booking = await client.book(5, 1, await first_slot(client))
+        booking = await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
     assert api.count("POST", BOOK) == 1  # never sent twice
     assert [b["bookingId"] for b in api.live_bookings(5)] == [booking.booking_id]
     assert api.count("GET", BOOKINGS) == 1
@@ -107,7 +107,9 @@ async def test_ambiguous_5xx_that_made_nothing_is_retried_after_checking() -> No
     api = FakeAPI()
     api.faults.append(status_once(503, "POST", BOOK))
     async with make(api) as client:
-        booking = await client.book(5, 1, await first_slot(client), validate=False)
+        booking = await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=await first_slot(client), validate=False
+        )
     assert api.count("POST", BOOK) == 2
     # checked before the second attempt, and once more after it (for a duplicate)
     assert api.count("GET", BOOKINGS) == 2
@@ -118,7 +120,9 @@ async def test_409_after_a_commit_is_found_not_repeated() -> None:
     api = FakeAPI()
     add(api, commit_then(409))
     async with make(api) as client:
-        booking = await client.book(5, 1, (await client.get_slots(1))[0])
+        booking = await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0]
+        )
     assert api.count("POST", BOOK) == 1
     assert [b["bookingId"] for b in api.live_bookings(5)] == [booking.booking_id]
 
@@ -128,7 +132,9 @@ async def test_a_renamed_appointment_is_still_found_by_its_instant() -> None:
     api.titles[1] = "Personal Training (renamed)"
     api.drop_after_commit = 1
     async with make(api) as client:
-        booking = await client.book(5, 1, (await client.get_slots(1))[0])
+        booking = await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0]
+        )
     assert api.count("POST", BOOK) == 1
     assert booking.title == "Personal Training (renamed)"
     assert [b["bookingId"] for b in api.live_bookings(5)] == [booking.booking_id]
@@ -140,7 +146,9 @@ async def test_a_booking_at_the_same_wall_time_on_another_day_is_not_taken_for_o
     api.book({"customerId": 5, "bookableAppointmentId": 1, **other})  # an older booking, elsewhere
     api.faults.append(status_once(503, "POST", BOOK))
     async with make(api) as client:
-        booking = await client.book(5, 1, (await client.get_slots(1))[0])
+        booking = await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0]
+        )
     assert api.count("POST", BOOK) == 2
     assert len(api.live_bookings(5)) == 2
     assert booking.start_date_time != Slot.from_dict(other).start_date_time
@@ -159,7 +167,9 @@ async def test_of_two_bookings_at_the_instant_the_one_of_the_booked_appointment_
     api.drop_after_commit = 1  # ours: id 100, then the connection drops
     outcomes: list[BookingOutcome] = []
     async with make(api, outcomes) as client:
-        booking = await client.book(5, 1, (await client.get_slots(1))[0], validate=False)
+        booking = await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0], validate=False
+        )
     assert (booking.booking_id, booking.title) == (100, "Appointment 1")
     assert api.count("POST", BOOK) == 1  # found, not repeated
     assert api.count("GET", "/v1/appointments/bookable/1") == 1  # the title, asked for once
@@ -179,7 +189,7 @@ async def test_customer_in_other_booking_after_a_repeat_that_made_nothing_is_a_r
     async with make(api, outcomes) as client:
         slot = (await client.get_slots(1))[0]
         with pytest.raises(SlotNotBookableError) as info:
-            await client.book(5, 1, slot, validate=False)
+            await client.book(customer_id=5, bookable_appointment_id=1, slot=slot, validate=False)
     assert info.value.status is ValidationStatus.CUSTOMER_IN_OTHER_BOOKING
     assert api.count("POST", BOOK) == 2
     assert api.live_bookings(5) == []
@@ -193,7 +203,9 @@ async def test_outcome_unknown_when_the_check_fails_too() -> None:
         api.faults.append(status_once(503, "GET", BOOKINGS))
     async with make(api) as client:
         with pytest.raises(BookingOutcomeUnknownError) as info:
-            await client.book(5, 1, await first_slot(client), validate=False)
+            await client.book(
+                customer_id=5, bookable_appointment_id=1, slot=await first_slot(client), validate=False
+            )
     assert isinstance(info.value.cause, APIConnectionError)
     assert api.count("POST", BOOK) == 1  # no blind retry
     assert api.count("GET", BOOKINGS) == 9  # three rounds of three attempts
@@ -206,7 +218,9 @@ async def test_the_check_tries_harder_than_a_read() -> None:
     for _ in range(8):  # all but the last attempt of the last round fail
         api.faults.append(status_once(503, "GET", BOOKINGS))
     async with make(api) as client:
-        booking = await client.book(5, 1, await first_slot(client), validate=False)
+        booking = await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=await first_slot(client), validate=False
+        )
     assert api.count("POST", BOOK) == 1
     assert [b["bookingId"] for b in api.live_bookings(5)] == [booking.booking_id]
 
@@ -221,7 +235,9 @@ async def test_far_slot_made_then_dropped_is_reported_booked_with_unknown_id() -
     async with make(api, outcomes) as client:
         slot = (await client.get_slots(1))[0]
         with pytest.raises(BookingIdUnknownError) as info:
-            await client.book(5, 1, slot)  # validates AVAILABLE first: evidence for the check
+            await client.book(
+                customer_id=5, bookable_appointment_id=1, slot=slot
+            )  # validates AVAILABLE first: evidence for the check
     error = info.value
     assert api.count("POST", BOOK) == 1  # never a second booking request
     assert len(api.live_bookings(5)) == 1
@@ -239,7 +255,7 @@ async def test_far_slot_without_prior_validation_is_unknown_not_rebooked() -> No
     async with make(api) as client:
         slot = (await client.get_slots(1))[0]
         with pytest.raises(BookingOutcomeUnknownError, match="proves neither") as info:
-            await client.book(5, 1, slot, validate=False)
+            await client.book(customer_id=5, bookable_appointment_id=1, slot=slot, validate=False)
     assert api.count("POST", BOOK) == 1
     assert len(api.live_bookings(5)) == 1
     assert info.value.start_date_time == slot.start_date_time
@@ -249,7 +265,9 @@ async def test_far_slot_that_validates_available_again_is_rebooked() -> None:
     api = far_api()
     api.faults.append(status_once(503, "POST", BOOK))
     async with make(api) as client:
-        booking = await client.book(5, 1, (await client.get_slots(1))[0])
+        booking = await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0]
+        )
     assert api.count("POST", BOOK) == 2
     assert [b["bookingId"] for b in api.live_bookings(5)] == [booking.booking_id]
 
@@ -262,7 +280,9 @@ async def test_a_late_commit_seen_after_the_repeat_is_canceled_and_reported() ->
     late_commit(api)
     outcomes: list[BookingOutcome] = []
     async with make(api, outcomes) as client:
-        booking = await client.book(5, 1, (await client.get_slots(1))[0], validate=False)
+        booking = await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0], validate=False
+        )
     live = api.live_bookings(5)
     assert [b["bookingId"] for b in live] == [booking.booking_id]  # one left: the older
     assert api.count("POST", BOOK) == 2
@@ -285,7 +305,9 @@ async def test_a_duplicate_that_cannot_be_canceled_is_logged_and_the_booking_kep
     outcomes: list[BookingOutcome] = []
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         async with make(api, outcomes) as client:
-            booking = await client.book(5, 1, (await client.get_slots(1))[0], validate=False)
+            booking = await client.book(
+                customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0], validate=False
+            )
     live = sorted(b["bookingId"] for b in api.live_bookings(5))
     assert len(live) == 2  # both stand: the second could not be canceled
     assert booking.booking_id == live[0]  # the older one is the one kept
@@ -327,7 +349,9 @@ async def test_a_failed_look_for_a_duplicate_is_logged_and_the_booking_kept(
     outcomes: list[BookingOutcome] = []
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         async with make(api, outcomes) as client:
-            booking = await client.book(5, 1, (await client.get_slots(1))[0], validate=False)
+            booking = await client.book(
+                customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0], validate=False
+            )
     assert [b["bookingId"] for b in api.live_bookings(5)] == [booking.booking_id]
     assert api.count("POST", BOOK) == 2
     assert [(o.kind, o.canceled_booking_ids) for o in outcomes] == [(OutcomeKind.BOOKED, ())]
@@ -345,7 +369,7 @@ async def test_malformed_success_on_book_returns_the_booking_the_server_made() -
     async with make(api) as client:
         slot = await first_slot(client)
         api.faults.append(commit_then_garble(api, "POST"))
-        booking = await client.book(5, 1, slot, validate=False)
+        booking = await client.book(customer_id=5, bookable_appointment_id=1, slot=slot, validate=False)
     assert api.count("POST", BOOK) == 1  # not booked again
     assert [b["bookingId"] for b in api.live_bookings(5)] == [booking.booking_id]
     assert booking.start_date_time == slot.start_date_time
@@ -356,7 +380,9 @@ async def test_malformed_success_on_book_that_made_nothing_is_raised_not_retried
     api.faults.append(lambda r: httpx.Response(200, content=b"{}") if r.url.path == BOOK else None)
     async with make(api) as client:
         with pytest.raises(ResponseValidationError) as info:
-            await client.book(5, 1, await first_slot(client), validate=False)
+            await client.book(
+                customer_id=5, bookable_appointment_id=1, slot=await first_slot(client), validate=False
+            )
     assert info.value.operation == "bookAppointmentBooking"
     assert api.count("POST", BOOK) == 1
     assert api.count("GET", BOOKINGS) == 1  # it looked before giving up

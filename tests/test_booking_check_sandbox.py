@@ -127,7 +127,9 @@ async def test_booking_made_but_unanswered_inside_the_list_window_is_returned(
         slot = (await st.slots(appointment, INSIDE))[0]
         arm(st, fault, ("GET", BOOKINGS))
         with caplog.at_level(logging.WARNING, logger=LOGGER):
-            booking = await st.client.book(st.customer, appointment.id, slot)
+            booking = await st.client.book(
+                customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot
+            )
 
         assert st.sb.fault_counts[fault.count] == 1, "the fault really hit the booking request"
         assert type(failure_logged(caplog, booking)) is fault.seen_as
@@ -152,7 +154,9 @@ async def test_booking_made_but_unanswered_outside_the_list_window_is_booked_wit
         slot = (await st.slots(appointment, OUTSIDE))[0]
         arm(st, fault, ("POST", VALIDATE))
         with pytest.raises(BookingIdUnknownError) as caught:
-            await st.client.book(st.customer, appointment.id, slot, validate=True)
+            await st.client.book(
+                customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot, validate=True
+            )
 
         error = caught.value
         assert type(error.cause) is fault.seen_as
@@ -181,7 +185,9 @@ async def test_connection_cut_before_the_booking_is_handled_is_repeated_and_book
             lambda: setattr(st.sb, "faults", Faults(rate_reset=1.0, max_faults=1)),
         )  # fmt: skip
         sent = sent_bookings(st.client)
-        booking = await st.client.book(st.customer, appointment.id, slot, validate=True)
+        booking = await st.client.book(
+            customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot, validate=True
+        )
 
         assert st.sb.fault_counts["reset"] == 1
         assert len(sent) == 2, "the booking request was repeated"
@@ -204,7 +210,9 @@ async def test_appointment_renamed_while_the_answer_is_lost_still_returns_the_bo
         st.server.on(
             "committed", "POST", BOOK, lambda: st.sb.store.rename_appointment(appointment.id, renamed)
         )
-        booking = await st.client.book(st.customer, appointment.id, slot)
+        booking = await st.client.book(
+            customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot
+        )
 
         assert st.sb.fault_counts["commit_then_drop"] == 1
         assert st.posts == 1
@@ -249,14 +257,16 @@ async def test_slot_across_a_dst_change_is_booked_by_instant_and_sent_back_as_re
     now = dt.datetime.combine(day - dt.timedelta(days=5), dt.time(12), ZONE)
     async with studio(http_backend, now=now) as st:
         gym = st.sb.store.open_gym()
-        slots = await st.client.get_slots(gym.id, st.customer, days_ahead=6, start_date=now.date())
+        slots = await st.client.get_slots(
+            gym.id, customer_id=st.customer, days_ahead=6, start_date=now.date()
+        )
         wire_start, wire_end = f"{day}T{start}[Europe/Berlin]", f"{day}T{end}[Europe/Berlin]"
         [slot] = [s for s in slots if format_zoned_datetime(s.start_date_time) == wire_start]
         assert format_zoned_datetime(slot.end_date_time) == wire_end
         assert utc(slot.end_date_time) - utc(slot.start_date_time) == dt.timedelta(hours=1)
         sent = sent_bookings(st.client)
         st.sb.faults = faults
-        booking = await st.client.book(st.customer, gym.id, slot)
+        booking = await st.client.book(customer_id=st.customer, bookable_appointment_id=gym.id, slot=slot)
 
         assert st.sb.fault_counts["commit_then_drop"] == faults.rate_commit_then_drop
         assert [(b["startDateTime"], b["endDateTime"]) for b in sent] == [(wire_start, wire_end)]

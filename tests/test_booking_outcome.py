@@ -35,7 +35,7 @@ async def test_a_book_cancelled_while_its_request_is_at_the_server_is_reported(
 
                 async def caller() -> None:
                     with scope:
-                        await client.book(5, 1, slot)
+                        await client.book(customer_id=5, bookable_appointment_id=1, slot=slot)
                         pytest.fail("the cancellation must reach the caller")  # pragma: no cover
 
                 tg.start_soon(caller)
@@ -63,7 +63,7 @@ async def test_native_asyncio_cancellation_waits_for_the_flow(anyio_backend: str
     async with make(api, outcomes) as client:
         slot = (await client.get_slots(1))[0]
         gate = api.gate("POST", BOOK)
-        task = asyncio.ensure_future(client.book(5, 1, slot))
+        task = asyncio.ensure_future(client.book(customer_id=5, bookable_appointment_id=1, slot=slot))
         await gate.arrived.wait()
         task.cancel()  # what asyncio.timeout and a disconnected client do
         await anyio.wait_all_tasks_blocked()
@@ -82,7 +82,7 @@ async def test_a_reschedule_cancelled_mid_way_finishes_the_move() -> None:
     outcomes: list[BookingOutcome] = []
     async with make(api, outcomes) as client:
         slots = await client.get_slots(1)
-        old = await client.book(5, 1, slots[0])
+        old = await client.book(customer_id=5, bookable_appointment_id=1, slot=slots[0])
         gate = api.gate("POST", BOOK)
         scope = anyio.CancelScope()
 
@@ -115,7 +115,7 @@ async def test_a_cancel_before_the_request_is_sent_sends_nothing() -> None:
 
         async def caller() -> None:
             with scope:
-                await client.book(5, 1, slot)
+                await client.book(customer_id=5, bookable_appointment_id=1, slot=slot)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(caller)
@@ -146,10 +146,10 @@ async def test_an_async_hook_is_awaited_and_a_failing_hook_changes_nothing(
     async with make(api) as plain:
         slot = (await plain.get_slots(1))[0]
     async with AppointmentsClient(**api.client_kwargs(), on_booking_outcome=store) as client:
-        booking = await client.book(5, 1, slot)
+        booking = await client.book(customer_id=5, bookable_appointment_id=1, slot=slot)
         await client.cancel_booking(booking.booking_id)
     assert seen == [OutcomeKind.BOOKED, OutcomeKind.CANCELED]
     async with AppointmentsClient(**api.client_kwargs(), on_booking_outcome=broken) as client:
-        again = await client.book(5, 1, slot)
+        again = await client.book(customer_id=5, bookable_appointment_id=1, slot=slot)
     assert again.booking_id != booking.booking_id
     assert "database down" in caplog.text

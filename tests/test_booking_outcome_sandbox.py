@@ -51,7 +51,12 @@ async def test_book_cancelled_while_validating_books_nothing_and_reports_nothing
         appointment = st.plain()
         slot = (await st.slots(appointment, INSIDE))[0]
         hold = st.server.hold("received", "POST", VALIDATE)
-        scope = await cancel_when_held(hold, lambda: st.client.book(st.customer, appointment.id, slot))
+        scope = await cancel_when_held(
+            hold,
+            lambda: st.client.book(
+                customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot
+            ),
+        )
 
         assert scope.cancelled_caught
         assert st.posts == 0
@@ -79,7 +84,12 @@ async def test_book_cancelled_with_its_request_at_the_server_runs_to_the_end_and
         slot = (await st.slots(appointment, INSIDE))[0]
         st.sb.faults = faults
         hold = st.server.hold(phase, method, path)
-        scope = await cancel_when_held(hold, lambda: st.client.book(st.customer, appointment.id, slot))
+        scope = await cancel_when_held(
+            hold,
+            lambda: st.client.book(
+                customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot
+            ),
+        )
 
         assert scope.cancelled_caught, "the caller's cancellation went on once the flow ended"
         assert st.posts == 1
@@ -100,7 +110,9 @@ async def test_reschedule_cancelled_ends_with_exactly_the_new_booking_and_report
         slots = await st.slots(appointment, INSIDE)
         first = slots[0]
         second = next(s for s in slots if utc(s.start_date_time) >= utc(first.end_date_time))
-        old = await st.client.book(st.customer, appointment.id, first)
+        old = await st.client.book(
+            customer_id=st.customer, bookable_appointment_id=appointment.id, slot=first
+        )
         if point == "new booking committed":
             hold = st.server.hold("committed", "POST", BOOK)
         else:

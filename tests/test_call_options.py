@@ -112,7 +112,9 @@ async def test_a_booking_once_sent_runs_to_its_end_past_the_deadline(sandbox: Sa
     outcomes: list[BookingOutcome] = []
     sandbox.faults = Faults(rate_slow_commit=1.0, slow_commit_seconds=0.5)
     async with client_of(sandbox, on_booking_outcome=outcomes.append) as client:
-        booking = await client.with_options(deadline=0.2).book(customer, gym.id, slot)
+        booking = await client.with_options(deadline=0.2).book(
+            customer_id=customer, bookable_appointment_id=gym.id, slot=slot
+        )
     [made] = [b for b in sandbox.store.snapshot() if b.customer_id == customer and b.active]
     assert booking.booking_id == made.id
     assert [(o.kind, o.booking_id) for o in outcomes] == [(OutcomeKind.BOOKED, made.id)]
@@ -121,7 +123,7 @@ async def test_a_booking_once_sent_runs_to_its_end_past_the_deadline(sandbox: Sa
 async def _slots(sandbox: Sandbox, appointment: int, customer: int) -> list:  # type: ignore[type-arg]
     async with client_of(sandbox) as client:
         first = sandbox.store.now().date() + dt.timedelta(days=1)
-        return await client.get_slots(appointment, customer, days_ahead=1, start_date=first)
+        return await client.get_slots(appointment, customer_id=customer, days_ahead=1, start_date=first)
 
 
 async def test_with_options_makes_a_copy_that_shares_the_connections_and_the_flows(sandbox: Sandbox) -> None:

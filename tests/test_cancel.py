@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("http_backend")]
 async def test_get_list_and_cancel_bookings() -> None:
     api = FakeAPI()
     async with make(api) as client:
-        made = await client.book(5, 1, await first_slot(client))
+        made = await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
         read = await client.get_booking(made.booking_id)
         assert (read.booking_id, read.customer_id) == (made.booking_id, 5)
         assert read.appointment_status is AppointmentStatus.PLANNED
@@ -56,7 +56,7 @@ async def test_get_list_and_cancel_bookings() -> None:
 async def test_cancel_that_dropped_after_success_counts_as_done() -> None:
     api = FakeAPI()
     async with make(api) as client:
-        made = await client.book(5, 1, await first_slot(client))
+        made = await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
 
         def cancel_then_drop(request: httpx.Request) -> httpx.Response | None:
             if request.method == "DELETE":
@@ -72,12 +72,12 @@ async def test_cancel_that_dropped_after_success_counts_as_done() -> None:
 async def test_malformed_success_on_cancel_counts_once_the_booking_reads_canceled() -> None:
     api = FakeAPI()
     async with make(api) as client:
-        made = await client.book(5, 1, await first_slot(client))
+        made = await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
         api.faults.append(commit_then_garble(api, "DELETE"))
         await client.cancel_booking(made.booking_id)
         assert api.live_bookings(5) == []
         # A garbled answer to a cancel the server did not carry out is an error.
-        again = await client.book(5, 1, await first_slot(client))
+        again = await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
         api.faults.append(lambda r: httpx.Response(200, content=b"") if r.method == "DELETE" else None)
         with pytest.raises(ResponseValidationError):
             await client.cancel_booking(again.booking_id)
@@ -102,7 +102,9 @@ async def test_an_ambiguous_cancel_whose_read_back_fails_is_unknown() -> None:
     api = FakeAPI()
     outcomes: list[BookingOutcome] = []
     async with make(api, outcomes) as client:
-        booking = await client.book(5, 1, (await client.get_slots(1))[0])
+        booking = await client.book(
+            customer_id=5, bookable_appointment_id=1, slot=(await client.get_slots(1))[0]
+        )
         path = f"{BOOKINGS}/{booking.booking_id}"
         api.faults += [status_once(503, "DELETE", path), status_once(403, "GET", path)]
         with pytest.raises(BookingOutcomeUnknownError, match="may or may not be canceled") as info:
@@ -130,7 +132,7 @@ async def test_cancel_returns_the_servers_text_or_the_canceled_constant(
 ) -> None:
     api = FakeAPI()
     async with make(api) as client:
-        made = await client.book(5, 1, await first_slot(client))
+        made = await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
         path = f"{BOOKINGS}/{made.booking_id}"
         api.faults.append(answer_200(api, "DELETE", json=answer))
         assert await client.cancel_booking(made.booking_id) == expected
@@ -143,7 +145,7 @@ async def test_cancel_of_a_canceled_booking_returns_already_canceled() -> None:
     api = FakeAPI()
     outcomes: list[BookingOutcome] = []
     async with make(api, outcomes) as client:
-        made = await client.book(5, 1, await first_slot(client))
+        made = await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
         path = f"{BOOKINGS}/{made.booking_id}"
         api.bookings[made.booking_id]["bookingStatus"] = "CANCELED"  # by the studio's staff
         refusal = {
@@ -159,7 +161,7 @@ async def test_cancel_of_a_canceled_booking_returns_already_canceled() -> None:
 async def test_an_unclear_cancel_read_back_canceled_returns_the_canceled_constant() -> None:
     api = FakeAPI()
     async with make(api) as client:
-        made = await client.book(5, 1, await first_slot(client))
+        made = await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
         api.faults.append(commit_then_garble(api, "DELETE"))
         assert await client.cancel_booking(made.booking_id) == CANCELED
 
@@ -178,7 +180,7 @@ async def test_a_200_that_is_no_confirmation_is_read_back(
 ) -> None:
     api = FakeAPI()
     async with make(api) as client:
-        made = await client.book(5, 1, await first_slot(client))
+        made = await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
         path = f"{BOOKINGS}/{made.booking_id}"
         api.faults.append(answer_200(api, "DELETE", carried_out=carried_out, json=body))
         if carried_out:

@@ -500,7 +500,11 @@ def book_one_needing_confirmation(sb: Sandbox) -> None:
                     continue
                 slots = await client.get_slots(appointment.id, customer_id=sb.demo_customer_id, days_ahead=6)
                 if slots:
-                    await client.book(sb.demo_customer_id, appointment.id, slots[-1])
+                    await client.book(
+                        customer_id=sb.demo_customer_id,
+                        bookable_appointment_id=appointment.id,
+                        slot=slots[-1],
+                    )
                     return
         raise AssertionError("no appointment needing confirmation has a free slot")
 

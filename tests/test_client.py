@@ -415,7 +415,7 @@ async def test_unknown_enum_values_on_bookings_do_not_crash(field: str, attribut
     unknown = enum_value("BookingStatus", "AppointmentStatus", "ParticipantStatus", like="SOMETHING_NEW")
     api = FakeAPI()
     async with make(api) as client:
-        made = await client.book(5, 1, await first_slot(client))
+        made = await client.book(customer_id=5, bookable_appointment_id=1, slot=await first_slot(client))
         api.bookings[made.booking_id][field] = unknown
         read = await client.get_booking(made.booking_id)
         listed = await client.list_bookings(5)
@@ -434,17 +434,29 @@ async def test_unknown_enum_values_on_bookings_do_not_crash(field: str, attribut
         (lambda c: c.get_booking(-1), ValueError),
         (lambda c: c.list_bookings(None), TypeError),
         (lambda c: c.cancel_booking(1.0), TypeError),
-        (lambda c: c.validate_slot(5, 1, object()), TypeError),
-        (lambda c: c.book(5, 1, Slot(dt.datetime(2022, 6, 22, 8), dt.datetime(2022, 6, 22, 9))), ValueError),
+        (lambda c: c.validate_slot(customer_id=5, bookable_appointment_id=1, slot=object()), TypeError),
         (
             lambda c: c.book(
-                5,
-                1,
-                Slot(dt.datetime(2022, 6, 22, 9, tzinfo=BERLIN), dt.datetime(2022, 6, 22, 8, tzinfo=BERLIN)),
+                customer_id=5,
+                bookable_appointment_id=1,
+                slot=Slot(dt.datetime(2022, 6, 22, 8), dt.datetime(2022, 6, 22, 9)),
             ),
             ValueError,
         ),
-        (lambda c: c.book_first_available(5, 1, earliest="08:00"), TypeError),
+        (
+            lambda c: c.book(
+                customer_id=5,
+                bookable_appointment_id=1,
+                slot=Slot(
+                    dt.datetime(2022, 6, 22, 9, tzinfo=BERLIN), dt.datetime(2022, 6, 22, 8, tzinfo=BERLIN)
+                ),
+            ),
+            ValueError,
+        ),
+        (
+            lambda c: c.book_first_available(customer_id=5, bookable_appointment_id=1, earliest="08:00"),
+            TypeError,
+        ),
         (lambda c: c.reschedule(100, "tomorrow"), TypeError),
     ],
 )

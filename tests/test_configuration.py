@@ -324,7 +324,7 @@ TOO_BIG = [INT64_MAX + 1, 2**64, 10**5000]
         lambda c, n: c.get_slots(n),
         lambda c, n: c.get_slots(1, customer_id=n),
         lambda c, n: c.search_slots([1, n]),
-        lambda c, n: c.book_first_available(5, 1, instructor_id=n),
+        lambda c, n: c.book_first_available(customer_id=5, bookable_appointment_id=1, instructor_id=n),
     ],
     ids=[
         "get_booking", "cancel_booking", "list_bookings", "get_bookable_appointment", "get_slots",
@@ -343,9 +343,9 @@ async def test_an_id_past_int64_is_refused_before_any_request(call: Any, too_big
 @pytest.mark.parametrize(
     "call",
     [
-        lambda c, slot, n: c.validate_slot(n, 1, slot),
-        lambda c, slot, n: c.book(5, n, slot),
-        lambda c, slot, n: c.book(5, 1, slot, instructor_ids=[n]),
+        lambda c, slot, n: c.validate_slot(customer_id=n, bookable_appointment_id=1, slot=slot),
+        lambda c, slot, n: c.book(customer_id=5, bookable_appointment_id=n, slot=slot),
+        lambda c, slot, n: c.book(customer_id=5, bookable_appointment_id=1, slot=slot, instructor_ids=[n]),
         lambda c, slot, n: c.reschedule(n, slot),
     ],
     ids=["validate_slot-customer", "book-appointment", "book-instructor", "reschedule"],

@@ -94,11 +94,13 @@ def studio() -> Iterator[Studio]:
                 # A booking out of the week the pages book in, so that none of them collides with it.
                 later = await client.get_slots(
                     appointment.id,
-                    customer_id,
+                    customer_id=customer_id,
                     days_ahead=3,
                     start_date=dt.date.today() + dt.timedelta(days=9),
                 )
-                booking = await client.book(customer_id, appointment.id, later[0])
+                booking = await client.book(
+                    customer_id=customer_id, bookable_appointment_id=appointment.id, slot=later[0]
+                )
                 return Studio(sb, customer_id, appointment.id, booking.booking_id)
 
         yield asyncio.run(prepare())
@@ -114,7 +116,9 @@ async def run_page(page: Path, studio: Studio) -> None:
             "customer_id": studio.customer_id,
             "bookable_appointment_id": studio.bookable_appointment_id,
             "booking_id": studio.booking_id,
-            "slots": await client.get_slots(studio.bookable_appointment_id, studio.customer_id, days_ahead=7),
+            "slots": await client.get_slots(
+                studio.bookable_appointment_id, customer_id=studio.customer_id, days_ahead=7
+            ),
         }
         for block in python_blocks(page):
             if block.no_run is not None:

@@ -333,7 +333,12 @@ async def test_last_error_is_raised_after_exhausting_retries() -> None:
 
 async def test_validate_slot_is_retried_like_a_read() -> None:
     fake = Fake(answer(503), answer(503), AVAILABLE, max_retries=2)
-    status = await attempt(fake, lambda client: client.validate_slot(7, 1, Slot.from_dict(SLOT)))
+    status = await attempt(
+        fake,
+        lambda client: client.validate_slot(
+            customer_id=7, bookable_appointment_id=1, slot=Slot.from_dict(SLOT)
+        ),
+    )
     assert status is ValidationStatus.AVAILABLE
     assert len(fake.requests) == 3
     assert {(r.method, r.url.path) for r in fake.requests} == {("POST", VALIDATE_PATH)}

@@ -38,7 +38,11 @@ async def test_days_ahead_past_the_maximum_is_refused_before_any_request(sandbox
         for call in (
             lambda: client.get_slots(gym, days_ahead=MAX_DAYS_AHEAD + 1),
             lambda: client.search_slots([gym], days_ahead=10_000),
-            lambda: client.book_first_available(sandbox.demo_customer_id, gym, days_ahead=MAX_DAYS_AHEAD + 1),
+            lambda: client.book_first_available(
+                customer_id=sandbox.demo_customer_id,
+                bookable_appointment_id=gym,
+                days_ahead=MAX_DAYS_AHEAD + 1,
+            ),
         ):
             with pytest.raises(ValueError, match=f"between 1 and {MAX_DAYS_AHEAD}"):
                 await call()
@@ -76,6 +80,6 @@ async def test_book_first_available_validates_at_most_the_earliest_candidates() 
         api.validation[slot["startDateTime"]] = "RESOURCE_NOT_AVAILABLE"
     async with make(api) as client:
         with pytest.raises(NoSlotAvailableError) as caught:
-            await client.book_first_available(5, 1, days_ahead=6)
+            await client.book_first_available(customer_id=5, bookable_appointment_id=1, days_ahead=6)
     assert caught.value.checked == MAX_CANDIDATES
     assert api.count("POST", "/v1/appointments/bookable/validate") == MAX_CANDIDATES

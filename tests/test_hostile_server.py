@@ -356,7 +356,7 @@ async def test_a_booking_through_a_rejected_certificate_is_not_sent_again(
         client_for(server.url, http_backend, retry_policy=policy) as client,
     ):
         with anyio.fail_after(HANG_GUARD), pytest.raises(APIConnectionError) as caught:
-            await client.book(5, 1, slot, validate=False)
+            await client.book(customer_id=5, bookable_appointment_id=1, slot=slot, validate=False)
     assert caught.value.certificate_rejected is True
     assert caught.value.operation == "bookAppointmentBooking"
     assert waits == []

@@ -46,10 +46,11 @@ _CHILD = textwrap.dedent(
                 found = await client.recover()
                 print(json.dumps([[o.operation, o.kind.value, o.booking_id, o.recovered] for o in found]))
                 return
-            slots = await client.get_slots(args["appointment"], args["customer"], days_ahead=3,
+            slots = await client.get_slots(args["appointment"], customer_id=args["customer"], days_ahead=3,
                                            start_date=__import__("datetime").date.fromisoformat(args["day"]))
             print("booking", flush=True)
-            booking = await client.book(args["customer"], args["appointment"], slots[0])
+            booking = await client.book(customer_id=args["customer"], bookable_appointment_id=args["appointment"],
+                                        slot=slots[0])
             print(json.dumps({"booking_id": booking.booking_id}), flush=True)
 
     anyio.run(main)
@@ -186,23 +187,33 @@ async def test_a_resubmit_beyond_the_list_window_is_answered_from_the_journal_an
         async with AppointmentsClient(
             api_key=sb.api_key, base_url=sb.base_url, journal=journal, on_booking_outcome=outcomes.append
         ) as client:
-            slot = (await client.get_slots(appointment.id, customer, days_ahead=3, start_date=three_weeks))[0]
-            first = await client.book(customer, appointment.id, slot)
-            again = await client.book(customer, appointment.id, slot)  # the member presses "book" again
+            slot = (
+                await client.get_slots(
+                    appointment.id, customer_id=customer, days_ahead=3, start_date=three_weeks
+                )
+            )[0]
+            first = await client.book(customer_id=customer, bookable_appointment_id=appointment.id, slot=slot)
+            again = await client.book(
+                customer_id=customer, bookable_appointment_id=appointment.id, slot=slot
+            )  # the member presses "book" again
         assert again.booking_id == first.booking_id
         assert again.already_existed
         # Without a journal, the same resubmit is refused (the list does not show three weeks ahead).
         async with AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url) as plain:
             with pytest.raises(SlotNotBookableError, match="CUSTOMER_IN_OTHER_BOOKING"):
-                await plain.book(customer, appointment.id, slot)
+                await plain.book(customer_id=customer, bookable_appointment_id=appointment.id, slot=slot)
         # After a restart (a new client on the same journal): answered from it too.
         async with AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url, journal=journal) as restarted:
-            after = await restarted.book(customer, appointment.id, slot)
+            after = await restarted.book(
+                customer_id=customer, bookable_appointment_id=appointment.id, slot=slot
+            )
             assert (after.booking_id, after.already_existed) == (first.booking_id, True)
             # Canceled meanwhile, the book goes ahead as new.
             assert await restarted.cancel_booking(first.booking_id)
             assert await restarted.cancel_booking(first.booking_id) == "already canceled"  # from the journal
-            anew = await restarted.book(customer, appointment.id, slot)
+            anew = await restarted.book(
+                customer_id=customer, bookable_appointment_id=appointment.id, slot=slot
+            )
             assert anew.booking_id != first.booking_id
             assert not anew.already_existed
         active = [b.id for b in sb.store.snapshot() if b.customer_id == customer and b.active]

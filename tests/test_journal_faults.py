@@ -35,7 +35,10 @@ def _journal_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 async def _slots(client: AppointmentsClient, sb: Sandbox, customer: int, appointment: Any) -> list[Any]:
     return await client.get_slots(
-        appointment.id, customer, days_ahead=3, start_date=sb.store.now().date() + dt.timedelta(days=4)
+        appointment.id,
+        customer_id=customer,
+        days_ahead=3,
+        start_date=sb.store.now().date() + dt.timedelta(days=4),
     )
 
 
@@ -60,20 +63,28 @@ async def test_a_stopped_redis_journal_degrades_with_one_warning_and_is_used_aga
                 journal.timeout, journal.retry_after = 0.5, 0.0
                 slots = await _slots(client, sb, customer, appointment)
                 redis.stop()  # mid-flow: between the slots read and the bookings
-                first = await client.book(customer, appointment.id, slots[0])
-                second = await client.book(customer, appointment.id, slots[1])
+                first = await client.book(
+                    customer_id=customer, bookable_appointment_id=appointment.id, slot=slots[0]
+                )
+                second = await client.book(
+                    customer_id=customer, bookable_appointment_id=appointment.id, slot=slots[1]
+                )
                 assert len(_journal_warnings(caplog)) == 1, caplog.text
                 assert "***" in _journal_warnings(caplog)[0] or "redis" in _journal_warnings(caplog)[0]
                 redis.start()
                 # redis-py's pooled connection is stale after a restart: one more failed call (no
                 # second WARNING), then it reconnects.
                 await client.pending_bookings()
-                third = await client.book(customer, appointment.id, slots[2])
+                third = await client.book(
+                    customer_id=customer, bookable_appointment_id=appointment.id, slot=slots[2]
+                )
                 assert any("answers again" in r.getMessage() for r in caplog.records)
                 held = [b.id for b in sb.store.snapshot() if b.customer_id == customer and b.active]
                 assert sorted(held) == sorted([first.booking_id, second.booking_id, third.booking_id])
                 # The booking made while Redis answered again is in the journal: a resubmit is answered from it.
-                again = await client.book(customer, appointment.id, slots[2])
+                again = await client.book(
+                    customer_id=customer, bookable_appointment_id=appointment.id, slot=slots[2]
+                )
                 assert (again.booking_id, again.already_existed) == (third.booking_id, True)
         assert "sandbox-key" not in caplog.text
         assert redis.url.split("@")[0].split(":")[-1] not in caplog.text  # the password
@@ -99,7 +110,9 @@ async def test_a_locked_sqlite_journal_degrades_with_one_warning_and_the_booking
             other = sqlite3.connect(path, isolation_level=None)  # another process's write lock
             other.execute("BEGIN EXCLUSIVE")
             try:
-                booking = await client.book(customer, appointment.id, slots[0])
+                booking = await client.book(
+                    customer_id=customer, bookable_appointment_id=appointment.id, slot=slots[0]
+                )
             finally:
                 other.execute("ROLLBACK")
                 other.close()
@@ -107,8 +120,12 @@ async def test_a_locked_sqlite_journal_degrades_with_one_warning_and_the_booking
             assert [b.id for b in sb.store.snapshot() if b.customer_id == customer and b.active] == [
                 booking.booking_id
             ]
-            later = await client.book(customer, appointment.id, slots[1])  # the journal answers again
-            again = await client.book(customer, appointment.id, slots[1])
+            later = await client.book(
+                customer_id=customer, bookable_appointment_id=appointment.id, slot=slots[1]
+            )  # the journal answers again
+            again = await client.book(
+                customer_id=customer, bookable_appointment_id=appointment.id, slot=slots[1]
+            )
             assert (again.booking_id, again.already_existed) == (later.booking_id, True)
 
 
@@ -158,7 +175,9 @@ async def test_an_outcome_the_failing_journal_missed_is_written_by_recover_and_n
             journal.timeout, journal.retry_after = 0.3, 0.0
             slots = await _slots(client, sb, customer, appointment)
             sb.on_request = lock_once_the_booking_is_at_the_server
-            booking = await client.book(customer, appointment.id, slots[0])
+            booking = await client.book(
+                customer_id=customer, bookable_appointment_id=appointment.id, slot=slots[0]
+            )
             sb.on_request = None
             assert list(journal.unwritten) != []  # reported, not written
             journal.clock = lambda: 10**10  # long after: a dead flow's entry would be due now

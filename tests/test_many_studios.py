@@ -777,13 +777,17 @@ async def test_a_booking_while_the_studios_breaker_is_open_sends_nothing_and_is_
         customer = a.store.add_customer().id
         appointment = next(x for x in a.store.listed() if not x.premium_only and not x.requires_confirmation)
         first = a.store.now().date() + dt.timedelta(days=3)
-        slot = (await client.get_slots(appointment.id, customer, days_ahead=3, start_date=first))[0]
+        slot = (await client.get_slots(appointment.id, customer_id=customer, days_ahead=3, start_date=first))[
+            0
+        ]
         a.faults = Faults(rate_503=1.0)
         await fail(client, 1)
         before = requests_at(a)
         for validate in (True, False):
             with pytest.raises(CircuitOpenError):
-                await client.book(customer, appointment.id, slot, validate=validate)
+                await client.book(
+                    customer_id=customer, bookable_appointment_id=appointment.id, slot=slot, validate=validate
+                )
         assert requests_at(a) == before
     # With validate, the validation fails before any booking request could be sent: no outcome.
     [outcome] = outcomes
@@ -806,9 +810,13 @@ async def test_a_booking_answered_500_is_still_found_by_its_check_while_the_brea
         customer = a.store.add_customer().id
         appointment = next(x for x in a.store.listed() if not x.premium_only and not x.requires_confirmation)
         first = a.store.now().date() + dt.timedelta(days=3)
-        slot = (await client.get_slots(appointment.id, customer, days_ahead=3, start_date=first))[0]
+        slot = (await client.get_slots(appointment.id, customer_id=customer, days_ahead=3, start_date=first))[
+            0
+        ]
         a.faults = Faults(rate_500_after_commit=1.0, max_faults=1)
-        booking = await client.book(customer, appointment.id, slot, validate=False)
+        booking = await client.book(
+            customer_id=customer, bookable_appointment_id=appointment.id, slot=slot, validate=False
+        )
         assert client._api.breaker is not None
         assert client._api.breaker.state == "open"
         with pytest.raises(CircuitOpenError):
@@ -884,7 +892,9 @@ async def test_closing_the_parent_waits_for_a_studio_clients_booking_then_every_
         customer = c.store.add_customer().id
         appointment = next(x for x in c.store.listed() if not x.premium_only and not x.requires_confirmation)
         first = c.store.now().date() + dt.timedelta(days=3)
-        slot = (await studio_c.get_slots(appointment.id, customer, days_ahead=3, start_date=first))[0]
+        slot = (
+            await studio_c.get_slots(appointment.id, customer_id=customer, days_ahead=3, start_date=first)
+        )[0]
         held = c.on_request = Held("POST", BOOK)
         closed: list[list[Any]] = []
 
@@ -897,7 +907,9 @@ async def test_closing_the_parent_waits_for_a_studio_clients_booking_then_every_
 
             async def book() -> None:
                 with booking:
-                    await studio_c.book(customer, appointment.id, slot)
+                    await studio_c.book(
+                        customer_id=customer, bookable_appointment_id=appointment.id, slot=slot
+                    )
 
             tg.start_soon(book)
             await held.arrived()

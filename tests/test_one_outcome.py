@@ -104,11 +104,20 @@ CALLS: dict[str, Call] = {
     "get_slots": lambda c, sb: c.get_slots(sb.store.open_gym().id, days_ahead=14),
     "search_slots": lambda c, sb: c.search_slots([a.id for a in sb.store.listed()[:4]], days_ahead=7),
     "validate_slot": lambda c, sb: c.validate_slot(
-        sb.store.add_customer().id, sb.store.open_gym().id, fresh_slot()
+        customer_id=sb.store.add_customer().id,
+        bookable_appointment_id=sb.store.open_gym().id,
+        slot=fresh_slot(),
     ),
-    "book": lambda c, sb: c.book(sb.store.add_customer().id, sb.store.open_gym().id, fresh_slot()),
+    "book": lambda c, sb: c.book(
+        customer_id=sb.store.add_customer().id,
+        bookable_appointment_id=sb.store.open_gym().id,
+        slot=fresh_slot(),
+    ),
     "book_first_available": lambda c, sb: c.book_first_available(
-        sb.store.add_customer().id, sb.store.open_gym().id, days_ahead=2, concurrency=4
+        customer_id=sb.store.add_customer().id,
+        bookable_appointment_id=sb.store.open_gym().id,
+        days_ahead=2,
+        concurrency=4,
     ),
     "reschedule": lambda c, sb: c.reschedule(
         booking_of(sb), fresh_slot(), bookable_appointment_id=sb.store.open_gym().id

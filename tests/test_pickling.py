@@ -447,7 +447,13 @@ async def test_a_refused_slot_travels_with_its_validation_status(sandbox: Sandbo
         start_date_time=start, end_date_time=start + dt.timedelta(minutes=appointment.duration)
     )
     async with client_of(sandbox, http_backend) as client:
-        error = await raised(client.book(sandbox.demo_customer_id, appointment.id, off_the_grid))
+        error = await raised(
+            client.book(
+                customer_id=sandbox.demo_customer_id,
+                bookable_appointment_id=appointment.id,
+                slot=off_the_grid,
+            )
+        )
     assert isinstance(error, SlotNotBookableError)
     twin = assert_travels_without_the_key(error)
     assert isinstance(twin, SlotNotBookableError)

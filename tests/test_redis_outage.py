@@ -155,12 +155,17 @@ async def test_a_booking_check_after_a_lost_answer_proves_its_booking_while_redi
         async with client_of(sb, redis, outcomes) as client:
             first = sb.store.now().date()
             slots = await client.get_slots(
-                appointment.id, customer, days_ahead=3, start_date=first + dt.timedelta(days=INSIDE)
+                appointment.id,
+                customer_id=customer,
+                days_ahead=3,
+                start_date=first + dt.timedelta(days=INSIDE),
             )
             sb.faults = Faults(rate_commit_then_drop=1.0, max_faults=1)
             # The booking commits, its answer is lost, and Redis fails before the check reads.
             server.on("committed", "POST", BOOK, redis.stop if fault == "stopped" else redis.freeze)
-            booking = await client.book(customer, appointment.id, slots[0])
+            booking = await client.book(
+                customer_id=customer, bookable_appointment_id=appointment.id, slot=slots[0]
+            )
             assert not shared(client), "the check's reads went on without Redis"
             if fault == "frozen":
                 redis.thaw()

@@ -25,7 +25,7 @@ async def test_reschedule_books_new_then_cancels_old() -> None:
     api = FakeAPI()
     async with make(api) as client:
         slots = await client.get_slots(1)
-        old = await client.book(5, 1, slots[0])
+        old = await client.book(customer_id=5, bookable_appointment_id=1, slot=slots[0])
         new = await client.reschedule(old.booking_id, slots[1], bookable_appointment_id=1)
     assert new.start_date_time.hour == 9
     methods = [(r.method, r.url.path) for r in api.requests]
@@ -39,7 +39,7 @@ async def test_reschedule_finds_the_appointment_by_title() -> None:
     api = FakeAPI()
     async with make(api) as client:
         slots = await client.get_slots(1)
-        old = await client.book(5, 1, slots[0])
+        old = await client.book(customer_id=5, bookable_appointment_id=1, slot=slots[0])
         new = await client.reschedule(old.booking_id, slots[2])
     assert (
         json.loads(next(r for r in reversed(api.requests) if r.url.path == BOOK).content)[
@@ -54,7 +54,7 @@ async def test_reschedule_keeps_the_new_booking_when_cancel_fails() -> None:
     api = FakeAPI()
     async with make(api) as client:
         slots = await client.get_slots(1)
-        old = await client.book(5, 1, slots[0])
+        old = await client.book(customer_id=5, bookable_appointment_id=1, slot=slots[0])
         api.faults.append(status_once(400, "DELETE", f"{BOOKINGS}/{old.booking_id}"))
         with pytest.raises(RescheduleError) as info:
             await client.reschedule(old.booking_id, slots[1], bookable_appointment_id=1)
@@ -73,7 +73,7 @@ async def test_a_reschedule_to_a_slot_that_does_not_validate_changes_nothing() -
     api.validation[wire(9)] = "STUDIO_CLOSED"
     async with make(api) as client:
         slots = await client.get_slots(1)
-        old = await client.book(5, 1, slots[0])
+        old = await client.book(customer_id=5, bookable_appointment_id=1, slot=slots[0])
         with pytest.raises(SlotNotBookableError) as info:
             await client.reschedule(old.booking_id, slots[1], bookable_appointment_id=1)
     assert info.value.status is ValidationStatus.STUDIO_CLOSED
@@ -88,7 +88,7 @@ async def test_a_reschedule_cannot_guess_the_appointment_when_titles_repeat() ->
     api.appointments[1]["title"] = "Appointment 1"  # two bookable appointments of that title
     async with make(api) as client:
         slots = await client.get_slots(1)
-        old = await client.book(5, 1, slots[0])
+        old = await client.book(customer_id=5, bookable_appointment_id=1, slot=slots[0])
         with pytest.raises(ConfigurationError, match=r"\(2 match its title\): pass bookable_appointment_id"):
             await client.reschedule(old.booking_id, slots[1])
     assert [b["bookingId"] for b in api.live_bookings(5)] == [old.booking_id]

@@ -35,8 +35,12 @@ async def test_booking_the_same_slot_again_returns_the_held_booking_marked_alrea
     async with studio(http_backend) as st:
         appointment = st.plain()
         slot = (await st.slots(appointment, INSIDE))[0]
-        first = await st.client.book(st.customer, appointment.id, slot)
-        again = await st.client.book(st.customer, appointment.id, slot, validate=validate)
+        first = await st.client.book(
+            customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot
+        )
+        again = await st.client.book(
+            customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot, validate=validate
+        )
 
         assert not first.already_existed
         assert again.already_existed
@@ -58,14 +62,14 @@ async def test_another_appointment_at_the_same_time_is_still_refused(http_backen
         plain = [a for a in st.sb.store.listed() if not a.premium_only and not a.all_hours]
         appointment = st.plain()
         slot = (await st.slots(appointment, INSIDE))[0]
-        await st.client.book(st.customer, appointment.id, slot)
+        await st.client.book(customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot)
         other = next(
             a
             for a in plain
             if a.id != appointment.id and a.duration == appointment.duration and a.title != appointment.title
         )
         with pytest.raises(SlotNotBookableError) as caught:
-            await st.client.book(st.customer, other.id, slot)
+            await st.client.book(customer_id=st.customer, bookable_appointment_id=other.id, slot=slot)
         assert caught.value.status is ValidationStatus.CUSTOMER_IN_OTHER_BOOKING
         assert len(active_of(st)) == 1
 
@@ -74,9 +78,9 @@ async def test_beyond_the_bookings_list_a_repeat_is_refused_as_before(http_backe
     async with studio(http_backend) as st:
         appointment = st.plain()
         slot = (await st.slots(appointment, OUTSIDE))[0]
-        await st.client.book(st.customer, appointment.id, slot)
+        await st.client.book(customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot)
         with pytest.raises(SlotNotBookableError) as caught:
-            await st.client.book(st.customer, appointment.id, slot)
+            await st.client.book(customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot)
         assert caught.value.status is ValidationStatus.CUSTOMER_IN_OTHER_BOOKING
         assert len(active_of(st)) == 1
 
@@ -95,12 +99,16 @@ async def test_a_lost_answers_check_does_not_credit_itself_with_the_resubmits_bo
         results: dict[str, Booking] = {}
 
         async def first() -> None:
-            results["first"] = await st.client.book(st.customer, appointment.id, slot)
+            results["first"] = await st.client.book(
+                customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot
+            )
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(first)
             await check.arrived()
-            results["resubmit"] = await st.client.book(st.customer, appointment.id, slot)
+            results["resubmit"] = await st.client.book(
+                customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot
+            )
             check.release()
 
         [held] = active_of(st)
@@ -119,8 +127,12 @@ async def test_a_resubmit_after_the_check_credited_the_booking_returns_it(http_b
         appointment = st.plain()
         slot = (await st.slots(appointment, INSIDE))[0]
         st.sb.faults = Faults(rate_commit_then_drop=1.0, max_faults=1)
-        first = await st.client.book(st.customer, appointment.id, slot)
-        again = await st.client.book(st.customer, appointment.id, slot)
+        first = await st.client.book(
+            customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot
+        )
+        again = await st.client.book(
+            customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot
+        )
         assert not first.already_existed
         assert again.already_existed
         assert first.booking_id == again.booking_id == active_of(st)[0]
@@ -140,7 +152,11 @@ async def test_two_calls_booking_one_slot_at_once_end_with_one_booking_credited_
         results: list[Booking] = []
 
         async def tab() -> None:
-            results.append(await st.client.book(st.customer, appointment.id, slot))
+            results.append(
+                await st.client.book(
+                    customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot
+                )
+            )
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(tab)
@@ -191,8 +207,12 @@ async def test_rescheduling_onto_a_slot_the_member_holds_moves_nothing(http_back
     async with studio(http_backend) as st:
         appointment = st.plain()
         slots = await st.slots(appointment, INSIDE)
-        first = await st.client.book(st.customer, appointment.id, slots[0])
-        second = await st.client.book(st.customer, appointment.id, slots[1])
+        first = await st.client.book(
+            customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slots[0]
+        )
+        second = await st.client.book(
+            customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slots[1]
+        )
         with pytest.raises(SlotNotBookableError) as caught:
             await st.client.reschedule(
                 first.booking_id, slots[1], bookable_appointment_id=appointment.id, validate=False

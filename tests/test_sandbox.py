@@ -436,7 +436,9 @@ async def test_the_facade_reads_every_status_the_sandbox_sends(
             start_date_time=dt.datetime.fromisoformat(body["startDateTime"].split("[")[0]),
             end_date_time=dt.datetime.fromisoformat(body["endDateTime"].split("[")[0]),
         )
-        got = await client.validate_slot(body["customerId"], body["bookableAppointmentId"], slot)
+        got = await client.validate_slot(
+            customer_id=body["customerId"], bookable_appointment_id=body["bookableAppointmentId"], slot=slot
+        )
         assert got == ValidationStatus(status)
 
 
@@ -455,14 +457,31 @@ async def test_instructor_taken_elsewhere_makes_the_resource_unavailable(
     instructor = solo.instructor_ids[0]
     demo = sandbox.demo_customer_id
     regular = regular_customer(store)
-    assert await client.validate_slot(demo, solo.id, slot_at(solo, at(2))) is ValidationStatus.AVAILABLE
-    booked = await client.book(regular, shared.id, slot_at(shared, at(2)), instructor_ids=[instructor])
+    assert (
+        await client.validate_slot(
+            customer_id=demo, bookable_appointment_id=solo.id, slot=slot_at(solo, at(2))
+        )
+        is ValidationStatus.AVAILABLE
+    )
+    booked = await client.book(
+        customer_id=regular,
+        bookable_appointment_id=shared.id,
+        slot=slot_at(shared, at(2)),
+        instructor_ids=[instructor],
+    )
     assert [i.id for i in booked.instructors] == [instructor]
     assert (
-        await client.validate_slot(demo, solo.id, slot_at(solo, at(2)))
+        await client.validate_slot(
+            customer_id=demo, bookable_appointment_id=solo.id, slot=slot_at(solo, at(2))
+        )
         is ValidationStatus.RESOURCE_NOT_AVAILABLE
     )
-    assert await client.validate_slot(demo, solo.id, slot_at(solo, at(3))) is ValidationStatus.AVAILABLE
+    assert (
+        await client.validate_slot(
+            customer_id=demo, bookable_appointment_id=solo.id, slot=slot_at(solo, at(3))
+        )
+        is ValidationStatus.AVAILABLE
+    )
 
 
 async def test_booking_takes_the_slot_and_cancel_gives_it_back(
@@ -475,7 +494,7 @@ async def test_booking_takes_the_slot_and_cancel_gives_it_back(
     slots = await client.get_slots(appointment.id, customer_id=customer.id, days_ahead=3)
     slot = slots[3]
 
-    booking = await client.book(customer.id, appointment.id, slot)
+    booking = await client.book(customer_id=customer.id, bookable_appointment_id=appointment.id, slot=slot)
     assert booking.booking_status is BookingStatus.BOOKED
     assert booking.is_confirmed
     assert (booking.start_date_time, booking.end_date_time) == (slot.start_date_time, slot.end_date_time)
@@ -491,7 +510,9 @@ async def test_booking_takes_the_slot_and_cancel_gives_it_back(
     starts = {s.start_date_time for s in await client.get_slots(appointment.id, days_ahead=3)}
     assert slot.start_date_time not in starts
     with pytest.raises(SlotNotBookableError) as caught:
-        await client.book(store.customer_with("basic").id, appointment.id, slot)
+        await client.book(
+            customer_id=store.customer_with("basic").id, bookable_appointment_id=appointment.id, slot=slot
+        )
     assert caught.value.status is ValidationStatus.RESOURCE_NOT_AVAILABLE
 
     read = await client.get_booking(booking.booking_id)
@@ -520,7 +541,7 @@ async def test_some_appointments_need_confirmation(client: AppointmentsClient, s
     )
     customer = sandbox.demo_customer_id
     slot = (await client.get_slots(appointment.id, customer_id=customer, days_ahead=2))[0]
-    booking = await client.book(customer, appointment.id, slot)
+    booking = await client.book(customer_id=customer, bookable_appointment_id=appointment.id, slot=slot)
     assert booking.booking_status is BookingStatus.BOOKED_WITH_CONFIRMATION_REQUIRED
     assert booking.needs_confirmation
     assert not booking.is_confirmed
@@ -570,7 +591,7 @@ async def test_reschedule_moves_the_booking_on_the_server(
     appointment = plain(sandbox.store)
     customer = sandbox.demo_customer_id
     slots = await client.get_slots(appointment.id, customer_id=customer, days_ahead=2)
-    first = await client.book(customer, appointment.id, slots[0])
+    first = await client.book(customer_id=customer, bookable_appointment_id=appointment.id, slot=slots[0])
     moved = await client.reschedule(first.booking_id, slots[2])  # the appointment is found by its title
     assert moved.start_date_time == slots[2].start_date_time
     records = sandbox.store.bookings
@@ -627,7 +648,10 @@ async def test_a_refused_booking_reaches_the_facade_with_its_status(
     before = len(store.bookings)
     with pytest.raises(SlotNotBookableError) as caught:
         await client.book(
-            regular_customer(store), appointment.id, slot_at(appointment, at(35)), validate=False
+            customer_id=regular_customer(store),
+            bookable_appointment_id=appointment.id,
+            slot=slot_at(appointment, at(35)),
+            validate=False,
         )
     assert caught.value.status is ValidationStatus.DATE_TIME_AFTER_LATEST_BOOKING_DATE_TIME
     assert len(store.bookings) == before

@@ -167,7 +167,7 @@ async def test_commit_then_drop_returns_the_booking_the_server_made(
     slot = slot_on(appointment, 1)
     sandbox.faults = Faults(rate_commit_then_drop=1.0)
 
-    booking = await client.book(customer, appointment.id, slot)
+    booking = await client.book(customer_id=customer, bookable_appointment_id=appointment.id, slot=slot)
 
     assert sandbox.fault_counts["commit_then_drop"] == 1, "the answer to the booking was really lost"
     made = [
@@ -209,7 +209,10 @@ async def test_many_bookings_under_every_fault_never_double_book(sandbox: Sandbo
             for day in range(1, 6):
                 try:
                     booking = await client.book(
-                        customer, appointment.id, slot_on(appointment, day), validate=False
+                        customer_id=customer,
+                        bookable_appointment_id=appointment.id,
+                        slot=slot_on(appointment, day),
+                        validate=False,
                     )
                 except (RateLimitError, ServiceUnavailableError, APIConnectionError) as exc:
                     failures.append(exc)  # given up: must mean nothing was made
@@ -235,7 +238,12 @@ async def test_persistent_429_on_book_makes_nothing(client: AppointmentsClient, 
     before = len(sandbox.store.bookings)
     sandbox.faults = Faults(rate_429=1.0, retry_after=0)
     with pytest.raises(RateLimitError):
-        await client.book(sandbox.demo_customer_id, appointment.id, slot_on(appointment, 2), validate=False)
+        await client.book(
+            customer_id=sandbox.demo_customer_id,
+            bookable_appointment_id=appointment.id,
+            slot=slot_on(appointment, 2),
+            validate=False,
+        )
     assert len(sandbox.store.bookings) == before
     assert sandbox.fault_counts["429"] == 4
 
@@ -246,7 +254,9 @@ async def test_cancel_through_resets_ends_canceled(
     customer = sandbox.demo_customer_id
     # 06:00, 09:00, ... 18:00: every slot length fits that grid
     bookings = [
-        await client.book(customer, a.id, slot_on(a, 3, hour=6 + 3 * i))
+        await client.book(
+            customer_id=customer, bookable_appointment_id=a.id, slot=slot_on(a, 3, hour=6 + 3 * i)
+        )
         for i, a in enumerate(bookable(sandbox)[:5])
     ]
     sandbox.faults = Faults(rate_reset=0.3, seed=3)

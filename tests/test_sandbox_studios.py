@@ -98,8 +98,14 @@ def test_the_keys_stay_out_of_the_reprs(three: Studios) -> None:
 async def test_the_facade_books_in_one_studio_only(three: Studios) -> None:
     first, second = three[0], three[1]
     async with AppointmentsClient(api_key=first.api_key, base_url=first.base_url) as client:
-        slots = await client.get_slots(first.store.open_gym().id, first.demo_customer_id, days_ahead=3)
-        booking = await client.book(first.demo_customer_id, first.store.open_gym().id, slots[-1])
+        slots = await client.get_slots(
+            first.store.open_gym().id, customer_id=first.demo_customer_id, days_ahead=3
+        )
+        booking = await client.book(
+            customer_id=first.demo_customer_id,
+            bookable_appointment_id=first.store.open_gym().id,
+            slot=slots[-1],
+        )
     assert booking.booking_id in first.store.bookings
     assert booking.booking_id not in second.store.bookings
 

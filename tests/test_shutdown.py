@@ -48,7 +48,9 @@ async def test_closing_the_client_waits_for_a_flow_whose_caller_was_cancelled(
 
             async def book() -> None:
                 with caller:
-                    await client.book(st.customer, appointment.id, slot)
+                    await client.book(
+                        customer_id=st.customer, bookable_appointment_id=appointment.id, slot=slot
+                    )
 
             tg.start_soon(book)
             await held.arrived()

@@ -234,7 +234,9 @@ async def test_other_refusals_are_the_callers_error_asked_once(
             slot = (await client.get_slots(1))[0]
             handler.seen.clear()
             with pytest.raises(BadRequestError):
-                await client.book(1210005199, 1, slot, validate=False)
+                await client.book(
+                    customer_id=1210005199, bookable_appointment_id=1, slot=slot, validate=False
+                )
         elif case == "no page under the least":
             with pytest.raises(BadRequestError):
                 await client.bookable_appointments(slice_size=10).to_list()

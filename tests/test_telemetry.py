@@ -228,11 +228,13 @@ async def test_book_is_one_call_span_over_its_validate_book_and_check_attempts(
         customer, port = sb.store.add_customer().id, sb.port
         appointment = next(a for a in sb.store.listed() if not a.premium_only and not a.requires_confirmation)
         first = sb.store.now().date() + dt.timedelta(days=3)  # inside the bookings list's window
-        slots = await client.get_slots(appointment.id, customer, days_ahead=3, start_date=first)
+        slots = await client.get_slots(appointment.id, customer_id=customer, days_ahead=3, start_date=first)
         otel.exporter.clear()
         # The booking is made and its answer lost: the booking check finds it.
         sb.faults = Faults(rate_commit_then_drop=1.0, max_faults=1)
-        booking = await client.book(customer, appointment.id, slots[0])
+        booking = await client.book(
+            customer_id=customer, bookable_appointment_id=appointment.id, slot=slots[0]
+        )
 
     shown = ("http.request.method", "http.response.status_code", "error.type", "perfectgym.booking.outcome")
     lines = tree(otel.spans, shown)
@@ -416,7 +418,7 @@ async def test_a_booking_whose_caller_was_cancelled_still_puts_its_outcome_on_th
 
         async def book() -> None:
             with caller:
-                await client.book(5, 1, slot)
+                await client.book(customer_id=5, bookable_appointment_id=1, slot=slot)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(book)

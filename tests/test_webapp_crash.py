@@ -141,7 +141,9 @@ async def _bodies(sb: Sandbox, customers: list[int]) -> list[dict[str, Any]]:
     async with AppointmentsClient(api_key=sb.api_key, base_url=sb.base_url) as client:
         for appointment in plain:
             for first in (tomorrow, tomorrow + dt.timedelta(days=6)):
-                slots = await client.get_slots(appointment.id, customers[0], days_ahead=6, start_date=first)
+                slots = await client.get_slots(
+                    appointment.id, customer_id=customers[0], days_ahead=6, start_date=first
+                )
                 candidates += [(s.end_date_time, s.start_date_time, appointment.id) for s in slots]
     windows: list[tuple[dt.datetime, dt.datetime, int]] = []
     for end, start, appointment_id in sorted(candidates):  # the earliest end first: the most windows

@@ -239,7 +239,9 @@ def _routes(app: FastAPI) -> None:
     async def book(client: Client, body: BookIn, response: Response) -> BookingOut:
         """Book a slot (validated first). 201 booked; 200 when the customer already held exactly
         this booking (a resubmit): nothing new was booked."""
-        booking = await client.book(body.customer_id, body.appointment_id, body.slot())
+        booking = await client.book(
+            customer_id=body.customer_id, bookable_appointment_id=body.appointment_id, slot=body.slot()
+        )
         if booking.already_existed:
             response.status_code = status.HTTP_200_OK
         return BookingOut.of(booking)

@@ -157,7 +157,9 @@ def slots(
 
     async def job() -> list[Slot]:
         async with open_client(use_sandbox, accept_language) as client:
-            return await client.get_slots(bookable_appointment_id, customer_id, days_ahead, first_day)
+            return await client.get_slots(
+                bookable_appointment_id, customer_id=customer_id, days_ahead=days_ahead, start_date=first_day
+            )
 
     found = run(job)
     if as_json:
@@ -185,7 +187,9 @@ def validate(
 
     async def job() -> ValidationStatus:
         async with open_client(use_sandbox, accept_language) as client:
-            return await client.validate_slot(customer_id, bookable_appointment_id, window)
+            return await client.validate_slot(
+                customer_id=customer_id, bookable_appointment_id=bookable_appointment_id, slot=window
+            )
 
     status = run(job)
     if as_json:
@@ -216,7 +220,12 @@ def book(
 
     async def job() -> Booking:
         async with open_client(use_sandbox, accept_language) as client:
-            return await client.book(customer_id, bookable_appointment_id, window, validate=not no_validate)
+            return await client.book(
+                customer_id=customer_id,
+                bookable_appointment_id=bookable_appointment_id,
+                slot=window,
+                validate=not no_validate,
+            )
 
     booking = run(job)
     if as_json:

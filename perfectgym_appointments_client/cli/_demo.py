@@ -52,14 +52,18 @@ def demo(seed: Annotated[int, typer.Option(help="Sandbox data seed.")] = 42) -> 
             show(slots_table(slots[:10], f"{appointment.title}: first slots"))
 
             slot = slots[0]
-            status = await client.validate_slot(customer, appointment.id, slot)
+            status = await client.validate_slot(
+                customer_id=customer, bookable_appointment_id=appointment.id, slot=slot
+            )
             out.print(
                 f"\n3. validate {when(slot.start_date_time)} for customer {customer}: [bold]{status}[/bold]"
             )
             if status is not ValidationStatus.AVAILABLE:
                 raise PerfectGymError(f"the first slot is not bookable: {status}")
 
-            booking = await client.book(customer, appointment.id, slot)
+            booking = await client.book(
+                customer_id=customer, bookable_appointment_id=appointment.id, slot=slot
+            )
             out.print(f"\n4. booked: booking {booking.booking_id}, {booking.booking_status}")
             show(bookings_table([booking], "the new booking"))
 
