@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import BookableAppointment, Booking, Slot, format_zoned_datetime
+from .._models import instructor_name
 from ._common import state
 
 __all__ = [
@@ -121,7 +122,7 @@ def slots_table(slots: list[Slot], title: str) -> Table:
     _fixed(table, "end")
     _text(table, "instructors")
     for n, s in enumerate(slots, 1):
-        names = ", ".join(f"{i.first_name} {i.last_name}" for i in s.instructors or [])
+        names = ", ".join(instructor_name(i) for i in s.instructors or [])  # as to_rows and the chart
         _row(
             table,
             str(n), s.start_date_time.strftime("%a"), slot_time(s.start_date_time), slot_time(s.end_date_time),
