@@ -299,6 +299,15 @@ class Browser:
             raise BrowserError(f"timed out after {budget_ms} ms waiting for {what}")
         return value
 
+    def set_viewport(self, width: int | None = None, height: int = 900) -> None:
+        """Lay pages out as a window ``width`` CSS pixels wide would (navigations keep it);
+        None goes back to the window's own size (1280x900)."""
+        if width is None:
+            self._run(self._call("Emulation.clearDeviceMetricsOverride"))
+            return
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+        self._run(self._call("Emulation.setDeviceMetricsOverride", metrics))
+
     def type_text(self, text: str) -> None:
         """Type ``text`` into the focused element as key presses (keydown, input, keyup)."""
         self._run(self._type(text))

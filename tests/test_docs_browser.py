@@ -266,3 +266,83 @@ def test_the_navigation_reaches_every_guide(chromium: Browser, site_url: str) ->
         assert page["h1"], f"{title} ({url}) renders no h1"
         assert not page["h1"].startswith("404"), f"{title} ({url}) renders the 404 page"
         assert url in page["active"], f"{title}: the navigation does not mark {url} as the current page"
+
+
+CODE_BLOCKS = """(() => {
+    const blocks = [...document.querySelectorAll('.md-typeset pre > code')];
+    // Material adds the copy buttons after the load event: wait for them.
+    if (!blocks.length || blocks.some((code) => !code.parentElement.querySelector('.md-code__nav'))) return null;
+    const range = document.createRange();
+    return blocks.map((code) => {
+        const nav = code.parentElement.querySelector('.md-code__nav').getBoundingClientRect();
+        const box = code.getBoundingClientRect();
+        const covered = [];
+        const beyond = [];
+        const walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            if (!node.textContent.trim()) continue;
+            range.selectNodeContents(node);
+            for (const r of range.getClientRects()) {
+                if (r.right > nav.left && r.left < nav.right && r.bottom > nav.top && r.top < nav.bottom) {
+                    covered.push(node.textContent);
+                }
+                if (r.right > box.right + 0.5) beyond.push(node.textContent);
+            }
+        }
+        // The width of a column: ten characters of the block's font, measured.
+        const probe = document.createElement('code');
+        probe.textContent = '0123456789';
+        probe.style.cssText = 'position:absolute;visibility:hidden;white-space:pre;display:inline;padding:0;border:0';
+        code.parentElement.appendChild(probe);
+        const ch = probe.getBoundingClientRect().width / 10;
+        probe.remove();
+        // A wrapped line goes on right of its own indentation.
+        const dedented = [];
+        for (const line of code.querySelectorAll(':scope > span[id^="__span-"]')) {
+            range.selectNodeContents(line);
+            const rects = [...range.getClientRects()].filter((r) => r.width > 0);
+            if (!rects.length) continue;
+            const top = Math.min(...rects.map((r) => r.top));
+            const rest = rects.filter((r) => r.top > top + 2);
+            if (!rest.length) continue;
+            const indent = /^ */.exec(line.textContent)[0].length;
+            const start = line.getBoundingClientRect().left + indent * ch;
+            if (Math.min(...rest.map((r) => r.left)) < start + ch - 1) dedented.push(line.textContent.trim());
+        }
+        code.setAttribute('data-md-copying', '');  // as Material's copy button reads the text
+        const copied = code.innerText.trimEnd();
+        code.removeAttribute('data-md-copying');
+        return {
+            first: code.textContent.split('\\n')[0],
+            hidden: code.scrollWidth - code.clientWidth,
+            beyond, covered, dedented,
+            copiedAsWritten: copied === code.textContent.trimEnd(),
+        };
+    });
+})()"""
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+@pytest.mark.parametrize("source", ["index.md", "guides/booking.md"])
+def test_code_blocks_show_every_character_and_the_copy_button_covers_none(
+    chromium: Browser, site_url: str, source: str, width: int
+) -> None:
+    """Long lines wrap (docs/stylesheets/extra.css) instead of running on past the block's edge,
+    under the line's own indentation (docs/javascripts/code-wrap.js); the copy button sits in a
+    gutter of its own; the button copies the code as written."""
+    chromium.set_viewport(width)
+    try:
+        assert chromium.navigate(site_url + page_url(source, mkdocs_config())) == 200
+        blocks: list[dict[str, Any]] = chromium.wait_for(CODE_BLOCKS, f"the code blocks of {source}")
+    finally:
+        chromium.set_viewport(None)
+    assert blocks
+    for block in blocks:
+        assert block["hidden"] <= 0, block  # nothing to scroll to
+        assert not block["beyond"], block
+        assert not block["covered"], block
+        assert not block["dedented"], block
+        assert block["copiedAsWritten"], block
+    if source == "guides/booking.md":
+        # The page's first example has lines longer than the block at both widths: they wrapped.
+        assert any(len(line) > 80 for line in (ROOT / "docs" / source).read_text().splitlines())
