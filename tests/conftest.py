@@ -91,3 +91,19 @@ def redis_url() -> Iterator[str]:
         yield url
     finally:
         server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[Any]:
+    """A redis-server of this test's own (benchmarks/redis_process.py), to stop, freeze and start
+    again: the faults of a shared storage. Skipped, saying why, where none can be started."""
+    from benchmarks.redis_process import RedisMissing, RedisProcess
+
+    try:
+        server = RedisProcess().start()
+    except RedisMissing as exc:
+        pytest.skip(f"{exc} (Debian package redis-server; .ci/run installs it)")
+    try:
+        yield server
+    finally:
+        server.close()

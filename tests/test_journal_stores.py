@@ -22,7 +22,7 @@ import anyio
 import attrs
 import pytest
 
-from benchmarks.redis_process import PASSWORD, RedisMissing, RedisProcess
+from benchmarks.redis_process import PASSWORD, RedisProcess
 from perfectgym_appointments_client._exceptions import ConfigurationError
 from perfectgym_appointments_client._journal import (
     FINISHED_AFTER,
@@ -577,18 +577,6 @@ async def test_a_locked_sqlite_file_degrades(tmp_path: Path, caplog: pytest.LogC
     finally:
         locker.close()
         journal.store.close()  # waits for an abandoned write's thread (its busy timeout)
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    try:
-        server = RedisProcess().start()
-    except RedisMissing as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.mark.anyio

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
 import pytest
 from sandbox_studio import BOOK, INSIDE, LOGGER, ServerHook, audit
 
-from benchmarks.redis_process import PASSWORD, RedisMissing, RedisProcess
+from benchmarks.redis_process import PASSWORD, RedisProcess
 from perfectgym_appointments_client import (
     AppointmentsClient,
     BookingOutcome,
@@ -35,15 +35,9 @@ FAILED = "the rate-limit storage failed"
 
 
 @pytest.fixture
-def redis() -> Iterator[RedisProcess]:
-    try:
-        server = RedisProcess().start()
-    except RedisMissing as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.close()
+def redis(own_redis: RedisProcess) -> RedisProcess:
+    """This test's own redis-server (tests/conftest.py)."""
+    return own_redis
 
 
 @asynccontextmanager
