@@ -765,6 +765,15 @@ async def test_breaker_changes_are_counted_per_studio_and_marked_on_the_calls_sp
         meter_provider.shutdown()
 
 
+async def a_new_customer_and_slot(client: AppointmentsClient, studio: Studio) -> tuple[int, Any, Any]:
+    """A new customer of ``studio``, a plainly bookable appointment, and its first slot three days on."""
+    customer = studio.store.add_customer().id
+    appointment = next(x for x in studio.store.listed() if not x.premium_only and not x.requires_confirmation)
+    first = studio.store.now().date() + dt.timedelta(days=3)
+    slots = await client.get_slots(appointment.id, customer_id=customer, days_ahead=3, start_date=first)
+    return customer, appointment, slots[0]
+
+
 async def test_a_booking_while_the_studios_breaker_is_open_sends_nothing_and_is_reported_not_booked(
     sandboxes: dict[str, Studio],
 ) -> None:
@@ -774,12 +783,7 @@ async def test_a_booking_while_the_studios_breaker_is_open_sends_nothing_and_is_
         a, circuit_breaker=CircuitBreaker(failure_threshold=1), on_booking_outcome=outcomes.append,
         booking_check_settle=0,
     ) as client:  # fmt: skip
-        customer = a.store.add_customer().id
-        appointment = next(x for x in a.store.listed() if not x.premium_only and not x.requires_confirmation)
-        first = a.store.now().date() + dt.timedelta(days=3)
-        slot = (await client.get_slots(appointment.id, customer_id=customer, days_ahead=3, start_date=first))[
-            0
-        ]
+        customer, appointment, slot = await a_new_customer_and_slot(client, a)
         a.faults = Faults(rate_503=1.0)
         await fail(client, 1)
         before = requests_at(a)
@@ -807,12 +811,7 @@ async def test_a_booking_answered_500_is_still_found_by_its_check_while_the_brea
         a, circuit_breaker=CircuitBreaker(failure_threshold=1), on_booking_outcome=outcomes.append,
         booking_check_settle=0,
     ) as client:  # fmt: skip
-        customer = a.store.add_customer().id
-        appointment = next(x for x in a.store.listed() if not x.premium_only and not x.requires_confirmation)
-        first = a.store.now().date() + dt.timedelta(days=3)
-        slot = (await client.get_slots(appointment.id, customer_id=customer, days_ahead=3, start_date=first))[
-            0
-        ]
+        customer, appointment, slot = await a_new_customer_and_slot(client, a)
         a.faults = Faults(rate_500_after_commit=1.0, max_faults=1)
         booking = await client.book(
             customer_id=customer, bookable_appointment_id=appointment.id, slot=slot, validate=False
