@@ -294,7 +294,7 @@ class AppointmentsClient:
         key = clean_api_key(given_key)
         url = clean_base_url(given_url, key_looks_like_a_url=key.reveal().lower().startswith("http"))
         child = copy.copy(self)
-        child._api = self._api.derive(api_key=key, base_url=url, throttle=None)
+        child._api = self._api.derive(api_key=key, base_url=url)
         child._telemetry = (
             None if self._telemetry is None else self._telemetry.for_base_url(child._api.base_url)
         )
@@ -313,13 +313,15 @@ class AppointmentsClient:
         is resolved by evidence: the booking id the journal holds, read back; else the bookings
         list (inside its two weeks) or the validation recorded before the request (outside
         them). "Made" counts at once; "not made" only once the intent is older than a flow may
-        run, since the request may still be at the server: until then it stays pending. Each is reported once through ``on_booking_outcome`` (``recovered=True``), also
-        when several processes recover at once (a claim in the journal), and returned. What
-        cannot be proven stays pending (:meth:`pending_bookings`), never guessed.
+        run, since the request may still be at the server: until then it stays pending. Each is
+        reported once through ``on_booking_outcome`` (``recovered=True``), also when several
+        processes recover at once (a claim in the journal), and returned. What cannot be proven
+        stays pending (:meth:`pending_bookings`), never guessed.
 
         Call it when a service starts (a web app's lifespan), after the client is made, and
-        again every minute or few; opening the client does not do it. Without a journal it returns ``[]``. For many studios, call
-        it on each studio's client (``for_studio``): evidence is read from the entry's studio.
+        again every minute or few; opening the client does not do it. Without a journal it
+        returns ``[]``. For many studios, call it on each studio's client (``for_studio``):
+        evidence is read from the entry's studio.
         """
         with bounded(self._options):
             return await self._flows.recover()
@@ -524,8 +526,8 @@ class AppointmentsClient:
         evidence that the first made nothing; a booking a failed request did make is returned.
         :class:`BookingIdUnknownError`: booked (proven) but its id cannot be read yet;
         :class:`BookingOutcomeUnknownError`: nothing proves either way. The safety rules are
-        listed in the guide "Booking and its safety rules" (docs/guides/booking.md). A ``BOOKED_WITH_CONFIRMATION_REQUIRED`` answer is returned as such
-        (``needs_confirmation``). When the customer already holds an active booking of this
+        listed in the guide "Booking and its safety rules" (docs/guides/booking.md). A
+        ``BOOKED_WITH_CONFIRMATION_REQUIRED`` answer is returned as such (``needs_confirmation``). When the customer already holds an active booking of this
         appointment at this instant (a resubmit after a lost answer, a second tab), that booking
         is returned with ``already_existed=True`` and nothing is booked; this works within the
         bookings list's two weeks, beyond them the refusal stands (:class:`SlotNotBookableError`).

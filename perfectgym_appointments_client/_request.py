@@ -10,6 +10,7 @@ typed errors and logging.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -168,12 +169,13 @@ class Requester:
         if circuit_breaker is not None:
             self.breaker = Breaker(circuit_breaker, base_url=self.base_url, host=self.host, logger=logger)
 
-    def derive(self, *, api_key: Secret, base_url: str, throttle: Throttle | None) -> Requester:
-        """Another studio's requester over this one's connections (``for_studio``)."""
+    def derive(self, *, api_key: Secret, base_url: str) -> Requester:
+        """Another studio's requester over this one's connections (``for_studio``); the studio
+        client gives it its own throttle."""
         return Requester(
             api_key=api_key, base_url=base_url, timeouts=self._timeouts, retry_policy=self.retry_policy,
             http_backend=self.backend.name, http_client=None, accept_language=self.accept_language,
-            throttle=throttle, max_response_bytes=self.backend.max_response_bytes,
+            max_response_bytes=self.backend.max_response_bytes,
             circuit_breaker=None if self.breaker is None else self.breaker.settings, connections=self.connections,
         )  # fmt: skip
 
@@ -267,22 +269,20 @@ class Requester:
                     )
                     if attempt is not None:
                         attempt.waited(waited)
-                if self.closed:
-                    # A call that was waiting (for its rate-limit turn, a retry) when the client was
-                    # closed: nothing is sent, and no backend reopens a session nobody would close.
-                    raise self._closed_error(name, method, path)
                 try:
                     started = time.perf_counter()
                     sent_headers = headers if attempt is None else attempt.outgoing(headers)
                     try:
-                        if share is None:
+                        # The studio's fair share of the pool (_connections.py), if it shares one.
+                        async with (
+                            _NO_SLOT if share is None else share.slot(self.base_url, self._pool_timeout)
+                        ):
+                            if self.closed:
+                                # A call that was waiting (for its rate-limit turn, a retry, a
+                                # connection) when the client was closed: nothing is sent, and no
+                                # backend reopens a session nobody would close.
+                                raise _NotSent(self._closed_error(name, method, path))
                             response = await self.backend.send(method, url, sent_headers, content)
-                        else:
-                            # The studio's fair share of the pool (_connections.py).
-                            async with share.slot(self.base_url, self._pool_timeout):
-                                if self.closed:  # closed while this call waited for a connection
-                                    raise _NotSent(self._closed_error(name, method, path))
-                                response = await self.backend.send(method, url, sent_headers, content)
                     except SendFailure as failure:
                         raise self._connection_error(name, method, path, failure) from failure.__cause__
                     except ResponseTooLarge as too_large:
@@ -467,6 +467,9 @@ class Requester:
         origin = f"{target.scheme}://{target.netloc.rpartition('@')[2]}"
         where = "elsewhere on the same origin" if origin == self.host else f"to {origin}"
         return f"a redirect {where}, not followed (the API key goes to base_url's origin only)"
+
+
+_NO_SLOT = contextlib.nullcontext()
 
 
 class _NotSent(Exception):
