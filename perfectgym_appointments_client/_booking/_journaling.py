@@ -13,7 +13,7 @@ A journal that fails never fails a flow (``Journal.call``): the flow then goes o
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -58,13 +58,7 @@ async def begin(
         )  # fmt: skip
     else:
         entry = journal.new_entry(operation, studio, booking_id=subject)
-    written = await journal.call(False, _add, journal, entry)
-    return entry if written else None
-
-
-def _add(journal: Journal, entry: Entry) -> bool:
-    journal.store.add(entry)
-    return True
+    return entry if await journal.add(entry) else None
 
 
 async def finish(journal: Journal, entry: Entry, outcome: BookingOutcome) -> None:
@@ -80,13 +74,8 @@ async def finish(journal: Journal, entry: Entry, outcome: BookingOutcome) -> Non
         "reported": True,
         "updated_at": journal.clock(),
     }
-    if not await journal.call(False, _update, journal, entry.id, fields):
+    if not await journal.update(entry.id, **fields):
         journal.remember_unwritten(entry.id, fields)
-
-
-def _update(journal: Journal, entry_id: str, fields: dict[str, Any]) -> bool:
-    journal.store.update(entry_id, **fields)
-    return True
 
 
 def _detail(outcome: BookingOutcome) -> str:
@@ -100,8 +89,7 @@ async def held_in_journal(
 ) -> Booking | None:
     """A booking of this customer, appointment and instants that the journal shows made and a GET
     shows still active, as ``already_existed``; None otherwise (then the book goes ahead)."""
-    entries = await journal.call(
-        list[Entry](),
+    entries = await journal.entries(
         journal.store.booked,
         studio,
         body.customer_id,
@@ -129,7 +117,7 @@ async def held_in_journal(
 
 async def canceled_in_journal(journal: Journal, studio: str, booking_id: int) -> bool:
     """Whether the journal shows this booking canceled (by a cancel or a reschedule that moved it)."""
-    for entry in await journal.call(list[Entry](), journal.store.about_booking, studio, booking_id):
+    for entry in await journal.entries(journal.store.about_booking, studio, booking_id):
         if entry.kind == "cancel" and entry.booking_id == booking_id and entry.state == OutcomeKind.CANCELED:
             return True
         if (

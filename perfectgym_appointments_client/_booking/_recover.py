@@ -124,7 +124,7 @@ async def recover(journal: Journal, studio: str, check: BookingCheck, shield: Sh
     owner = f"{this_process()}:{uuid.uuid4().hex[:8]}"
     await journal.write_unwritten()  # outcomes reported here while the store was failing
     now = journal.clock()
-    entries = await journal.call(list[Entry](), journal.store.unfinished, studio)
+    entries = await journal.entries(journal.store.unfinished, studio)
     reported: list[BookingOutcome] = []
     immediate = BookingCheck(check.ops, settle=0)
     immediate.now = check.now
@@ -142,12 +142,12 @@ async def recover(journal: Journal, studio: str, check: BookingCheck, shield: Sh
             settled = now - entry.created_at > shield.bound
             outcome = await _resolve(entry, immediate, settled=settled)
         if outcome is None:
-            await journal.call(None, journal.store.update, entry.id, claimed_by=None, claimed_until=None)
+            await journal.update(entry.id, claimed_by=None, claimed_until=None)
             continue
         await report(outcome, shield.hook, shield.telemetry)
-        await journal.call(
-            None, journal.store.update, entry.id, state=outcome.kind.value, booking_id=outcome.booking_id,
-            reported=True, updated_at=journal.clock(), detail="resolved by recover()",
+        await journal.update(
+            entry.id, state=outcome.kind.value, booking_id=outcome.booking_id, reported=True,
+            updated_at=journal.clock(), detail="resolved by recover()",
         )  # fmt: skip
         reported.append(outcome)
     await journal.call(0, journal.store.prune, now, now - journal.finished_after)
@@ -157,7 +157,7 @@ async def recover(journal: Journal, studio: str, check: BookingCheck, shield: Sh
 async def pending(journal: Journal, studio: str) -> list[BookingOutcome]:
     """The studio's flows whose outcome is not known yet (running, or unproven by recovery), as
     outcomes of kind ``UNKNOWN``."""
-    entries = await journal.call(list[Entry](), journal.store.unfinished, studio)
+    entries = await journal.entries(journal.store.unfinished, studio)
     return [
         attrs.evolve(_outcome_of(entry, OutcomeKind.UNKNOWN, entry.booking_id), recovered=False)
         for entry in entries

@@ -154,13 +154,15 @@ class Journal:
         *,
         url: str,
         logger: logging.Logger,
+        scrub: Callable[[str], str] = str,
         timeout: float = 2.0,
         retry_after: float = 5.0,
         finished_after: float = FINISHED_AFTER,
     ) -> None:
         self.store = store
-        self.url = url
+        self.url = url  # as it may be shown (no password)
         self._logger = logger
+        self._scrub = scrub  # a store error's text without the URL's password
         self.timeout = timeout
         self.retry_after = retry_after
         self.finished_after = finished_after
@@ -214,8 +216,20 @@ class Journal:
             self._logger.warning(
                 "the booking journal (%s) %s; booking flows go on without it, and it is asked "
                 "again every %.0f s",
-                self.url, _without_password(what, self.url), self.retry_after,
+                self.url, self._scrub(what), self.retry_after,
             )  # fmt: skip
+
+    async def add(self, entry: Entry) -> bool:
+        """Write a new entry; whether the store took it."""
+        return await self.call(False, _done, self.store.add, entry)
+
+    async def update(self, entry_id: str, **fields: Any) -> bool:
+        """Change an entry's fields; whether the store took it."""
+        return await self.call(False, _done, self.store.update, entry_id, **fields)
+
+    async def entries(self, method: Callable[..., list[Entry]], *args: Any) -> list[Entry]:
+        """A store query's entries (none while the store fails)."""
+        return await self.call(list[Entry](), method, *args)
 
     def remember_unwritten(self, entry_id: str, fields: dict[str, Any]) -> None:
         self.unwritten[entry_id] = fields
@@ -225,7 +239,7 @@ class Journal:
     async def write_unwritten(self) -> None:
         """Write the outcomes a failing store missed, those it takes now."""
         for entry_id, fields in list(self.unwritten.items()):
-            if not await self.call(False, _update, self.store, entry_id, fields):
+            if not await self.update(entry_id, **fields):
                 return
             del self.unwritten[entry_id]
 
@@ -241,13 +255,7 @@ class Journal:
         )  # fmt: skip
 
 
-def _update(store: JournalStore, entry_id: str, fields: dict[str, Any]) -> bool:
-    store.update(entry_id, **fields)
+def _done(method: Callable[..., None], *args: Any, **kwargs: Any) -> bool:
+    """``method(...)``, then True: a write the store took (``Journal.call`` falls back to False)."""
+    method(*args, **kwargs)
     return True
-
-
-def _without_password(text: str, url: str) -> str:
-    from urllib.parse import urlsplit
-
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
