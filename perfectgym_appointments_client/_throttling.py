@@ -49,7 +49,7 @@ from ._constants import (
 if TYPE_CHECKING:
     from ._telemetry import Instruments
 
-__all__ = ["RateLimit", "Throttle"]
+__all__ = ["RateLimit", "Throttle", "without_password"]
 
 # Added to the span the client keeps (``RateLimit.margin``'s default): requests reach the server a
 # little later and unevenly, and without it two requests sent just over a span apart could arrive
@@ -327,12 +327,13 @@ class Throttle:
             self._logger.warning(
                 "the rate-limit storage failed (%s); keeping the budget in this process and asking "
                 "it again every %.0f s",
-                _without_password(f"{type(exc).__name__}: {exc}", self.limit.storage),
+                without_password(f"{type(exc).__name__}: {exc}", self.limit.storage),
                 self.limit.storage_retry_after,
             )
 
 
-def _without_password(text: str, url: str | None) -> str:
+def without_password(text: str, url: str | None) -> str:
+    """``text`` with the password ``url`` holds (a Redis URL's) masked: for messages of a storage's errors."""
     from urllib.parse import urlsplit
 
     password = urlsplit(url).password if url else None

@@ -187,3 +187,26 @@ async def test_an_outcome_the_failing_journal_missed_is_written_by_recover_and_n
             assert await client.pending_bookings() == []
         assert [(o.kind.value, o.booking_id) for o in outcomes] == [("booked", booking.booking_id)]
     locker.close()
+
+
+async def test_a_failing_redis_journal_logs_its_error_without_the_urls_password(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A store's error may quote its URL; the journal shows only the masked URL, so the password
+    # is taken from the URL it was opened with.
+    from perfectgym_appointments_client._journal import _redis, open_journal
+
+    class Refusing:
+        def __init__(self, url: str, *, timeout: float) -> None:
+            self.url = url
+
+        def add(self, entry: Any) -> None:
+            raise ConnectionError(f"cannot reach {self.url}")
+
+    monkeypatch.setattr(_redis, "RedisStore", Refusing)
+    caplog.set_level(logging.WARNING, LOGGER)
+    journal = open_journal("redis://:s3cret-pass@127.0.0.1:1/0", logger=logging.getLogger(LOGGER))
+    assert not await journal.add(journal.new_entry("book", "https://tenant.example"))
+    [warning] = _journal_warnings(caplog)
+    assert "s3cret-pass" not in warning
+    assert "cannot reach redis://:***@127.0.0.1:1/0" in warning

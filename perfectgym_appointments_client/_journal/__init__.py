@@ -13,6 +13,7 @@ import logging
 from urllib.parse import unquote, urlsplit
 
 from .._exceptions import ConfigurationError
+from .._throttling import without_password
 from ._base import FINISHED_AFTER, PENDING, Entry, Journal, JournalStore, process_alive, this_process
 
 __all__ = [
@@ -64,10 +65,12 @@ def open_journal(url: str, *, logger: logging.Logger, timeout: float = 2.0) -> J
             ) from None
     else:
         raise ConfigurationError(f"journal must be a sqlite:/// or redis:// URL or None, got {shown!r}")
-    return Journal(store, url=shown, logger=logger, timeout=timeout)
+    # The store's errors are shown without the password, which only the URL given here knows.
+    return Journal(
+        store, url=shown, logger=logger, timeout=timeout, scrub=lambda text: without_password(text, url)
+    )
 
 
 def _shown(url: str) -> str:
     """The URL as it may be shown: without a password."""
-    password = urlsplit(url).password
-    return url.replace(password, "***") if password else url
+    return without_password(url, url)
