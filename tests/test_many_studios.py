@@ -48,6 +48,7 @@ from perfectgym_appointments_client import (
     ServiceUnavailableError,
     Telemetry,
 )
+from perfectgym_appointments_client._breaker import Breaker
 from perfectgym_appointments_client._connections import FairShare
 from perfectgym_appointments_client._tls import shared_ssl_context
 from perfectgym_appointments_client.sandbox import Faults, Sandbox, Studio, Studios
@@ -268,6 +269,14 @@ async def fail(
         assert not isinstance(caught.value, CircuitOpenError)
 
 
+def driven_breaker(client: AppointmentsClient, clock: Clock) -> Breaker:
+    """The client's studio breaker, on ``clock`` (a test moves time instead of sleeping)."""
+    breaker = client._api.breaker
+    assert breaker is not None
+    breaker.clock = clock
+    return breaker
+
+
 def messages(caplog: pytest.LogCaptureFixture, level: int, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == level and text in r.getMessage()]
 
@@ -327,8 +336,7 @@ async def test_an_open_breakers_error_names_the_studio_and_when_a_call_goes_thro
     a, clock = sandboxes["a"], Clock()
     a.faults = Faults(rate_503=1.0)
     async with client_of(a, circuit_breaker=CircuitBreaker(failure_threshold=2, cooldown=8)) as client:
-        assert client._api.breaker is not None
-        client._api.breaker.clock = clock
+        driven_breaker(client, clock)
         await fail(client, 2)
         clock.advance(3)
         with pytest.raises(CircuitOpenError) as caught:
@@ -355,9 +363,7 @@ async def test_after_the_cooldown_one_call_probes_and_its_answer_closes_the_brea
     async with client_of(
         a, http_backend, circuit_breaker=CircuitBreaker(failure_threshold=2, cooldown=5)
     ) as client:
-        breaker = client._api.breaker
-        assert breaker is not None
-        breaker.clock = clock
+        breaker = driven_breaker(client, clock)
         a.faults = Faults(rate_503=1.0)
         await fail(client, 2)
         a.faults = Faults()  # the studio is back, but nobody knows yet
@@ -401,9 +407,7 @@ async def test_a_failed_probe_opens_the_breaker_for_another_cooldown(
         a, circuit_breaker=CircuitBreaker(failure_threshold=2, cooldown=5),
         retry_policy=RetryPolicy(max_retries=3, sleep=sleeps),
     ) as client:  # fmt: skip
-        breaker = client._api.breaker
-        assert breaker is not None
-        breaker.clock = clock
+        breaker = driven_breaker(client, clock)
         before = requests_at(a)
         await fail(client, 1)  # two attempts, and the breaker opens
         assert (requests_at(a) - before, breaker.state) == (2, "open")
@@ -430,9 +434,7 @@ async def test_a_probe_cancelled_before_its_answer_lets_the_next_call_probe(
     async with client_of(
         a, http_backend, circuit_breaker=CircuitBreaker(failure_threshold=1, cooldown=5)
     ) as client:
-        breaker = client._api.breaker
-        assert breaker is not None
-        breaker.clock = clock
+        breaker = driven_breaker(client, clock)
         a.faults = Faults(rate_503=1.0)
         await fail(client, 1)
         a.faults = Faults()

@@ -387,38 +387,28 @@ def test_the_in_memory_window_tidies_up_once_a_second_in_one_quiet_thread() -> N
     assert storage.timer.daemon
 
 
-async def test_the_in_memory_window_is_judged_on_the_throttles_clock() -> None:
+@pytest.mark.parametrize(
+    ("margin", "given"),
+    [(1, {}), (3, {"margin": 3})],
+    ids=["the default 1 s margin", "a 3 s margin"],
+)
+async def test_the_in_memory_window_is_judged_on_the_throttles_clock_over_the_span_and_margin(
+    margin: int, given: dict[str, int]
+) -> None:
     # limits' MemoryStorage reads time.time() itself; ours reads the throttle's clock instead.
+    # A process whose requests reach the API late (a busy event loop, a queue at the server)
+    # keeps its budget over the span plus a margin of its own, not the default second.
     clock = DrivenClock()
     throttle = Throttle(
-        RateLimit(requests=1, seconds=5),
+        RateLimit(requests=1, seconds=5, **given),
         api_key="k",
         base_url=f"https://{uuid.uuid4().hex}.example",  # a window of its own in the shared storage
         logger=logging.getLogger("t"),
         clock=clock,
     )
     assert throttle._take_turn("op", 1, redis=False) is None
-    assert throttle._take_turn("op", 1, redis=False) == clock.now() + 6  # the 5 s span and the 1 s margin
-    clock.advance(5.5)
-    assert throttle._take_turn("op", 1, redis=False) is not None
-    clock.advance(1)
-    assert throttle._take_turn("op", 1, redis=False) is None
-
-
-async def test_a_larger_margin_keeps_the_budget_over_a_longer_span() -> None:
-    # A process whose requests reach the API late (a busy event loop, a queue at the server)
-    # keeps its budget over the span plus its own margin, not the default second.
-    clock = DrivenClock()
-    throttle = Throttle(
-        RateLimit(requests=1, seconds=5, margin=3),
-        api_key="k",
-        base_url=f"https://{uuid.uuid4().hex}.example",
-        logger=logging.getLogger("t"),
-        clock=clock,
-    )
-    assert throttle._take_turn("op", 1, redis=False) is None
-    assert throttle._take_turn("op", 1, redis=False) == clock.now() + 8  # the 5 s span and the 3 s margin
-    clock.advance(7.5)
+    assert throttle._take_turn("op", 1, redis=False) == clock.now() + 5 + margin  # the span and the margin
+    clock.advance(5 + margin - 0.5)
     assert throttle._take_turn("op", 1, redis=False) is not None
     clock.advance(1)
     assert throttle._take_turn("op", 1, redis=False) is None
