@@ -47,12 +47,10 @@ class BookingFlows:
     ) -> None:
         self._ops = ops
         self._check = BookingCheck(ops, settle=settle)
-        self._journal = journal
         # A journal may hold many studios' entries (for_studio clients share it): each flow's are
-        # its studio's, by base URL.
-        self._studio = ops.api.base_url
+        # its studio's, by base URL. The shield holds both; the flows read them from it.
         self._shield = Shield(
-            bound=run_bound, hook=on_outcome, telemetry=telemetry, journal=journal, studio=self._studio
+            bound=run_bound, hook=on_outcome, telemetry=telemetry, journal=journal, studio=ops.api.base_url
         )
 
     async def drain(self) -> int:
@@ -79,9 +77,10 @@ class BookingFlows:
     async def book(self, body: AppointmentBookingRequest, *, validate: bool) -> Booking:
         """``validate``: validate first (SlotNotBookableError unless AVAILABLE), which is also
         evidence the booking check can use."""
-        if self._journal is not None:
+        journal, studio = self._shield.journal, self._shield.studio
+        if journal is not None:
             # A booking the journal shows made, by any process, is answered from it (rule 8).
-            held = await held_in_journal(self._journal, self._studio, self._ops, body)
+            held = await held_in_journal(journal, studio, self._ops, body)
             if held is not None:
                 return held
         if validate:
@@ -97,20 +96,21 @@ class BookingFlows:
         return await self._shield.run("book", body, book, self._check, body, validate, validated=validate)
 
     async def cancel(self, booking_id: int) -> str:
-        if self._journal is not None and await canceled_in_journal(self._journal, self._studio, booking_id):
+        journal = self._shield.journal
+        if journal is not None and await canceled_in_journal(journal, self._shield.studio, booking_id):
             return ALREADY_CANCELED
         return await self._shield.run("cancel", booking_id, cancel, self._check, booking_id)
 
     async def recover(self) -> list[BookingOutcome]:
         """Rule 8 after a crash (``_recover.py``); nothing without a journal."""
-        if self._journal is None:
+        if self._shield.journal is None:
             return []
-        return await recover(self._journal, self._studio, self._check, self._shield)
+        return await recover(self._shield.journal, self._shield.studio, self._check, self._shield)
 
     async def pending(self) -> list[BookingOutcome]:
-        if self._journal is None:
+        if self._shield.journal is None:
             return []
-        return await pending(self._journal, self._studio)
+        return await pending(self._shield.journal, self._shield.studio)
 
     async def reschedule(
         self, booking_id: int, new_slot: SlotLike, *, bookable_appointment_id: int | None, validate: bool
