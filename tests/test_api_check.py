@@ -4,6 +4,8 @@ release is, then changed as a careless commit would."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import shutil
 import subprocess
@@ -32,11 +34,12 @@ def _snapshot(repo: Path, ref: str, capsys: pytest.CaptureFixture[str]) -> str:
     return capsys.readouterr().out
 
 
-@pytest.fixture
-def released(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+@pytest.fixture(scope="module")
+def release_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository holding today's package and changelog, tagged v0.1.0, with the snapshot of
-    that release committed after it (as a release does: ``--snapshot v0.1.0 > api/0.1.0.json``)."""
-    repo = tmp_path / "repo"
+    that release committed after it (as a release does: ``--snapshot v0.1.0 > api/0.1.0.json``).
+    Made once (the snapshot loads the tag with griffe, a second a time); each test changes a copy."""
+    repo = tmp_path_factory.mktemp("released") / "repo"
     shutil.copytree(
         PACKAGE, repo / PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__", "sandbox", "cli")
     )
@@ -46,9 +49,20 @@ def released(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     _git(repo, "commit", "-q", "-m", "release")
     _git(repo, "tag", "v0.1.0")
     (repo / "api").mkdir()
-    (repo / "api" / "0.1.0.json").write_text(_snapshot(repo, "v0.1.0", capsys))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert api_check.main(["--repo", str(repo), "--snapshot", "v0.1.0"]) == 0
+    (repo / "api" / "0.1.0.json").write_text(out.getvalue())
     _git(repo, "add", "api")
     _git(repo, "commit", "-q", "-m", "the API snapshot of 0.1.0")
+    return repo
+
+
+@pytest.fixture
+def released(release_template: Path, tmp_path: Path) -> Path:
+    """This test's own copy of the released repository (release_template), to change."""
+    repo = tmp_path / "repo"
+    shutil.copytree(release_template, repo, symlinks=True)
     return repo
 
 
