@@ -1,13 +1,15 @@
 """The perfectgym-appointments CLI, through typer's CliRunner, against real local sandboxes.
 
 The ``sandbox`` command and the scripts run as subprocesses: they serve in the foreground or
-install packages, neither of which fits in-process.
+install packages, neither of which fits in-process (the ``sandbox`` options it refuses are
+checked in-process: a refusal starts nothing).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import itertools
 import json
 import os
@@ -34,6 +36,7 @@ from typer.testing import CliRunner
 from perfectgym_appointments_client import AppointmentsClient
 from perfectgym_appointments_client.cli import app
 from perfectgym_appointments_client.sandbox import Sandbox
+from perfectgym_appointments_client.sandbox._serving import Served
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "perfectgym-appointments")
@@ -427,6 +430,12 @@ def run_json_against(runner: CliRunner, env: dict[str, str], *args: str) -> Any:
 def run_in_terminal(*args: str, columns: int, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """The CLI with its stdout on a terminal (a pty) ``columns`` wide: exit status, what the
     terminal shows (colour codes left out) and stderr."""
+    return _in_terminal([SCRIPT, *args], columns=columns, env=env)
+
+
+def _in_terminal(command: list[str], *, columns: int, env: dict[str, str] | None) -> tuple[int, str, str]:
+    """``command`` with its stdout on a terminal (a pty) ``columns`` wide: exit status, what the
+    terminal shows (colour codes left out) and stderr."""
     import pty
     import select
     import tempfile
@@ -440,7 +449,7 @@ def run_in_terminal(*args: str, columns: int, env: dict[str, str] | None = None)
         with (
             tempfile.TemporaryFile() as stderr,
             subprocess.Popen(
-                [SCRIPT, *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=stderr, env=environ
+                command, stdin=subprocess.DEVNULL, stdout=slave, stderr=stderr, env=environ
             ) as proc,
         ):
             os.close(slave)
@@ -450,7 +459,7 @@ def run_in_terminal(*args: str, columns: int, env: dict[str, str] | None = None)
                 ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
                 if not ready:
                     proc.kill()
-                    raise AssertionError(f"{args} did not finish: {b''.join(chunks)!r}")
+                    raise AssertionError(f"{command} did not finish: {b''.join(chunks)!r}")
                 try:
                     data = os.read(master, 65536)
                 except OSError:  # EIO: the command ended and the terminal closed
@@ -537,6 +546,41 @@ def _help_cases() -> list[str]:
     return ["", *get_command(app).commands]  # type: ignore[attr-defined]
 
 
+# Every command's --help, one after another in one process (a process each took ~0.4 s), as the
+# installed script runs them (tests/test_cli.py's SCRIPT: main() with sys.argv), each ended by a mark.
+_HELP_MARK = "=== pgac help done, exit status"
+_HELPS = f"""
+import sys
+from perfectgym_appointments_client.cli import main
+
+for name in sys.argv[1:]:
+    sys.argv = [{SCRIPT!r}, *([name] if name else []), "--help"]
+    try:
+        main()
+        status = 0
+    except SystemExit as exc:
+        status = exc.code
+    sys.stdout.flush()
+    print("\\n{_HELP_MARK}", status, flush=True)
+"""
+
+
+@functools.cache
+def helps_in_terminal(columns: int) -> dict[str, tuple[int, str, str]]:
+    """Each command's ``--help`` (``""``: the program's) on a terminal ``columns`` wide: its exit
+    status, what the terminal shows and the run's stderr."""
+    names = _help_cases()
+    status, shown, errors = _in_terminal([sys.executable, "-c", _HELPS, *names], columns=columns, env=None)
+    assert status == 0, errors
+    parts = re.split(rf"\n?{re.escape(_HELP_MARK)} (\S+)\n", shown)
+    assert len(parts) == 2 * len(names) + 1, shown
+    assert parts[-1] == "", shown
+    return {
+        name: (int(code) if code.isdigit() else -1, text, errors)
+        for name, text, code in zip(names, parts[0:-1:2], parts[1:-1:2], strict=True)
+    }
+
+
 @pytest.mark.parametrize("columns", [80, 120])
 @pytest.mark.parametrize("name", _help_cases())
 def test_help_fits_the_terminal_whole(name: str, columns: int) -> None:
@@ -544,7 +588,7 @@ def test_help_fits_the_terminal_whole(name: str, columns: int) -> None:
 
     group = get_command(app)
     command = group.commands[name] if name else group  # type: ignore[attr-defined]
-    status, shown, errors = run_in_terminal(*([name] if name else []), "--help", columns=columns)
+    status, shown, errors = helps_in_terminal(columns)[name]
     assert status == 0, errors
     assert "…" not in shown
     lines = shown.splitlines()
@@ -713,6 +757,23 @@ def run_sandbox_command(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SCRIPT, "sandbox", *args], capture_output=True, text=True, timeout=60)
 
 
+def refused_sandbox_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """``sandbox`` with options it must refuse, run in this process (its checks start nothing;
+    a process each cost ~0.4 s): the exit status and output, as ``run_sandbox_command`` gives
+    them. A check that fails to refuse would serve: that fails at once instead."""
+
+    def serve(*_: object, **__: object) -> None:
+        raise AssertionError(f"sandbox {' '.join(args)} served instead of refusing")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Served, "_serve_here", serve)
+        result = CliRunner().invoke(app, ["sandbox", *args])
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += f"\n{result.exception!r}"
+    return subprocess.CompletedProcess(["sandbox", *args], result.exit_code, result.stdout, stderr)
+
+
 def test_sandbox_port_in_use_is_refused_before_any_banner() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -750,7 +811,7 @@ def test_sandbox_port_in_use_is_refused_before_any_banner() -> None:
     ],
 )
 def test_sandbox_bad_options_are_one_line_and_exit_2(args: list[str], needles: list[str]) -> None:
-    proc = run_sandbox_command("--port", "0", *args)
+    proc = refused_sandbox_command("--port", "0", *args)
     assert proc.returncode == 2, proc.stderr
     assert_one_error_line(proc.stderr, *needles)
     assert "listening" not in proc.stderr
@@ -818,7 +879,7 @@ def test_sandbox_command_serves_studios_on_consecutive_ports() -> None:
             busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the first run's TIME_WAIT
             busy.bind(("127.0.0.1", port + 1))
             busy.listen()
-            proc = run_sandbox_command("--studios", "2", "--port", str(port))
+            proc = refused_sandbox_command("--studios", "2", "--port", str(port))
         assert proc.returncode == 2, proc.stderr
         assert_one_error_line(proc.stderr, f"cannot listen on 127.0.0.1:{port + 1}", "in use")
         return
@@ -829,12 +890,12 @@ def test_sandbox_unreadable_tls_files(tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.write_text("not a certificate\n")
     key.write_text("not a key\n")
-    proc = run_sandbox_command("--port", "0", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
+    proc = refused_sandbox_command("--port", "0", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
     assert proc.returncode == 2
     assert_one_error_line(proc.stderr, "not a PEM certificate")
     if os.geteuid() != 0:  # root reads any file
         key.chmod(0)
-        proc = run_sandbox_command("--port", "0", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
+        proc = refused_sandbox_command("--port", "0", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
         assert proc.returncode == 2
         assert_one_error_line(proc.stderr, f"--ssl-keyfile {key}", "Permission denied")
 
