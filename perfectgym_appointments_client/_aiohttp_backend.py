@@ -7,13 +7,11 @@ inside the running loop.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import sniffio
 
 from ._constants import DEFAULT_MAX_RESPONSE_BYTES, KEEPALIVE_EXPIRY
@@ -25,7 +23,7 @@ from ._http import (
     Timeouts,
     attempt_cut_off,
     certificate_rejected,
-    declared_too_large,
+    declared_length,
     describe,
     read_body,
 )
@@ -66,7 +64,8 @@ class _BoundedConnector(aiohttp.TCPConnector):
         in_use = getattr(self, "_acquired", None)
         if not self.limit or not isinstance(idle, dict) or not isinstance(in_use, set):
             return
-        count = sum(len(queue) for queue in idle.values())
+        # Called on every request's release: counted with map (no generator frames).
+        count = sum(map(len, idle.values()))
         while idle and count > max(self.limit - len(in_use), 0):
             oldest = min(idle, key=lambda host: idle[host][0][1])
             queue = idle[oldest]
@@ -127,7 +126,10 @@ class AiohttpBackend:
             None
             if timeouts is None
             else aiohttp.ClientTimeout(
-                total=None,
+                # The attempt's whole exchange, body included: aiohttp's own deadline, kept until
+                # the answer is read (one timer, which aiohttp arms anyway; our own would be a
+                # second one on every request).
+                total=self.attempt_timeout,
                 # aiohttp's connect covers waiting for a pooled connection and connecting.
                 connect=timeouts.pool,
                 sock_connect=timeouts.connect,
@@ -189,22 +191,26 @@ class AiohttpBackend:
         # exceptions (request_info) and its frames' locals (a traceback that shows locals, as
         # Sentry records it) hold the request's headers, key included, in aiohttp's own CIMultiDict.
         failure: SendFailure | None = None
-        with anyio.move_on_after(self.attempt_timeout):
-            try:
-                return await self._exchange(session, method, url, kwargs)
-            except aiohttp.ClientResponseError as exc:
-                # A protocol error (bad status line, headers).
-                failure = SendFailure(describe(exc), timed_out=False, reached_server=True)
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                failure = SendFailure(
-                    describe(exc),
-                    timed_out=isinstance(exc, asyncio.TimeoutError),
-                    reached_server=not isinstance(exc, _NOT_SENT),
-                    certificate_rejected=isinstance(exc, aiohttp.ClientConnectorCertificateError)
-                    or certificate_rejected(exc),
-                )
-        if failure is None:  # the attempt's deadline cut in (any other cancellation goes on up)
-            failure = attempt_cut_off(self.attempt_timeout)
+        try:
+            return await self._exchange(session, method, url, kwargs)
+        except aiohttp.ClientResponseError as exc:
+            # A protocol error (bad status line, headers).
+            failure = SendFailure(describe(exc), timed_out=False, reached_server=True)
+        except aiohttp.ClientError as exc:
+            failure = SendFailure(
+                describe(exc),
+                timed_out=isinstance(exc, TimeoutError),
+                reached_server=not isinstance(exc, _NOT_SENT),
+                certificate_rejected=isinstance(exc, aiohttp.ClientConnectorCertificateError)
+                or certificate_rejected(exc),
+            )
+        except TimeoutError as exc:
+            # Not one of aiohttp's step timeouts (a ClientError each): the attempt's total ran out.
+            failure = (
+                attempt_cut_off(self.attempt_timeout)
+                if self.attempt_timeout is not None
+                else SendFailure(describe(exc), timed_out=True, reached_server=True)
+            )
         raise failure
 
     async def _exchange(
@@ -212,13 +218,21 @@ class AiohttpBackend:
     ) -> HTTPResponse:
         async with session.request(method, url, **kwargs) as response:
             limit = self.max_response_bytes
+            declared = declared_length(method, response.headers)
             try:
-                if limit is not None and declared_too_large(method, response.headers, limit):
-                    raise ResponseTooLarge(response.status, limit)
-                # aiohttp hands over the body decoded, and decompresses a bounded piece at a time.
-                body = await read_body(
-                    response.content.iter_chunked(_CHUNK), limit=limit, status_code=response.status
-                )
+                if declared is not None and limit is not None and declared > limit:
+                    raise ResponseTooLarge(response.status, limit)  # refused unread
+                if declared is not None:
+                    # Unencoded, of a declared length within the cap: read whole (aiohttp reads
+                    # that many bytes and no more), without a chunk loop.
+                    body = await response.read()
+                else:
+                    # Encoded or of no declared length: aiohttp hands over the body decoded, a
+                    # bounded piece at a time, and the cap stops it (a compression bomb, an
+                    # endless stream).
+                    body = await read_body(
+                        response.content.iter_chunked(_CHUNK), limit=limit, status_code=response.status
+                    )
             except ResponseTooLarge:
                 response.close()  # the rest is unread: the connection goes, not back to the pool
                 raise

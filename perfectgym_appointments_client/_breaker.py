@@ -60,7 +60,7 @@ def _cooldown(instance: Any, attribute: attrs.Attribute[float], value: float) ->
         )
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)
 class CircuitBreaker:
     """When a studio counts as down, and for how long its calls then fail at once.
 

@@ -59,12 +59,19 @@ class CallBound:
 current_bound: ContextVar[CallBound | None] = ContextVar("perfectgym_call_bound", default=None)
 
 
-@contextlib.contextmanager
-def bounded(options: CallOptions) -> Iterator[None]:
+# What ``bounded`` returns when there is nothing to bound: most calls, so no generator for them.
+_UNBOUNDED_CALL: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
+def bounded(options: CallOptions) -> contextlib.AbstractContextManager[None]:
     """Bound the call running inside (unless a call around it is bounded already: one call, one bound)."""
-    if current_bound.get() is not None or (options.max_rate_limit_wait is None and options.deadline is None):
-        yield
-        return
+    if (options.max_rate_limit_wait is None and options.deadline is None) or current_bound.get() is not None:
+        return _UNBOUNDED_CALL
+    return _bound(options)
+
+
+@contextlib.contextmanager
+def _bound(options: CallOptions) -> Iterator[None]:
     deadline_at = None if options.deadline is None else anyio.current_time() + options.deadline
     token = current_bound.set(CallBound(options.max_rate_limit_wait, deadline_at))
     try:

@@ -15,6 +15,8 @@ request has to wait, and is the same on asyncio and trio (anyio events).
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from types import TracebackType
 
 import anyio
@@ -25,11 +27,33 @@ __all__ = ["Connections", "FairShare"]
 
 
 class _Waiter:
-    __slots__ = ("event", "granted")
+    """One request waiting for a connection: an asyncio future where the loop is asyncio's (a
+    plain future costs a fraction of anyio's event, and with many tasks on few connections most
+    requests wait here), an anyio event otherwise."""
 
-    def __init__(self) -> None:
-        self.event = anyio.Event()
+    __slots__ = ("deadline", "event", "future", "granted")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.future = loop.create_future() if loop is not None else None
+        self.event = anyio.Event() if loop is None else None
         self.granted = False
+        self.deadline: float | None = None  # on asyncio: when it stops waiting (loop.time())
+
+    def wake(self) -> None:
+        """Granted, or its patience is over (``granted`` says which)."""
+        if self.future is not None:
+            if not self.future.done():
+                self.future.set_result(None)
+        else:
+            assert self.event is not None
+            self.event.set()
+
+
+def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        return None
 
 
 class FairShare:
@@ -42,7 +66,10 @@ class FairShare:
         self.in_flight = 0
         self._by_studio: dict[str, int] = {}
         # studio -> its waiters in arrival order; the dict's order is the round robin's.
-        self._waiting: dict[str, list[_Waiter]] = {}
+        self._waiting: dict[str, deque[_Waiter]] = {}
+        # On asyncio, one timer wakes the waiters whose patience is over (_expire).
+        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_loop: asyncio.AbstractEventLoop | None = None
 
     def cap(self) -> int:
         """The most one studio may have in flight: all of them while it is alone on the pool."""
@@ -55,84 +82,136 @@ class FairShare:
         ``patience`` seconds is a :class:`SendFailure` (nothing sent), as a full pool's is."""
         return _Slot(self, studio, patience)
 
-    def _take(self, studio: str) -> None:
-        self.in_flight += 1
-        self._by_studio[studio] = self._by_studio.get(studio, 0) + 1
+    def take(self, studio: str) -> bool:
+        """Take a connection for ``studio`` now if its share and the total allow it (no await:
+        the request path's common case); False: it must :meth:`wait` for one."""
+        if self.in_flight < self.total and studio not in self._waiting:
+            count = self._by_studio.get(studio, 0)
+            if count < self.cap():
+                self.in_flight += 1
+                self._by_studio[studio] = count + 1
+                return True
+        return False
 
-    def _free(self, studio: str) -> None:
+    async def wait(self, studio: str, patience: float | None) -> None:
+        """Wait for a connection for ``studio`` (after :meth:`take` said no); it is the caller's
+        once this returns, to give back with :meth:`free`. Longer than ``patience`` seconds: a
+        :class:`SendFailure` (nothing sent)."""
+        loop = _asyncio_loop()
+        waiter = _Waiter(loop)
+        self._waiting.setdefault(studio, deque()).append(waiter)
+        try:
+            if waiter.future is None:
+                assert waiter.event is not None
+                with anyio.move_on_after(patience):
+                    await waiter.event.wait()
+            else:
+                assert loop is not None
+                if patience is not None:
+                    # No timer per waiter: one for the whole share, at the earliest deadline.
+                    waiter.deadline = loop.time() + patience
+                    self._expire_at(loop, waiter.deadline)
+                await waiter.future
+        except BaseException:
+            # Cancelled: a connection granted meanwhile goes to the next in line.
+            if waiter.granted:
+                self.free(studio)
+            else:
+                self._withdraw(studio, waiter)
+            raise
+        if not waiter.granted:
+            self._withdraw(studio, waiter)
+            raise SendFailure(
+                f"no free connection within {patience:g} s (the pool's cap is shared by "
+                f"{self.studios} studios)",
+                timed_out=True,
+                reached_server=False,
+                no_free_connection=True,
+            )
+
+    def _expire_at(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Have the share's one expiry timer fire by ``deadline`` (waiters come in deadline order
+        when they share a patience, so it is armed once for the first and fires rarely)."""
+        timer = self._expiry
+        if timer is not None and not timer.cancelled() and self._expiry_loop is loop:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._expiry, self._expiry_loop = loop.call_at(deadline, self._expire, loop), loop
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake the waiters whose patience is over (they raise), and arm for the next deadline."""
+        self._expiry = None
+        now, earliest = loop.time(), None
+        for studio, queue in list(self._waiting.items()):
+            for waiter in list(queue):
+                if waiter.deadline is None:
+                    continue
+                if waiter.deadline <= now:
+                    queue.remove(waiter)
+                    waiter.wake()
+                elif earliest is None or waiter.deadline < earliest:
+                    earliest = waiter.deadline
+            if not queue:
+                del self._waiting[studio]
+        if earliest is not None:
+            self._expire_at(loop, earliest)
+
+    def free(self, studio: str) -> None:
+        """Give back a connection taken or waited for; the next waiting studio in turn gets it."""
         self.in_flight -= 1
         left = self._by_studio[studio] - 1
         if left:
             self._by_studio[studio] = left
         else:
             del self._by_studio[studio]
-        self._grant()
+        if self._waiting:
+            self._grant()
+
+    def _take(self, studio: str) -> None:
+        self.in_flight += 1
+        self._by_studio[studio] = self._by_studio.get(studio, 0) + 1
 
     def _grant(self) -> None:
         cap = self.cap()
         while self.in_flight < self.total and self._waiting:
-            for studio in list(self._waiting):
+            for studio in self._waiting:
                 if self._by_studio.get(studio, 0) < cap:
                     break
             else:
                 return  # every waiting studio has its share already
             queue = self._waiting.pop(studio)
-            waiter = queue.pop(0)
+            waiter = queue.popleft()
             if queue:
                 self._waiting[studio] = queue  # to the end of the round
-            waiter.granted = True
             self._take(studio)
-            waiter.event.set()
+            waiter.granted = True
+            waiter.wake()
+
+    def _withdraw(self, studio: str, waiter: _Waiter) -> None:
+        queue = self._waiting.get(studio)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
+            if not queue:
+                del self._waiting[studio]
 
 
 class _Slot:
+    """``async with`` form of :meth:`FairShare.take` / :meth:`~FairShare.wait` / :meth:`~FairShare.free`."""
+
     __slots__ = ("_patience", "_share", "_studio")
 
     def __init__(self, share: FairShare, studio: str, patience: float | None) -> None:
         self._share, self._studio, self._patience = share, studio, patience
 
     async def __aenter__(self) -> None:
-        share, studio = self._share, self._studio
-        if (
-            share.in_flight < share.total
-            and share._by_studio.get(studio, 0) < share.cap()
-            and studio not in share._waiting
-        ):
-            share._take(studio)
-            return
-        waiter = _Waiter()
-        share._waiting.setdefault(studio, []).append(waiter)
-        try:
-            with anyio.move_on_after(self._patience):
-                await waiter.event.wait()
-        except BaseException:
-            # Cancelled: a connection granted meanwhile goes to the next in line.
-            if waiter.granted:
-                share._free(studio)
-            else:
-                self._withdraw(waiter)
-            raise
-        if not waiter.granted:
-            self._withdraw(waiter)
-            raise SendFailure(
-                f"no free connection within {self._patience:g} s (the pool's cap is shared by "
-                f"{share.studios} studios)",
-                timed_out=True,
-                reached_server=False,
-                no_free_connection=True,
-            )
-
-    def _withdraw(self, waiter: _Waiter) -> None:
-        queue = self._share._waiting.get(self._studio)
-        if queue is not None and waiter in queue:
-            queue.remove(waiter)
-            if not queue:
-                del self._share._waiting[self._studio]
+        if not self._share.take(self._studio):
+            await self._share.wait(self._studio, self._patience)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._share._free(self._studio)
+        self._share.free(self._studio)
 
 
 class Connections:

@@ -10,8 +10,10 @@ names the whole path, not just a field name that every item has.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
+from typing import Any
 
-__all__ = ["FIELD_PATH", "at_item"]
+__all__ = ["FIELD_PATH", "at_failing_item", "at_item"]
 
 _STEP = r"(?:[A-Za-z_][A-Za-z0-9_]*|\[\d+\])"
 FIELD_PATH = re.compile(rf"{_STEP}(?:\.?{_STEP})*")
@@ -24,6 +26,22 @@ def at_item(exc: Exception, where: str) -> Exception:
     head, sep, rest = str(exc).partition(": ")
     message = f"{_join(where, head)}: {rest}" if sep and FIELD_PATH.fullmatch(head) else f"{where}: {exc}"
     return ValueError(message) if isinstance(exc, ValueError) else TypeError(message)
+
+
+def at_failing_item(
+    exc: Exception, where: str, build: Callable[[Any], object], items: Iterable[Any]
+) -> Exception:
+    """The error of the first of ``items`` that ``build`` refuses, its path led by ``where[index]``.
+
+    A list of objects is built in one comprehension, which does not say which item raised
+    ``exc``: on that (rare) path the items are built again one by one until one fails.
+    """
+    for index, item in enumerate(items):
+        try:
+            build(item)
+        except (TypeError, ValueError, KeyError) as again:
+            return at_item(again, f"{where}[{index}]")
+    return at_item(exc, f"{where}[?]")  # not again: a build that fails only once names no item
 
 
 def _join(where: str, path: str) -> str:

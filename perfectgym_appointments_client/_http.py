@@ -165,13 +165,23 @@ class HTTPBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
+def declared_length(method: str, headers: Mapping[str, str]) -> int | None:
+    """The body's length as an unencoded answer declares it in its Content-Length (None: not
+    declared, or encoded, so that only reading it tells; 0 for an answer to HEAD, which has none)."""
+    if method == "HEAD":
+        return 0
+    encoding = headers.get("content-encoding")
+    if encoding is not None and encoding.strip().lower() != "identity":
+        return None
+    declared = headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else None
+
+
 def declared_too_large(method: str, headers: Mapping[str, str], limit: int) -> bool:
     """Whether an unencoded answer says in its Content-Length that it is over ``limit``, so it
     can be refused before a byte of it is read (an answer to HEAD has no body to refuse)."""
-    if method == "HEAD" or headers.get("content-encoding", "identity").strip().lower() != "identity":
-        return False
-    declared = headers.get("content-length", "")
-    return declared.isdigit() and int(declared) > limit
+    declared = declared_length(method, headers)
+    return declared is not None and declared > limit
 
 
 async def read_body(chunks: AsyncIterator[bytes], *, limit: int | None, status_code: int) -> bytes:

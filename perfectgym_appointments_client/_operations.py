@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +32,26 @@ if TYPE_CHECKING:
     from ._generated.models import AppointmentBookingRequest
     from ._models import BookableAppointment, Booking, Page, Slot, ValidationStatus
 
-# The generated operations (and the attrs models they parse into) load with the first call, not
-# with the client: importing the client stays within 1.25 x ``import httpx`` (RESULTS.md).
-# After the first call each ``from ... import`` below is a dictionary lookup.
+
+class _OnFirstUse:
+    """A module imported on the first attribute asked of it, each attribute then kept here: the
+    generated operations (and the attrs models they parse into) load with the first call, not
+    with the client (importing the client stays within 1.25 x ``import httpx``, RESULTS.md), and
+    later calls find an operation with one attribute lookup, not an import statement's machinery."""
+
+    def __init__(self, module: str) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(importlib.import_module(self._module), name)
+        setattr(self, name, value)
+        return value
+
+
+if TYPE_CHECKING:
+    from ._generated.api import appointments as generated
+else:
+    generated = _OnFirstUse("perfectgym_appointments_client._generated.api.appointments")
 
 __all__ = ["Operations"]
 
@@ -47,10 +65,9 @@ class Operations:
         self.task_group: TaskGroup | None = None
 
     async def check_api_key(self) -> bool:
-        from ._generated.api.appointments import check_api_key
 
         try:
-            await self.api.request(check_api_key)
+            await self.api.request(generated.check_api_key)
         except AuthenticationError:
             return False
         return True
@@ -66,7 +83,6 @@ class Operations:
         base_url = self.api.base_url
 
         async def fetch(offset: str, number: int) -> Page[BookableAppointment]:
-            from ._generated.api.appointments import get_bookable_appointments
             from ._models import Page
 
             while True:
@@ -76,7 +92,7 @@ class Operations:
                     # Each page is a call of its own: the per-call bounds count from its request.
                     with bounded(options or CallOptions()):
                         page = await self.api.request(
-                            get_bookable_appointments, offset=offset, slice_size=size
+                            generated.get_bookable_appointments, offset=offset, slice_size=size
                         )
                 except BadRequestError as exc:
                     # A studio stricter than the documented bounds: learn its own, ask again.
@@ -99,9 +115,8 @@ class Operations:
 
     async def get_bookable_appointment(self, bookable_appointment_id: int) -> BookableAppointment:
         require_id("bookable_appointment_id", bookable_appointment_id)
-        from ._generated.api.appointments import get_bookable_appointment
 
-        return await self.api.request(get_bookable_appointment, bookable_appointment_id)
+        return await self.api.request(generated.get_bookable_appointment, bookable_appointment_id)
 
     # -- slots ----------------------------------------------------------------------------------
     async def get_slots(
@@ -135,11 +150,10 @@ class Operations:
     async def _slots_window(
         self, appointment_id: int, customer_id: int | None, days: int | None, first_day: dt.date | None
     ) -> list[Slot]:
-        from ._generated.api.appointments import get_bookable_appointment_slots
 
         try:
             return await self.api.request(
-                get_bookable_appointment_slots,
+                generated.get_bookable_appointment_slots,
                 appointment_id,
                 customer_id=UNSET if customer_id is None else customer_id,
                 days_ahead=UNSET if days is None else days,
@@ -193,7 +207,7 @@ class Operations:
 
         # All the windows' turns before the first is sent: the call gets what it needs or sends
         # nothing, instead of spending half an endpoint's budget on an answer it cannot give.
-        from ._generated.api.appointments import get_bookable_appointment_slots as slots_operation
+        slots_operation = generated.get_bookable_appointment_slots
 
         throttle = self.api.throttle
         reservation = (
@@ -240,24 +254,21 @@ class Operations:
 
     # -- validation and bookings ----------------------------------------------------------------
     async def validate(self, body: AppointmentBookingRequest) -> ValidationStatus:
-        from ._generated.api.appointments import validate_for_appointment_booking
 
-        result = await self.api.request(validate_for_appointment_booking, body=body)
+        result = await self.api.request(generated.validate_for_appointment_booking, body=body)
         return result.validation_status
 
     async def get_booking(self, booking_id: int) -> Booking:
         require_id("booking_id", booking_id)
-        from ._generated.api.appointments import get_appointment_booking
         from ._models import Booking
 
-        return Booking.from_api(await self.api.request(get_appointment_booking, booking_id))
+        return Booking.from_api(await self.api.request(generated.get_appointment_booking, booking_id))
 
     async def list_bookings(self, customer_id: int) -> list[Booking]:
         require_id("customer_id", customer_id)
-        from ._generated.api.appointments import get_appointment_bookings
         from ._models import Booking
 
-        raw = await self.api.request(get_appointment_bookings, customer_id=customer_id)
+        raw = await self.api.request(generated.get_appointment_bookings, customer_id=customer_id)
         return [Booking.from_api(b, customer_id=customer_id) for b in raw]
 
 

@@ -23,6 +23,7 @@ from perfectgym_appointments_client import (
     ResponseValidationError,
     Slot,
 )
+from perfectgym_appointments_client._field_paths import at_failing_item
 from perfectgym_appointments_client._generated import models
 from perfectgym_appointments_client._generated.api.appointments import (
     book_appointment_booking,
@@ -236,6 +237,26 @@ def test_a_bad_instructor_in_a_slot_list_is_an_error_naming_its_path(
         assert info.value.args == (path,)
     else:
         assert str(info.value).startswith(f"{path}: ")
+
+
+def test_a_list_item_that_fails_only_the_first_time_is_named_without_a_place() -> None:
+    # A list of objects is built in one comprehension; which item failed is found by building
+    # them again one by one. A build that does not fail again cannot say which: "[?]".
+    built: list[object] = []
+
+    def build(item: object) -> object:
+        built.append(item)
+        if len(built) == 1:
+            raise TypeError("id: expected int, got str")
+        return item
+
+    items = ["a", "b"]
+    with pytest.raises(TypeError) as first:
+        [build(item) for item in items]
+    error = at_failing_item(first.value, "result", build, items)
+    assert isinstance(error, TypeError)
+    assert str(error) == "result[?].id: expected int, got str"
+    assert built == ["a", "a", "b"], "each item built again once"
 
 
 @pytest.mark.parametrize("value", ["Anna", {"id": 7}, 3])

@@ -50,6 +50,7 @@ from perfectgym_appointments_client import (
 )
 from perfectgym_appointments_client._breaker import Breaker
 from perfectgym_appointments_client._connections import FairShare
+from perfectgym_appointments_client._http import SendFailure
 from perfectgym_appointments_client._tls import shared_ssl_context
 from perfectgym_appointments_client.sandbox import Faults, Sandbox, Studio, Studios
 
@@ -1074,6 +1075,44 @@ async def test_a_connection_granted_to_a_call_cancelled_before_it_ran_goes_back(
     assert share.in_flight == 0
     assert share._waiting == {}
     assert share._by_studio == {}
+
+
+async def test_waiters_of_different_patience_each_give_up_at_their_own_deadline() -> None:
+    # On asyncio one timer serves every waiter of the share (armed for the earliest deadline,
+    # then for the next); on trio each waiter has its own. Either way: the hasty one, arriving
+    # second, gives up first with a no-free-connection failure; the patient one still gets the
+    # connection once it is freed.
+    share = FairShare(total=1, per_studio=None)
+    assert share.take("https://a.example")
+    outcomes: dict[str, object] = {}
+    hasty_done = anyio.Event()
+
+    async def wait(name: str, patience: float, done: anyio.Event | None = None) -> None:
+        try:
+            await share.wait("https://a.example", patience)
+        except SendFailure as failure:
+            outcomes[name] = failure
+        else:
+            outcomes[name] = "granted"
+            share.free("https://a.example")
+        if done is not None:
+            done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait, "patient", WAIT * 10)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(wait, "hasty", 0.05, hasty_done)
+        with anyio.fail_after(WAIT):
+            await hasty_done.wait()
+        failure = outcomes["hasty"]
+        assert isinstance(failure, SendFailure)
+        assert (failure.no_free_connection, failure.timed_out, failure.reached_server) == (True, True, False)
+        assert "patient" not in outcomes, "the patient waiter still waits"
+        assert len(share._waiting["https://a.example"]) == 1
+        share.free("https://a.example")
+    assert outcomes["patient"] == "granted"
+    assert share.in_flight == 0
+    assert share._waiting == {}
 
 
 # == TLS and the lazy httpx client ====================================================================

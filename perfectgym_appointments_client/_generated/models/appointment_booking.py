@@ -194,22 +194,17 @@ class AppointmentBooking:
 
         instructors: list[Instructor] | None = d.get("instructors")
         if isinstance(instructors, list):
-            instructors_type_0 = []
-            for instructors_type_0_index, instructors_type_0_item_data in enumerate(
-                instructors
-            ):
-                try:
-                    instructors_type_0_item = Instructor.from_dict(
-                        instructors_type_0_item_data
-                    )
+            instructors_type_0_build = Instructor.from_dict
+            try:
+                instructors_type_0 = [
+                    instructors_type_0_build(item) for item in instructors
+                ]
+            except (TypeError, ValueError, KeyError) as exc:
+                from perfectgym_appointments_client._field_paths import at_failing_item
 
-                except (TypeError, ValueError, KeyError) as exc:
-                    from perfectgym_appointments_client._field_paths import at_item
-
-                    raise at_item(
-                        exc, f"instructors[{instructors_type_0_index}]"
-                    ) from exc
-                instructors_type_0.append(instructors_type_0_item)
+                raise at_failing_item(
+                    exc, "instructors", instructors_type_0_build, instructors
+                ) from exc
 
             instructors = instructors_type_0
         elif instructors is not None:

@@ -56,21 +56,18 @@ class BookableAppointmentSlice:
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
         d = src_dict
-        result = []
         _result = d["result"]
         if not isinstance(_result, list):
             raise TypeError(
                 f"result: expected a JSON array, got {type(_result).__name__}"
             )
-        for result_index, result_item_data in enumerate(_result):
-            try:
-                result_item = BookableAppointment.from_dict(result_item_data)
+        result_build = BookableAppointment.from_dict
+        try:
+            result = [result_build(item) for item in _result]
+        except (TypeError, ValueError, KeyError) as exc:
+            from perfectgym_appointments_client._field_paths import at_failing_item
 
-            except (TypeError, ValueError, KeyError) as exc:
-                from perfectgym_appointments_client._field_paths import at_item
-
-                raise at_item(exc, f"result[{result_index}]") from exc
-            result.append(result_item)
+            raise at_failing_item(exc, "result", result_build, _result) from exc
 
         has_next = d["hasNext"]
         if type(has_next) is not bool:

@@ -124,18 +124,15 @@ class ErrorResponse:
         args: list[ErrorResponseArgsType0Item] | None = d.get("args")
         if isinstance(args, list):
             try:
-                args_type_0 = []
-                for args_type_0_index, args_type_0_item_data in enumerate(args):
-                    try:
-                        args_type_0_item = ErrorResponseArgsType0Item.from_dict(
-                            args_type_0_item_data
-                        )
+                args_type_0_build = ErrorResponseArgsType0Item.from_dict
+                try:
+                    args_type_0 = [args_type_0_build(item) for item in args]
+                except (TypeError, ValueError, KeyError) as exc:
+                    from perfectgym_appointments_client._field_paths import (
+                        at_failing_item,
+                    )
 
-                    except (TypeError, ValueError, KeyError) as exc:
-                        from perfectgym_appointments_client._field_paths import at_item
-
-                        raise at_item(exc, f"args[{args_type_0_index}]") from exc
-                    args_type_0.append(args_type_0_item)
+                    raise at_failing_item(exc, "args", args_type_0_build, args) from exc
 
                 args = args_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -144,22 +141,19 @@ class ErrorResponse:
         typed_args: list[TypedArg] | None = d.get("typedArgs")
         if isinstance(typed_args, list):
             try:
-                typed_args_type_0 = []
-                for typed_args_type_0_index, typed_args_type_0_item_data in enumerate(
-                    typed_args
-                ):
-                    try:
-                        typed_args_type_0_item = TypedArg.from_dict(
-                            typed_args_type_0_item_data
-                        )
+                typed_args_type_0_build = TypedArg.from_dict
+                try:
+                    typed_args_type_0 = [
+                        typed_args_type_0_build(item) for item in typed_args
+                    ]
+                except (TypeError, ValueError, KeyError) as exc:
+                    from perfectgym_appointments_client._field_paths import (
+                        at_failing_item,
+                    )
 
-                    except (TypeError, ValueError, KeyError) as exc:
-                        from perfectgym_appointments_client._field_paths import at_item
-
-                        raise at_item(
-                            exc, f"typedArgs[{typed_args_type_0_index}]"
-                        ) from exc
-                    typed_args_type_0.append(typed_args_type_0_item)
+                    raise at_failing_item(
+                        exc, "typedArgs", typed_args_type_0_build, typed_args
+                    ) from exc
 
                 typed_args = typed_args_type_0
             except (TypeError, ValueError, AttributeError, KeyError):

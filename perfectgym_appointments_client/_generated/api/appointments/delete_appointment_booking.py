@@ -42,7 +42,9 @@ def build_request(
     return PreparedRequest(
         method=METHOD,
         path="/v1/appointments/booking/{booking_id}".format(
-            booking_id=quote(str(booking_id), safe=""),
+            booking_id=booking_id
+            if type(booking_id) is int
+            else quote(str(booking_id), safe=""),
         ),
         params=params,
         json=json_body,

@@ -41,7 +41,9 @@ def build_request(
     return PreparedRequest(
         method=METHOD,
         path="/v1/appointments/bookable/{bookable_appointment_id}".format(
-            bookable_appointment_id=quote(str(bookable_appointment_id), safe=""),
+            bookable_appointment_id=bookable_appointment_id
+            if type(bookable_appointment_id) is int
+            else quote(str(bookable_appointment_id), safe=""),
         ),
         params=params,
         json=json_body,

@@ -59,7 +59,9 @@ def build_request(
     return PreparedRequest(
         method=METHOD,
         path="/v1/appointments/bookable/{bookable_appointment_id}/slots".format(
-            bookable_appointment_id=quote(str(bookable_appointment_id), safe=""),
+            bookable_appointment_id=bookable_appointment_id
+            if type(bookable_appointment_id) is int
+            else quote(str(bookable_appointment_id), safe=""),
         ),
         params=params,
         json=json_body,
@@ -74,21 +76,18 @@ def parse_response(status_code: int, data: Any) -> list[Slot]:
     ValueError or KeyError for a body that does not match the spec (the message names the field).
     """
     if status_code == 200:
-        response_200 = []
         _response_200 = data
         if not isinstance(_response_200, list):
             raise TypeError(
                 f"expected a JSON array, got {type(_response_200).__name__}"
             )
-        for response_200_index, response_200_item_data in enumerate(_response_200):
-            try:
-                response_200_item = Slot.from_dict(response_200_item_data)
+        response_200_build = Slot.from_dict
+        try:
+            response_200 = [response_200_build(item) for item in _response_200]
+        except (TypeError, ValueError, KeyError) as exc:
+            from perfectgym_appointments_client._field_paths import at_failing_item
 
-            except (TypeError, ValueError, KeyError) as exc:
-                from perfectgym_appointments_client._field_paths import at_item
-
-                raise at_item(exc, f"[{response_200_index}]") from exc
-            response_200.append(response_200_item)
+            raise at_failing_item(exc, "", response_200_build, _response_200) from exc
 
         return response_200
     raise UnexpectedStatus(status_code)
