@@ -6,6 +6,7 @@ journal, beyond the bookings list's window, in the same process and after a rest
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -89,22 +90,43 @@ def _journal_bytes(kind: str, tmp_path: Path, redis_url: str | None) -> bytes:
     return held
 
 
-class Committed:
-    """Tells when the sandbox has made (committed) a booking."""
+# The booking request's body is read before it is handled (the slow-commit fault reads it first,
+# here with no wait of its own): once its process has died the booking can still land, as a slow
+# database's would. HeldBooking holds it at the server meanwhile.
+BODY_READ_FIRST = Faults(rate_slow_commit=1.0, slow_commit_seconds=0)
+
+
+class HeldBooking:
+    """The sandbox's ``on_request``: holds the booking request at the server (``arrived``) until
+    :meth:`release`, and tells when the sandbox has made (committed) the booking."""
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.arrived = threading.Event()
+        self.committed = threading.Event()
+        self._released = threading.Event()
 
-    def __call__(self, phase: str, method: str, path: str) -> None:
-        if (phase, method, path) == ("committed", "POST", BOOK):
-            self.event.set()
+    async def __call__(self, phase: str, method: str, path: str) -> None:  # in the sandbox's loop
+        if (method, path) != ("POST", BOOK):
+            return
+        if phase == "received":
+            self.arrived.set()
+            await anyio.to_thread.run_sync(self._released.wait, 60)
+        elif phase == "committed":
+            self.committed.set()
+
+    def release(self) -> None:
+        self._released.set()
 
 
-async def _until(condition: Any, seconds: float) -> None:
-    """Wait for ``condition()`` to hold (a state of the sandbox's, checked every 10 ms)."""
-    with anyio.fail_after(seconds):
-        while not condition():  # noqa: ASYNC110 - the sandbox's fault counter has no event to wait on
-            await anyio.sleep(0.01)
+async def _kill_once_held(child: anyio.abc.Process, held: HeldBooking, sb: Sandbox) -> None:
+    """SIGKILL ``child`` once its booking request is held at the server (its body read)."""
+    try:
+        assert await anyio.to_thread.run_sync(held.arrived.wait, 30), "the booking never reached the server"
+        assert sb.fault_counts["slow_commit"] == 1  # its body was read first
+        assert not held.committed.is_set()
+    finally:
+        child.send_signal(signal.SIGKILL)  # the worker dies with its booking at the server
+        await child.wait()
 
 
 def _bookable(sb: Sandbox) -> Any:
@@ -130,22 +152,20 @@ async def test_a_booking_whose_process_is_killed_at_the_server_is_recovered_once
 ) -> None:
     redis_url = request.getfixturevalue("redis_url") if journal_kind == "redis" else None
     journal = _journal_url(journal_kind, tmp_path, redis_url)
-    # The booking request waits 2 s at the server before it is handled (its body read already):
+    # The booking request is held at the server before it is handled (its body read already):
     # the worker is killed then, and the booking lands after it died, as with a slow database.
-    with Sandbox(faults=Faults(rate_slow_commit=1.0, slow_commit_seconds=2.0)) as sb:
-        committed = sb.on_request = Committed()
+    held = HeldBooking()
+    with Sandbox(faults=BODY_READ_FIRST, on_request=held) as sb:
         customer = sb.store.add_customer().id
         appointment = _bookable(sb)
         day = (sb.store.now().date() + dt.timedelta(days=3)).isoformat()
         env = _env(sb, journal, backend, customer=customer, appointment=appointment.id, day=day)
         child = await anyio.open_process([sys.executable, "-c", _CHILD], env=env)
         try:
-            await _until(lambda: sb.fault_counts["slow_commit"] == 1, 30)  # the booking is at the server
-            assert not committed.event.is_set()
+            await _kill_once_held(child, held, sb)
         finally:
-            child.send_signal(signal.SIGKILL)  # the worker dies with its booking at the server
-            await child.wait()
-        assert await anyio.to_thread.run_sync(committed.event.wait, 30)
+            held.release()
+        assert await anyio.to_thread.run_sync(held.committed.wait, 30)
         sb.faults = Faults()
         [made] = [b for b in sb.store.snapshot() if b.customer_id == customer and b.active]
 
@@ -232,18 +252,15 @@ async def test_a_recovery_while_the_dead_process_booking_is_still_at_the_server_
     # booking yet, and "not booked" would be final and wrong. It stays pending until it is made,
     # or until it is older than a request can be at the server.
     journal = _journal_url("sqlite", tmp_path, None)
-    with Sandbox(faults=Faults(rate_slow_commit=1.0, slow_commit_seconds=30.0)) as sb:
-        committed = sb.on_request = Committed()
+    held = HeldBooking()  # released only once the test is done: the booking stays at the server
+    with Sandbox(faults=BODY_READ_FIRST, on_request=held) as sb, contextlib.ExitStack() as on_exit:
+        on_exit.callback(held.release)
         customer = sb.store.add_customer().id
         appointment = _bookable(sb)
         day = (sb.store.now().date() + dt.timedelta(days=3)).isoformat()
         env = _env(sb, journal, "httpx", customer=customer, appointment=appointment.id, day=day)
         child = await anyio.open_process([sys.executable, "-c", _CHILD], env=env)
-        try:
-            await _until(lambda: sb.fault_counts["slow_commit"] == 1, 30)
-        finally:
-            child.send_signal(signal.SIGKILL)
-            await child.wait()
+        await _kill_once_held(child, held, sb)
         outcomes: list[BookingOutcome] = []
         async with AppointmentsClient(
             api_key=sb.api_key, base_url=sb.base_url, journal=journal, on_booking_outcome=outcomes.append
@@ -255,7 +272,7 @@ async def test_a_recovery_while_the_dead_process_booking_is_still_at_the_server_
                 OutcomeKind.UNKNOWN,
                 customer,
             )
-            assert not committed.event.is_set()
+            assert not held.committed.is_set()
             # Much later (the journal's clock past a flow's bound) with still no booking: not booked.
             journal_ = client._journal
             assert journal_ is not None
