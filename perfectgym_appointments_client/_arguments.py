@@ -10,8 +10,6 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ._zoned import instant, require_aware
-
 if TYPE_CHECKING:
     from ._generated.models import AppointmentBookingRequest
     from ._models import SlotLike
@@ -53,6 +51,8 @@ def check_slot(slot: object) -> tuple[dt.datetime, dt.datetime]:
         raise TypeError(
             f"slot must have start_date_time and end_date_time (a Slot from get_slots), got {type(slot).__name__}"
         ) from None
+    from ._zoned import instant, require_aware  # with the first booking, not with the client
+
     require_aware(start, "slot.start_date_time")
     require_aware(end, "slot.end_date_time")
     # By instant: a 60-minute slot across the autumn change ends at a wall time before it starts.
@@ -94,6 +94,8 @@ def start_filter(
 ) -> Callable[[dt.datetime], bool]:
     """Whether a slot's start is within the bounds: an aware datetime bounds the instant, a time
     of day the wall clock in the slot's own (the studio's) zone."""
+    from ._zoned import instant, require_aware
+
     for name, bound in (("earliest", earliest), ("latest", latest)):
         if isinstance(bound, dt.datetime):
             require_aware(bound, name)

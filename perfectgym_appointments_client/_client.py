@@ -41,11 +41,9 @@ from ._constants import (
     MAX_CONNECTIONS,
 )
 from ._exceptions import ConfigurationError
-from ._generated.models import Language
 from ._operations import Operations
 from ._request import Requester, Secret, logger
 from ._retry import RetryPolicy
-from ._telemetry import Instruments, Telemetry
 from ._throttling import RateLimit, Throttle
 from ._version import API_VERSION
 
@@ -56,6 +54,7 @@ if TYPE_CHECKING:
     from ._journal import Journal
     from ._models import BookableAppointment, Booking, Slot, SlotLike, ValidationStatus
     from ._pagination import AsyncPaginator
+    from ._telemetry import Telemetry
 
 __all__ = ["AppointmentsClient"]
 
@@ -82,7 +81,12 @@ def _per_call(
     return call
 
 
-_LANGUAGES = frozenset(language.value for language in Language)
+@functools.cache
+def _languages() -> frozenset[str]:
+    """The languages the API knows (the generated enum, loaded when a client asks for one)."""
+    from ._generated.models import Language
+
+    return frozenset(language.value for language in Language)
 
 
 class AppointmentsClient:
@@ -191,13 +195,17 @@ class AppointmentsClient:
             raise ConfigurationError(
                 f"booking_check_settle must be 0 to 60 seconds, got {booking_check_settle!r}"
             )
-        if accept_language is not None and accept_language not in _LANGUAGES:
+        if accept_language is not None and accept_language not in _languages():
             raise ConfigurationError(
-                f"accept_language must be one the API knows ({', '.join(sorted(_LANGUAGES))}), "
+                f"accept_language must be one the API knows ({', '.join(sorted(_languages()))}), "
                 f"got {accept_language!r}"
             )
-        if telemetry is not None and not isinstance(telemetry, Telemetry):
-            raise TypeError(f"telemetry must be a Telemetry or None, got {type(telemetry).__name__}")
+        if telemetry is not None:
+            # Loaded only by a client given a Telemetry: importing the client stays cheap.
+            from ._telemetry import Telemetry
+
+            if not isinstance(telemetry, Telemetry):
+                raise TypeError(f"telemetry must be a Telemetry or None, got {type(telemetry).__name__}")
         if circuit_breaker is NOT_GIVEN:
             circuit_breaker = CircuitBreaker()
         elif circuit_breaker is not None and not isinstance(circuit_breaker, CircuitBreaker):
@@ -238,7 +246,11 @@ class AppointmentsClient:
             circuit_breaker=circuit_breaker,
         )
         # OpenTelemetry only when asked for: otherwise it is never imported.
-        self._telemetry = None if telemetry is None else Instruments(telemetry, self._api.base_url)
+        self._telemetry = None
+        if telemetry is not None:
+            from ._telemetry import Instruments
+
+            self._telemetry = Instruments(telemetry, self._api.base_url)
         if rate_limit is NOT_GIVEN:
             rate_limit = RateLimit()
         self._set_up(key, rate_limit)

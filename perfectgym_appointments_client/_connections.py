@@ -15,13 +15,17 @@ request has to wait, and is the same on asyncio and trio (anyio events).
 
 from __future__ import annotations
 
-import asyncio
+import sys
 from collections import deque
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import anyio
 
 from ._http import HTTPBackend, SendFailure
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Connections", "FairShare"]
 
@@ -50,10 +54,16 @@ class _Waiter:
 
 
 def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    # Not imported here: importing the client does not import asyncio (a trio program never
+    # does), and no asyncio loop runs before asyncio is imported.
+    module = sys.modules.get("asyncio")
+    if module is None:
+        return None
     try:
-        return asyncio.get_running_loop()
+        loop: asyncio.AbstractEventLoop = module.get_running_loop()
     except RuntimeError:  # trio
         return None
+    return loop
 
 
 class FairShare:

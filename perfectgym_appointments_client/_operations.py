@@ -17,20 +17,18 @@ from typing import TYPE_CHECKING, Any
 from . import _studio_limits as studio_limits
 from ._arguments import require_id, require_int
 from ._call_options import CallOptions, bounded, current_bound
-from ._concurrency import run_all
 from ._constants import MAX_DAYS_AHEAD, MAX_SLICE_SIZE, MIN_SLICE_SIZE
 from ._exceptions import AuthenticationError, BadRequestError
 from ._generated.types import UNSET
-from ._pagination import AsyncPaginator
 from ._request import Requester, logger
 from ._studio_limits import DAYS_AHEAD, SLICE_SIZE
-from ._zoned import instant, require_aware
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from ._generated.models import AppointmentBookingRequest
     from ._models import BookableAppointment, Booking, Page, Slot, ValidationStatus
+    from ._pagination import AsyncPaginator
 
 
 class _OnFirstUse:
@@ -100,6 +98,8 @@ class Operations:
                         raise
                     continue
                 return Page(items=page.result, has_next=page.has_next, offset=page.offset, number=number)
+
+        from ._pagination import AsyncPaginator  # listing only: not loaded with the client
 
         return AsyncPaginator(fetch, operation="getBookableAppointments", limit=limit, spawn=self._spawner())
 
@@ -218,6 +218,8 @@ class Operations:
             )
         )
         async with reservation:
+            from ._concurrency import run_all
+
             await run_all(window(offset, size) for offset, size in windows)
         for offset, _ in windows:
             found.extend(answers[offset])
@@ -248,6 +250,8 @@ class Operations:
                 )
 
             return fetch
+
+        from ._concurrency import run_all
 
         await run_all((one(appointment_id) for appointment_id in unique), limit=concurrency)
         return {appointment_id: found[appointment_id] for appointment_id in unique}
@@ -282,6 +286,8 @@ def _slot_window_arguments(
         require_int("days_ahead", days_ahead, low=1, high=MAX_DAYS_AHEAD)
     if start_date is not None:
         if isinstance(start_date, dt.datetime):
+            from ._zoned import require_aware
+
             start_date = require_aware(start_date, "start_date").date()
         elif not isinstance(start_date, dt.date):
             raise TypeError(f"start_date must be a datetime.date, got {type(start_date).__name__}")
@@ -328,6 +334,8 @@ def _trimmed(slots: list[Slot], days: int, first_day: dt.date | None) -> list[Sl
 
 def merge_slots(slots: list[Slot]) -> list[Slot]:
     """One list in time order (by instant), each slot once: windows may overlap at their edges."""
+    from ._zoned import instant
+
     unique: dict[tuple[dt.timedelta, dt.timedelta], Slot] = {}
     for slot in slots:
         unique.setdefault((instant(slot.start_date_time), instant(slot.end_date_time)), slot)

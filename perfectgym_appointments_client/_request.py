@@ -10,6 +10,7 @@ typed errors and logging.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -38,7 +39,6 @@ from ._exceptions import (
     ServiceUnavailableError,
     status_error_class,
 )
-from ._field_paths import FIELD_PATH
 from ._generated.types import PreparedRequest, Unset
 from ._http import HTTPBackend, HTTPResponse, ResponseTooLarge, SendFailure, Timeouts
 from ._retry import Decide, Resolved, RetryPolicy, parse_retry_after
@@ -58,7 +58,16 @@ logger = logging.getLogger("perfectgym_appointments_client")
 logger.addHandler(logging.NullHandler())
 
 USER_AGENT = f"perfectgym-appointments-client/{__version__} (PerfectGym Next API {API_VERSION})"
-_FIELD_IN_MESSAGE = re.compile(rf"^({FIELD_PATH.pattern}): ")
+
+
+@functools.cache
+def _field_in_message() -> re.Pattern[str]:
+    """A parse error's leading field path (compiled with the first malformed answer, not at import)."""
+    from ._field_paths import FIELD_PATH
+
+    return re.compile(rf"^({FIELD_PATH.pattern}): ")
+
+
 _QUERY = re.compile(r"\?[^\s'\"<>)]*")
 
 
@@ -406,7 +415,7 @@ class Requester:
             raise _invalid(name, method, path, status, str(exc.args[0]), "required field missing") from exc
         except (TypeError, ValueError, AttributeError) as exc:
             message = str(exc)
-            match = _FIELD_IN_MESSAGE.match(message)
+            match = _field_in_message().match(message)
             raise _invalid(
                 name, method, path, status, match.group(1) if match else "<body>", message
             ) from exc
