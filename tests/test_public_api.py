@@ -3,8 +3,12 @@ has a docstring."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +142,37 @@ def test_the_reference_shows_attrs_signatures_and_no_private_base() -> None:
     rate_limit_error = loaded["_exceptions.RateLimitError"]
     assert [str(base) for base in rate_limit_error.bases] == ["APIStatusError"]
     assert rate_limit_error.members["retry_after"].docstring is not None
+
+
+def test_importing_the_client_loads_no_optional_library_nor_what_only_some_calls_need() -> None:
+    # What a user pays before the first call (benchmarks/RESULTS.md, section 6: at most 1.25 x
+    # `import httpx`): the core dependencies and the request path, nothing a feature they may
+    # not use needs. A fresh interpreter, so that no other test's imports count.
+    code = textwrap.dedent(
+        """
+        import sys
+        import httpx
+        before = set(sys.modules)
+        from perfectgym_appointments_client import AppointmentsClient
+        new = set(sys.modules) - before
+        print(sorted({m.split(".")[0] for m in new}))
+        print(sorted(m for m in new if m.startswith("perfectgym_appointments_client.")))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    libraries, ours = (set(ast.literal_eval(line)) for line in done.stdout.splitlines())
+    assert libraries <= {
+        "perfectgym_appointments_client",
+        "attr",
+        "attrs",
+        "anyio",
+        "contextvars",
+        "_contextvars",
+    }
+    loaded_on_first_use = {
+        "_aiohttp_backend", "_booking", "_journal", "_telemetry", "_pagination", "_models", "_zoned",
+        "_field_paths", "_display", "_html", "_concurrency", "_tls", "cli", "sandbox", "_generated.models",
+        "_generated.api",
+    }  # fmt: skip
+    assert not {m.removeprefix("perfectgym_appointments_client.") for m in ours} & loaded_on_first_use
