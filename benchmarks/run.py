@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 
 from benchmarks._common import KEY, ROOT, fixed_server, sandbox_process, serve_fixed, trusting_context
-from benchmarks.backends import backends
+from benchmarks.backends import backends, backends_report
 from benchmarks.concurrency import concurrency
 from benchmarks.fan_out import fan_out
 from benchmarks.import_time import import_time
@@ -101,9 +101,22 @@ if __name__ == "__main__":
         "--quick", action="store_true", help="fewer repeats (a smoke run; does not write RESULTS.md)"
     )
     parser.add_argument("--serve-fixed", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--backends-only",
+        action="store_true",
+        help="section 5 alone (the per-call rows and ratios), printed; RESULTS.md is not written",
+    )
     args = parser.parse_args()
     if args.serve_fixed:
         serve_fixed(args.serve_fixed)
+        sys.exit()
+    if args.backends_only:
+
+        async def section_5() -> dict[str, Any]:
+            with fixed_server() as url:
+                return await backends(url, *((2, 100, 500) if args.quick else (5, 300, 2000)))
+
+        print("\n".join(backends_report(anyio.run(section_5))))
         sys.exit()
     outcome = anyio.run(main, args.quick)
     text = report(outcome, "scripts/bench" + (" --quick" if args.quick else ""))

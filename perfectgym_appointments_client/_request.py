@@ -17,7 +17,7 @@ import re
 import ssl
 import time
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import quote_plus, urljoin, urlsplit
 
 import anyio
 
@@ -242,7 +242,7 @@ class Requester:
         name, method, path = operation.OPERATION_ID, prepared.method, prepared.path
         url = self.base_url + path
         if prepared.params:
-            url += "?" + urlencode(prepared.params)
+            url += "?" + _query_string(prepared.params)
         # The key goes on each request, not on a client-wide header dict.
         headers = _Headers(self._fixed_headers)
         headers["X-API-KEY"] = self._key.reveal()
@@ -492,6 +492,15 @@ class _NotSent(Exception):
     def __init__(self, error: APIConnectionError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _query_string(params: dict[str, Any]) -> str:
+    """``urlencode(params)`` for the generated operations' queries (names the spec spells in ASCII
+    letters; ints, strings, dates as values), without quoting the ints, which is most of its cost."""
+    return "&".join(
+        f"{name}={value}" if type(value) is int else f"{name}={quote_plus(str(value))}"
+        for name, value in params.items()
+    )
 
 
 def _size(limit: int) -> str:

@@ -165,8 +165,6 @@ class AppointmentBooking:
             )
         d = src_dict
         booking_id = d["bookingId"]
-        if type(booking_id) is not int:
-            raise TypeError(f"bookingId: expected int, got {type(booking_id).__name__}")
 
         booking_status = BookingStatus.from_json(d["bookingStatus"], "bookingStatus")
 
@@ -211,6 +209,12 @@ class AppointmentBooking:
             raise TypeError(
                 f"instructors: expected a JSON array or null, got {type(instructors).__name__}"
             )
+
+        if type(booking_id) is not int:
+            if type(booking_id) is not int:
+                raise TypeError(
+                    f"bookingId: expected int, got {type(booking_id).__name__}"
+                )
 
         appointment_booking = cls(
             booking_id,

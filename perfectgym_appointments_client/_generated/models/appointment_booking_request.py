@@ -79,22 +79,24 @@ class AppointmentBookingRequest:
             )
         d = src_dict
         customer_id = d["customerId"]
-        if type(customer_id) is not int:
-            raise TypeError(
-                f"customerId: expected int, got {type(customer_id).__name__}"
-            )
 
         bookable_appointment_id = d["bookableAppointmentId"]
-        if type(bookable_appointment_id) is not int:
-            raise TypeError(
-                f"bookableAppointmentId: expected int, got {type(bookable_appointment_id).__name__}"
-            )
 
         start_date_time = parse_zoned_datetime(d["startDateTime"], "startDateTime")
 
         end_date_time = parse_zoned_datetime(d["endDateTime"], "endDateTime")
 
         instructor_ids = cast(list[int], d.get("instructorIds", UNSET))
+
+        if type(customer_id) is not int or type(bookable_appointment_id) is not int:
+            if type(customer_id) is not int:
+                raise TypeError(
+                    f"customerId: expected int, got {type(customer_id).__name__}"
+                )
+            if type(bookable_appointment_id) is not int:
+                raise TypeError(
+                    f"bookableAppointmentId: expected int, got {type(bookable_appointment_id).__name__}"
+                )
 
         appointment_booking_request = cls(
             customer_id,

@@ -93,8 +93,6 @@ class BookableAppointment:
             )
         d = src_dict
         id = d["id"]
-        if type(id) is not int:
-            raise TypeError(f"id: expected int, got {type(id).__name__}")
 
         title: None | str = d.get("title")
 
@@ -105,6 +103,10 @@ class BookableAppointment:
         description: None | str = d.get("description")
 
         img_url: None | str = d.get("imgUrl")
+
+        if type(id) is not int:
+            if type(id) is not int:
+                raise TypeError(f"id: expected int, got {type(id).__name__}")
 
         bookable_appointment = cls(
             id,

@@ -70,12 +70,16 @@ class BookableAppointmentSlice:
             raise at_failing_item(exc, "result", result_build, _result) from exc
 
         has_next = d["hasNext"]
-        if type(has_next) is not bool:
-            raise TypeError(f"hasNext: expected bool, got {type(has_next).__name__}")
 
         offset = d["offset"]
-        if type(offset) is not str:
-            raise TypeError(f"offset: expected str, got {type(offset).__name__}")
+
+        if type(has_next) is not bool or type(offset) is not str:
+            if type(has_next) is not bool:
+                raise TypeError(
+                    f"hasNext: expected bool, got {type(has_next).__name__}"
+                )
+            if type(offset) is not str:
+                raise TypeError(f"offset: expected str, got {type(offset).__name__}")
 
         bookable_appointment_slice = cls(
             result,

@@ -169,8 +169,6 @@ class CustomerAppointmentBooking:
             )
         d = src_dict
         booking_id = d["bookingId"]
-        if type(booking_id) is not int:
-            raise TypeError(f"bookingId: expected int, got {type(booking_id).__name__}")
 
         booking_status = BookingStatus.from_json(d["bookingStatus"], "bookingStatus")
 
@@ -187,10 +185,6 @@ class CustomerAppointmentBooking:
         )
 
         customer_id = d["customerId"]
-        if type(customer_id) is not int:
-            raise TypeError(
-                f"customerId: expected int, got {type(customer_id).__name__}"
-            )
 
         title: None | str = d.get("title")
 
@@ -221,6 +215,16 @@ class CustomerAppointmentBooking:
             raise TypeError(
                 f"instructors: expected a JSON array or null, got {type(instructors).__name__}"
             )
+
+        if type(booking_id) is not int or type(customer_id) is not int:
+            if type(booking_id) is not int:
+                raise TypeError(
+                    f"bookingId: expected int, got {type(booking_id).__name__}"
+                )
+            if type(customer_id) is not int:
+                raise TypeError(
+                    f"customerId: expected int, got {type(customer_id).__name__}"
+                )
 
         customer_appointment_booking = cls(
             booking_id,

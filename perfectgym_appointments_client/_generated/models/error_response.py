@@ -110,10 +110,6 @@ class ErrorResponse:
             )
         d = src_dict
         error_message = d["errorMessage"]
-        if type(error_message) is not str:
-            raise TypeError(
-                f"errorMessage: expected str, got {type(error_message).__name__}"
-            )
 
         error_code: None | str = d.get("errorCode")
 
@@ -158,6 +154,12 @@ class ErrorResponse:
                 typed_args = typed_args_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
+
+        if type(error_message) is not str:
+            if type(error_message) is not str:
+                raise TypeError(
+                    f"errorMessage: expected str, got {type(error_message).__name__}"
+                )
 
         error_response = cls(
             error_message,

@@ -60,18 +60,28 @@ class Instructor:
             )
         d = src_dict
         id = d["id"]
-        if type(id) is not int:
-            raise TypeError(f"id: expected int, got {type(id).__name__}")
 
         first_name = d["firstName"]
-        if type(first_name) is not str:
-            raise TypeError(f"firstName: expected str, got {type(first_name).__name__}")
 
         last_name = d["lastName"]
-        if type(last_name) is not str:
-            raise TypeError(f"lastName: expected str, got {type(last_name).__name__}")
 
         public_name: None | str = d.get("publicName")
+
+        if (
+            type(id) is not int
+            or type(first_name) is not str
+            or type(last_name) is not str
+        ):
+            if type(id) is not int:
+                raise TypeError(f"id: expected int, got {type(id).__name__}")
+            if type(first_name) is not str:
+                raise TypeError(
+                    f"firstName: expected str, got {type(first_name).__name__}"
+                )
+            if type(last_name) is not str:
+                raise TypeError(
+                    f"lastName: expected str, got {type(last_name).__name__}"
+                )
 
         instructor = cls(
             id,
