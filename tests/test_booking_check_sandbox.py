@@ -77,28 +77,31 @@ COMMIT_FAULTS = {
     "500 after commit": CommitFault(
         Faults(rate_500_after_commit=1.0, max_faults=1), "500_after_commit", InternalServerError
     ),
-    # The client gives up after 0.3 s; the booking lands at 0.6 s; the check looks at 1.3 s, after
-    # the landing, so its reads are not held at the server (a held read would meet the client's
-    # 0.3 s timeout; ``arm``'s hold only guards against a machine slower than that).
+    # The client gives up after 0.3 s; the booking, its body read, is held at the server until
+    # then (``arm``) and lands once the check's first read has arrived, which waits for it.
     "slow commit": CommitFault(
-        Faults(rate_slow_commit=1.0, slow_commit_seconds=0.6, max_faults=1),
+        Faults(rate_slow_commit=1.0, slow_commit_seconds=0, max_faults=1),
         "slow_commit",
         APITimeoutError,
-        {"client_timeout": 0.3, "settle": 1.0},
+        {"client_timeout": 0.3},
     ),
 }
 
 
 def arm(st: Studio, fault: CommitFault, check: tuple[str, str]) -> None:
-    """Switch ``fault`` on for the next booking request. For a slow commit the check's first read
-    (``check``: method and path) is also held until the booking has landed, so the scenario
-    (the commit lands before the check looks) does not hang on the settle time alone."""
+    """Switch ``fault`` on for the next booking request. For a slow commit the booking request is
+    held at the server until the check's first read (``check``: method and path) arrives, so
+    after the client gave up on it; that read is held until the booking has landed: the commit
+    lands after the client's timeout and before the check looks, on events, not on the clock."""
     st.sb.faults = fault.faults
     if fault.count == "slow_commit":
-        landed = threading.Event()
+        checking, landed = threading.Event(), threading.Event()
+        st.server.hold_until(checking, "received", "POST", BOOK)
         st.server.on("committed", "POST", BOOK, landed.set)
         # Outside the list's window the check's read is the second validate (the first is book's own).
-        st.server.hold_until(landed, "received", *check, nth=2 if check[1] == VALIDATE else 1)
+        nth = 2 if check[1] == VALIDATE else 1
+        st.server.on("received", *check, checking.set, nth=nth)
+        st.server.hold_until(landed, "received", *check, nth=nth)
 
 
 def failure_logged(caplog: pytest.LogCaptureFixture, booking: Booking) -> APIError:
