@@ -15,14 +15,13 @@ request has to wait, and is the same on asyncio and trio (anyio events).
 
 from __future__ import annotations
 
-import sys
 from collections import deque
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
 
-from ._http import HTTPBackend, SendFailure
+from ._http import HTTPBackend, SendFailure, running_asyncio_loop
 
 if TYPE_CHECKING:
     import asyncio
@@ -51,19 +50,6 @@ class _Waiter:
         else:
             assert self.event is not None
             self.event.set()
-
-
-def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
-    # Not imported here: importing the client does not import asyncio (a trio program never
-    # does), and no asyncio loop runs before asyncio is imported.
-    module = sys.modules.get("asyncio")
-    if module is None:
-        return None
-    try:
-        loop: asyncio.AbstractEventLoop = module.get_running_loop()
-    except RuntimeError:  # trio
-        return None
-    return loop
 
 
 class FairShare:
@@ -107,7 +93,7 @@ class FairShare:
         """Wait for a connection for ``studio`` (after :meth:`take` said no); it is the caller's
         once this returns, to give back with :meth:`free`. Longer than ``patience`` seconds: a
         :class:`SendFailure` (nothing sent)."""
-        loop = _asyncio_loop()
+        loop = running_asyncio_loop()
         waiter = _Waiter(loop)
         self._waiting.setdefault(studio, deque()).append(waiter)
         try:

@@ -15,12 +15,15 @@ from __future__ import annotations
 import json
 import re
 import ssl
+import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ._constants import READ_TIMEOUTS_PER_ANSWER
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httpx
 
 __all__ = [
@@ -163,6 +166,21 @@ class HTTPBackend(Protocol):
     ) -> HTTPResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop running this task, or None (under trio). Found through ``sys.modules``:
+    no asyncio loop runs before asyncio is imported, and importing the client imports no asyncio.
+    Where it is asyncio's, asyncio's own timeouts and futures serve the request path: a fraction
+    of what anyio's cancel scopes and events cost on every request."""
+    module = sys.modules.get("asyncio")
+    if module is None:
+        return None
+    try:
+        loop: asyncio.AbstractEventLoop = module.get_running_loop()
+    except RuntimeError:
+        return None
+    return loop
 
 
 def declared_length(method: str, headers: Mapping[str, str]) -> int | None:

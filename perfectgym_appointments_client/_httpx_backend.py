@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 import zlib
@@ -20,9 +21,10 @@ from ._http import (
     Timeouts,
     attempt_cut_off,
     certificate_rejected,
-    declared_too_large,
+    declared_length,
     describe,
     read_body,
+    running_asyncio_loop,
 )
 
 __all__ = ["HttpxBackend"]
@@ -130,6 +132,7 @@ class HttpxBackend:
         given = http_client.timeout if http_client is not None else httpx.Timeout(None)
         self.attempt_timeout = Timeouts.from_httpx(self._timeout or given).total
         self._read_timeout = (self._timeout or given).read
+        self._origins: dict[str, httpx.URL] = {}
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -152,25 +155,51 @@ class HttpxBackend:
     def read_timeout(self) -> float | None:
         return self._read_timeout
 
+    def _url(self, url: str) -> httpx.URL:
+        """``url`` as httpx's URL, its origin parsed once per origin (as a client's ``base_url`` is):
+        httpx validates a URL string character by character, and the path and query are all that
+        change from request to request. One entry per origin this backend sends to (the studios of
+        one pool: ``for_studio``), as aiohttp's proxies are looked up."""
+        cut = url.find("/", url.find("//") + 2)
+        origin, rest = (url, "/") if cut < 0 else (url[:cut], url[cut:])
+        if not rest.isascii():  # a base URL's own path in other letters: httpx quotes it
+            return httpx.URL(url)
+        base = self._origins.get(origin)
+        if base is None:
+            base = self._origins[origin] = httpx.URL(origin)
+        return base.copy_with(raw_path=rest.encode("ascii"))
+
     async def send(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None
     ) -> HTTPResponse:
         request = self.client.build_request(
             method,
-            url,
+            self._url(url),
             headers=headers,
             content=content,
             timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
         try:
-            with anyio.move_on_after(self.attempt_timeout):
-                return await self._exchange(request)
-        finally:
+            loop = running_asyncio_loop()
+            if loop is not None:
+                # asyncio's own timeout on asyncio: one timer, a fraction of an anyio cancel scope.
+                deadline = asyncio.timeout(self.attempt_timeout)
+                try:
+                    async with deadline:
+                        return await self._exchange(request)
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise
+            else:
+                with anyio.move_on_after(self.attempt_timeout):
+                    return await self._exchange(request)
+        except BaseException:
             # The exception keeps the request (exc.request); once sent, its copy of the key is
-            # only a way to leak it.
+            # only a way to leak it. (An answered request is dropped with its response.)
             if "X-API-KEY" in request.headers:
                 request.headers["X-API-KEY"] = "***"
-        # Only this scope's own deadline lands here (the block returns or raises otherwise, and
+            raise
+        # Only this attempt's own deadline lands here (the block returns or raises otherwise, and
         # any other cancellation goes on up).
         raise attempt_cut_off(self.attempt_timeout)
 
@@ -181,15 +210,23 @@ class HttpxBackend:
             response = await self.client.send(request, stream=True, follow_redirects=False)
             try:
                 limit = self.max_response_bytes
-                if limit is not None and declared_too_large(request.method, response.headers, limit):
-                    raise ResponseTooLarge(response.status_code, limit)
-                # Decoded bytes: a Content-Encoding bomb is stopped at the limit, not unpacked.
-                body = await read_body(_decoded(response), limit=limit, status_code=response.status_code)
+                declared = declared_length(request.method, response.headers)
+                if declared is not None and limit is not None and declared > limit:
+                    raise ResponseTooLarge(response.status_code, limit)  # refused unread
+                if declared is not None:
+                    # Unencoded, of a declared length within the cap: read whole (h11 reads that
+                    # many bytes and no more), without our chunk loop.
+                    body = await response.aread()
+                else:
+                    # Decoded bytes: a Content-Encoding bomb is stopped at the limit, not unpacked.
+                    body = await read_body(_decoded(response), limit=limit, status_code=response.status_code)
             finally:
                 # Closing an unfinished answer drops its connection rather than pooling it. Quick
                 # (no network wait), and it must happen also when the attempt's deadline cut in.
-                with anyio.CancelScope(shield=True):
-                    await response.aclose()
+                # (An answer read whole has closed itself.)
+                if not response.is_closed:
+                    with anyio.CancelScope(shield=True):
+                        await response.aclose()
         except httpx.RequestError as exc:
             # TransportError, and what httpx raises past it while reading the answer: a body that
             # its Content-Encoding cannot decode (DecodingError). No usable answer either way.
