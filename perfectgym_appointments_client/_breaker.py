@@ -135,6 +135,12 @@ class Breaker:
         self.telemetry: Instruments | None = None
 
     @property
+    def tracking(self) -> bool:
+        """Whether the studio has a state (it failed lately): a plain answer of a studio without
+        one changes nothing, so the request path records it only when this says so."""
+        return self._key in _states
+
+    @property
     def state(self) -> str:
         """``"closed"``, ``"open"`` or ``"half_open"`` (a probe may go, or is on its way)."""
         found = _states.get(self._key)

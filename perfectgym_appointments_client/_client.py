@@ -72,7 +72,10 @@ def _per_call(
 
     @functools.wraps(method)
     async def call(self: AppointmentsClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with bounded(self._options):
+        options = self._options
+        if options.max_rate_limit_wait is None and options.deadline is None and self._telemetry is None:
+            return await method(self, *args, **kwargs)  # nothing to bound or trace: most calls
+        with bounded(options):
             if self._telemetry is None:
                 return await method(self, *args, **kwargs)
             with self._telemetry.call(name):

@@ -314,7 +314,7 @@ class Requester:
                         )  # fmt: skip
                     if response.status_code >= 300:
                         raise self._status_error(operation, method, path, response)
-                    if breaker is not None:
+                    if breaker is not None and (probe or breaker.tracking):
                         breaker.record(None, probe=probe)
                         probe = False
                     result: T = self._parse(operation, method, path, response)
