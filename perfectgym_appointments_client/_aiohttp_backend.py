@@ -60,13 +60,15 @@ class _BoundedConnector(aiohttp.TCPConnector):
 
     def _release(self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False) -> None:
         super()._release(key, protocol, should_close=should_close)
-        idle = getattr(self, "_conns", None)
-        in_use = getattr(self, "_acquired", None)
-        if not self.limit or not isinstance(idle, dict) or not isinstance(in_use, set):
+        # On every request's release, so the common case (within the limit) is one sum.
+        try:
+            idle, in_use, limit = self._conns, self._acquired, self.limit
+            count = sum(map(len, idle.values()))
+            if not limit or len(in_use) + count <= limit or not isinstance(idle, dict):
+                return
+        except (AttributeError, TypeError):  # aiohttp's private structures changed shape
             return
-        # Called on every request's release: counted with map (no generator frames).
-        count = sum(map(len, idle.values()))
-        while idle and count > max(self.limit - len(in_use), 0):
+        while idle and count > max(limit - len(in_use), 0):
             oldest = min(idle, key=lambda host: idle[host][0][1])
             queue = idle[oldest]
             stale, _ = queue.popleft()
