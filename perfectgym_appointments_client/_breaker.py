@@ -60,7 +60,7 @@ def _cooldown(instance: Any, attribute: attrs.Attribute[float], value: float) ->
         )
 
 
-@attrs.frozen(kw_only=True, cache_hash=True)
+@attrs.frozen(kw_only=True)
 class CircuitBreaker:
     """When a studio counts as down, and for how long its calls then fail at once.
 
@@ -104,8 +104,10 @@ def evidence_reads() -> Iterator[None]:
         _evidence.reset(token)
 
 
-# Process-wide: (base URL, settings) -> state, only for studios failing now.
-_states: dict[tuple[str, CircuitBreaker], _State] = {}
+# Process-wide: (base URL, threshold, cooldown) -> state, only for studios failing now. The
+# settings' values, not the attrs object, in the key: looked up on every request, and a tuple of
+# str, int and float hashes in C.
+_states: dict[tuple[str, int, float], _State] = {}
 _lock = threading.Lock()
 
 
@@ -127,7 +129,7 @@ class Breaker:
 
     def __init__(self, settings: CircuitBreaker, *, base_url: str, host: str, logger: logging.Logger) -> None:
         self.settings = settings
-        self._key = (base_url, settings)
+        self._key = (base_url, settings.failure_threshold, settings.cooldown)
         self.host = host
         self._logger = logger
         # Monotonic seconds; tests set a clock they drive.
