@@ -13,7 +13,7 @@ import copy
 import datetime as dt
 import multiprocessing
 import pickle
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -291,13 +291,21 @@ def _raise_in_a_worker(name: str) -> None:
     raise EXAMPLES[name]()
 
 
-@pytest.mark.parametrize("name", ["PermissionDeniedError", "BookingOutcomeUnknownError"])
-def test_an_error_raised_in_a_worker_process_reaches_the_parent_typed(name: str) -> None:
+@pytest.fixture(scope="module")
+def worker_pool() -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """One spawned worker process for the module (starting one imports this module again)."""
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        future = pool.submit(_raise_in_a_worker, name)
-        with pytest.raises(PerfectGymError) as caught:
-            future.result(timeout=60)
+        yield pool
+
+
+@pytest.mark.parametrize("name", ["PermissionDeniedError", "BookingOutcomeUnknownError"])
+def test_an_error_raised_in_a_worker_process_reaches_the_parent_typed(
+    name: str, worker_pool: concurrent.futures.ProcessPoolExecutor
+) -> None:
+    future = worker_pool.submit(_raise_in_a_worker, name)
+    with pytest.raises(PerfectGymError) as caught:
+        future.result(timeout=60)
     assert_same(EXAMPLES[name](), caught.value)
 
 
