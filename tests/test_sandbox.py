@@ -8,10 +8,13 @@ summer time (Sunday 2026-03-29) and every rule is checked against known dates. T
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
+import logging
 import re
 import socket
 import ssl
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -773,6 +776,87 @@ async def test_sandbox_over_https(tmp_path: Any) -> None:
 def test_sandbox_needs_both_tls_files() -> None:
     with pytest.raises(ValueError, match="both"):
         Sandbox(ssl_certfile="cert.pem")
+
+
+# -- stopping --------------------------------------------------------------------------------------
+
+
+class HeldRequests:
+    """``on_request``: every request is held at the server once received, until released (or,
+    ``cancellable``, until its task is cancelled)."""
+
+    def __init__(self, *, cancellable: bool = False) -> None:
+        self.arrived = threading.Event()
+        self.released = threading.Event()
+        self._cancellable = cancellable
+
+    async def __call__(self, phase: str, method: str, path: str) -> None:
+        if phase != "received":
+            return
+        self.arrived.set()
+        if self._cancellable:
+            await anyio.sleep(3600)
+        else:
+            await anyio.to_thread.run_sync(self.released.wait, 30)
+
+
+def refuses_connections(sb: Sandbox) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", sb.port), timeout=5):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_stopping_answers_a_request_in_flight_first() -> None:
+    held = HeldRequests()
+    sb = Sandbox(seed=7, on_request=held).start()
+    with (
+        concurrent.futures.ThreadPoolExecutor(2) as pool,
+        httpx.Client(verify=shared_ssl_context(), timeout=30) as http,
+    ):
+        try:
+            sent = pool.submit(
+                http.get, f"{sb.base_url}/v1/appointments/bookable", headers={"X-API-KEY": sb.api_key}
+            )
+            assert held.arrived.wait(10)
+            stopped = pool.submit(sb.stop)
+            # The stop has begun: no new connection is taken (checked against a bound, not timed).
+            for _ in range(500):
+                if refuses_connections(sb):
+                    break
+                threading.Event().wait(0.01)
+            else:
+                raise AssertionError("the sandbox still takes connections while stopping")
+            assert not stopped.done(), "the stop waits for the request in flight"
+        finally:
+            held.released.set()
+        assert sent.result(30).status_code == 200
+        stopped.result(30)
+
+
+def test_a_request_held_past_the_grace_period_is_cancelled_and_the_stop_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    held = HeldRequests(cancellable=True)
+    sb = Sandbox(seed=7, on_request=held).start()
+    assert sb._server is not None
+    sb._server.config.timeout_graceful_shutdown = 0  # uvicorn's grace period, 2 s here, cut short
+    with (
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+        httpx.Client(verify=shared_ssl_context(), timeout=30) as http,
+    ):
+        sent = pool.submit(
+            http.get, f"{sb.base_url}/v1/appointments/bookable", headers={"X-API-KEY": sb.api_key}
+        )
+        assert held.arrived.wait(10)
+        with caplog.at_level(logging.ERROR, logger="uvicorn.error"):
+            sb.stop()
+        answer = sent.result(30)
+    # As with uvicorn's own shutdown: the task is cancelled and the request answered 500.
+    assert answer.status_code == 500
+    assert "Cancel 1 running task(s), timeout graceful shutdown exceeded" in caplog.text
+    assert refuses_connections(sb)
 
 
 # -- connections ----------------------------------------------------------------------------------
