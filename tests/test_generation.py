@@ -50,12 +50,28 @@ def test_generation_is_deterministic(fresh: Path, tmp_path: Path) -> None:
     assert gen.tree_diff(fresh, again) == []
 
 
-def test_check_mode_fails_on_a_hand_edit(tmp_path: Path, fresh: Path) -> None:
+def test_check_mode_fails_on_a_hand_edit(
+    tmp_path: Path, fresh: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     edited = tmp_path / "_generated"
     shutil.copytree(fresh, edited)  # a generation of its own would be this (test_generation_is_deterministic)
     (edited / "types.py").write_text((edited / "types.py").read_text() + "\n# hand edit\n")
+    # Each check regenerates into a temp dir: the module's fresh generation is what that makes
+    # (test_generation_is_deterministic), so it is copied there instead of generated twice more.
+    # The real regeneration of --check runs in tests/test_bump.py, in the bumped repository.
+    generated: list[Path] = []
+
+    def generate(spec: Path, output: Path) -> None:
+        assert spec == gen.SPEC
+        generated.append(output)
+        shutil.copytree(fresh, output)
+
+    monkeypatch.setattr(gen, "generate", generate)
     assert gen.main(["--check", "--output", str(edited)]) == 1
     assert gen.main(["--check", "--output", str(fresh)]) == 0
+    assert len(generated) == 2, "each check made a fresh generation to compare with"
+    assert edited not in generated
+    assert fresh not in generated
 
 
 def test_every_generated_file_says_do_not_edit() -> None:
