@@ -18,8 +18,11 @@ they cost at full size).
 
 Every shape says what the client must do with it: raise a typed error (and which one, naming the
 operation and field), or parse tolerantly. Nothing may escape as a bare exception.
-``tests/test_bad_input_sweep.py`` runs every case on both backends; ``scripts/soak`` prints the
-counts per backend.
+``tests/test_bad_input_sweep.py`` runs every body, status, size, encoding and pace shape on both
+backends, and a shape that only spoils a field or item of a well-formed answer on httpx (on
+aiohttp for each operation's first typed error and first tolerant parse: past the answer's bytes
+the parse is shared code); ``scripts/soak`` runs every case on both and prints the counts per
+backend.
 """
 
 from __future__ import annotations
