@@ -108,6 +108,9 @@ def evidence_reads() -> Iterator[None]:
 # settings' values, not the attrs object, in the key: looked up on every request, and a tuple of
 # str, int and float hashes in C.
 _states: dict[tuple[str, int, float], _State] = {}
+# The same dict, for the request path: while it is empty (no studio failed lately) a request asks
+# no breaker anything.
+failing_studios = _states
 _lock = threading.Lock()
 
 

@@ -22,7 +22,7 @@ from urllib.parse import quote_plus, urljoin, urlsplit
 import anyio
 
 from ._backends import open_backend
-from ._breaker import Breaker, CircuitBreaker
+from ._breaker import Breaker, CircuitBreaker, failing_studios
 from ._call_options import CallBound, current_bound
 from ._connections import Connections, FairShare
 from ._constants import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESPONSE_BYTES
@@ -250,7 +250,6 @@ class Requester:
             headers.update(prepared.headers)
         content = None if prepared.json is None else json.dumps(prepared.json, ensure_ascii=False).encode()
         policy = self.retry_policy
-        decide = decide or self._retry_if_retryable
         telemetry, breaker, share = self.telemetry, self.breaker, self.connections.share
         studio = self.base_url
         debug = logger.isEnabledFor(logging.DEBUG)
@@ -261,8 +260,9 @@ class Requester:
             attempt = None if telemetry is None else telemetry.attempt(operation, method, retry_number)
             probe = False
             try:
-                if breaker is not None:
+                if breaker is not None and failing_studios:
                     # Before the rate-limit turn: a studio that is down costs its callers nothing.
+                    # (Nothing to ask while no studio of the process has failed lately.)
                     try:
                         probe = breaker.admit(name, method, path)
                     except CircuitOpenError as circuit_open:
@@ -290,7 +290,7 @@ class Requester:
                         if share is not None and not share.take(studio):
                             await share.wait(studio, self._pool_timeout)
                         try:
-                            if self.closed:
+                            if self._closed or self.connections.closed:
                                 # A call that was waiting (for its rate-limit turn, a retry, a
                                 # connection) when the client was closed: nothing is sent, and no
                                 # backend reopens a session nobody would close.
@@ -314,7 +314,7 @@ class Requester:
                         )  # fmt: skip
                     if response.status_code >= 300:
                         raise self._status_error(operation, method, path, response)
-                    if breaker is not None and (probe or breaker.tracking):
+                    if breaker is not None and failing_studios and (probe or breaker.tracking):
                         breaker.record(None, probe=probe)
                         probe = False
                     result: T = self._parse(operation, method, path, response)
@@ -335,7 +335,7 @@ class Requester:
                     ):
                         await self.throttle.locked_out(name)
                     can_retry = retry_number < policy.max_retries
-                    verdict = await decide(exc, can_retry)
+                    verdict = await (decide or self._retry_if_retryable)(exc, can_retry)
                     if isinstance(verdict, Resolved):
                         resolved: T = verdict.value
                         return resolved
