@@ -95,7 +95,10 @@ class FairShare:
         :class:`SendFailure` (nothing sent)."""
         loop = running_asyncio_loop()
         waiter = _Waiter(loop)
-        self._waiting.setdefault(studio, deque()).append(waiter)
+        queue = self._waiting.get(studio)
+        if queue is None:  # (not setdefault: that would make a deque on every wait)
+            queue = self._waiting[studio] = deque()
+        queue.append(waiter)
         try:
             if waiter.future is None:
                 assert waiter.event is not None
