@@ -194,7 +194,27 @@ class AiohttpBackend:
         # Sentry records it) hold the request's headers, key included, in aiohttp's own CIMultiDict.
         failure: SendFailure | None = None
         try:
-            return await self._exchange(session, method, url, kwargs)
+            async with session.request(method, url, **kwargs) as response:
+                limit = self.max_response_bytes
+                declared = declared_length(method, response.headers)
+                try:
+                    if declared is not None and limit is not None and declared > limit:
+                        raise ResponseTooLarge(response.status, limit)  # refused unread
+                    if declared is not None:
+                        # Unencoded, of a declared length within the cap: read whole (aiohttp reads
+                        # that many bytes and no more), without a chunk loop.
+                        body = await response.read()
+                    else:
+                        # Encoded or of no declared length: aiohttp hands over the body decoded, a
+                        # bounded piece at a time, and the cap stops it (a compression bomb, an
+                        # endless stream).
+                        body = await read_body(
+                            response.content.iter_chunked(_CHUNK), limit=limit, status_code=response.status
+                        )
+                except ResponseTooLarge:
+                    response.close()  # the rest is unread: the connection goes, not back to the pool
+                    raise
+                return HTTPResponse(response.status, response.reason or "", response.headers, body)
         except aiohttp.ClientResponseError as exc:
             # A protocol error (bad status line, headers).
             failure = SendFailure(describe(exc), timed_out=False, reached_server=True)
@@ -214,31 +234,6 @@ class AiohttpBackend:
                 else SendFailure(describe(exc), timed_out=True, reached_server=True)
             )
         raise failure
-
-    async def _exchange(
-        self, session: aiohttp.ClientSession, method: str, url: str, kwargs: dict[str, Any]
-    ) -> HTTPResponse:
-        async with session.request(method, url, **kwargs) as response:
-            limit = self.max_response_bytes
-            declared = declared_length(method, response.headers)
-            try:
-                if declared is not None and limit is not None and declared > limit:
-                    raise ResponseTooLarge(response.status, limit)  # refused unread
-                if declared is not None:
-                    # Unencoded, of a declared length within the cap: read whole (aiohttp reads
-                    # that many bytes and no more), without a chunk loop.
-                    body = await response.read()
-                else:
-                    # Encoded or of no declared length: aiohttp hands over the body decoded, a
-                    # bounded piece at a time, and the cap stops it (a compression bomb, an
-                    # endless stream).
-                    body = await read_body(
-                        response.content.iter_chunked(_CHUNK), limit=limit, status_code=response.status
-                    )
-            except ResponseTooLarge:
-                response.close()  # the rest is unread: the connection goes, not back to the pool
-                raise
-            return HTTPResponse(response.status, response.reason or "", response.headers, body)
 
     async def aclose(self) -> None:
         if self._owns_session and self._session is not None:

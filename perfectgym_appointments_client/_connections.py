@@ -65,6 +65,7 @@ class FairShare:
         self._waiting: dict[str, deque[_Waiter]] = {}
         # On asyncio, one timer wakes the waiters whose patience is over (_expire).
         self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_when = 0.0  # when it fires (loop.time())
         self._expiry_loop: asyncio.AbstractEventLoop | None = None
 
     def cap(self) -> int:
@@ -108,8 +109,9 @@ class FairShare:
                 assert loop is not None
                 if patience is not None:
                     # No timer per waiter: one for the whole share, at the earliest deadline.
-                    waiter.deadline = loop.time() + patience
-                    self._expire_at(loop, waiter.deadline)
+                    waiter.deadline = deadline = loop.time() + patience
+                    if self._expiry is None or deadline < self._expiry_when or self._expiry_loop is not loop:
+                        self._expire_at(loop, deadline)
                 await waiter.future
         except BaseException:
             # Cancelled: a connection granted meanwhile goes to the next in line.
@@ -132,11 +134,12 @@ class FairShare:
         """Have the share's one expiry timer fire by ``deadline`` (waiters come in deadline order
         when they share a patience, so it is armed once for the first and fires rarely)."""
         timer = self._expiry
-        if timer is not None and not timer.cancelled() and self._expiry_loop is loop:
-            if timer.when() <= deadline:
+        if timer is not None and self._expiry_loop is loop:
+            if self._expiry_when <= deadline:
                 return
             timer.cancel()
         self._expiry, self._expiry_loop = loop.call_at(deadline, self._expire, loop), loop
+        self._expiry_when = deadline
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wake the waiters whose patience is over (they raise), and arm for the next deadline."""
