@@ -29,6 +29,7 @@ from benchmarks.redis_process import RedisMissing
 from benchmarks.report import report
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+BACKENDS_FULL = (9, 300, 2000)  # section 5: rounds, calls from 1 task, calls from 100 tasks
 
 
 def measured_alone(results: Path) -> str:
@@ -73,7 +74,9 @@ async def main(quick: bool) -> dict[str, Any]:
     results["fan_out"] = await fan_out(3 if quick else 7)
     with fixed_server() as url:
         stage("5. HTTP backends, loopback")
-        results["backends"] = await backends(url, *((2, 100, 500) if quick else (5, 300, 2000)))
+        # 9 rounds: the per-call ratios of issue 31 are a few percent apart from their goals, and
+        # the garbage collector's rhythm at 100 tasks varies from round to round.
+        results["backends"] = await backends(url, *((2, 100, 500) if quick else BACKENDS_FULL))
     stage("6. import time")
     results["import"] = import_time(5 if quick else 15)
     stage("7. rate limits: fan-out against a limited sandbox")
@@ -114,7 +117,7 @@ if __name__ == "__main__":
 
         async def section_5() -> dict[str, Any]:
             with fixed_server() as url:
-                return await backends(url, *((2, 100, 500) if args.quick else (5, 300, 2000)))
+                return await backends(url, *((2, 100, 500) if args.quick else BACKENDS_FULL))
 
         print("\n".join(backends_report(anyio.run(section_5))))
         sys.exit()
