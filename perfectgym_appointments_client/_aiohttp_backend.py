@@ -23,9 +23,9 @@ from ._http import (
     Timeouts,
     attempt_cut_off,
     certificate_rejected,
-    declared_length,
     describe,
-    read_body,
+    read_answer,
+    split_origin,
 )
 
 try:
@@ -184,7 +184,7 @@ class AiohttpBackend:
         session = self._session or self._open()
         kwargs: dict[str, Any] = {"headers": headers, "data": content, "allow_redirects": False}
         if self._owns_session:
-            proxy = self._proxy(url[: url.find("/", url.find("//") + 2)])
+            proxy = self._proxy(split_origin(url)[0])
             if proxy is not None:
                 kwargs["proxy"] = proxy
         if self._timeout is not None and not self._owns_session:
@@ -195,22 +195,11 @@ class AiohttpBackend:
         failure: SendFailure | None = None
         try:
             async with session.request(method, url, **kwargs) as response:
-                limit = self.max_response_bytes
-                declared = declared_length(method, response.headers)
                 try:
-                    if declared is not None and limit is not None and declared > limit:
-                        raise ResponseTooLarge(response.status, limit)  # refused unread
-                    if declared is not None:
-                        # Unencoded, of a declared length within the cap: read whole (aiohttp reads
-                        # that many bytes and no more), without a chunk loop.
-                        body = await response.read()
-                    else:
-                        # Encoded or of no declared length: aiohttp hands over the body decoded, a
-                        # bounded piece at a time, and the cap stops it (a compression bomb, an
-                        # endless stream).
-                        body = await read_body(
-                            response.content.iter_chunked(_CHUNK), limit=limit, status_code=response.status
-                        )
+                    body = await read_answer(
+                        method, response.headers, response.status, self.max_response_bytes,
+                        whole=response.read, pieces=lambda: response.content.iter_chunked(_CHUNK),
+                    )  # fmt: skip
                 except ResponseTooLarge:
                     response.close()  # the rest is unread: the connection goes, not back to the pool
                     raise

@@ -16,7 +16,7 @@ import json
 import re
 import ssl
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ._constants import READ_TIMEOUTS_PER_ANSWER
@@ -33,9 +33,11 @@ __all__ = [
     "SendFailure",
     "Timeouts",
     "certificate_rejected",
-    "declared_too_large",
     "describe",
+    "read_answer",
     "read_body",
+    "running_asyncio_loop",
+    "split_origin",
 ]
 
 
@@ -183,6 +185,12 @@ def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
     return loop
 
 
+def split_origin(url: str) -> tuple[str, str]:
+    """An absolute URL's ``scheme://host[:port]`` and the rest (its path and query; ``/`` at least)."""
+    cut = url.find("/", url.find("//") + 2)
+    return (url, "/") if cut < 0 else (url[:cut], url[cut:])
+
+
 def declared_length(method: str, headers: Mapping[str, str]) -> int | None:
     """The body's length as an unencoded answer declares it in its Content-Length (None: not
     declared, or encoded, so that only reading it tells; 0 for an answer to HEAD, which has none)."""
@@ -195,11 +203,30 @@ def declared_length(method: str, headers: Mapping[str, str]) -> int | None:
     return int(declared) if declared.isdigit() else None
 
 
-def declared_too_large(method: str, headers: Mapping[str, str], limit: int) -> bool:
-    """Whether an unencoded answer says in its Content-Length that it is over ``limit``, so it
-    can be refused before a byte of it is read (an answer to HEAD has no body to refuse)."""
+async def read_answer(
+    method: str,
+    headers: Mapping[str, str],
+    status_code: int,
+    limit: int | None,
+    *,
+    whole: Callable[[], Awaitable[bytes]],
+    pieces: Callable[[], AsyncIterator[bytes]],
+) -> bytes:
+    """An answer's body within the cap ``limit`` (None: any size), as each backend reads it.
+
+    Declared over the cap (unencoded, by its Content-Length): :class:`ResponseTooLarge` before a
+    byte of it is read. Unencoded and of a declared length within it: ``whole()`` (the library
+    reads that many bytes and no more), without a chunk loop. Otherwise (encoded, or of no declared
+    length): ``pieces()``, the body decoded a bounded piece at a time, stopped at the cap (a
+    compression bomb, an endless stream). On :class:`ResponseTooLarge` the caller closes the
+    connection: the rest is left unread.
+    """
     declared = declared_length(method, headers)
-    return declared is not None and declared > limit
+    if declared is not None and limit is not None and declared > limit:
+        raise ResponseTooLarge(status_code, limit)
+    if declared is not None:
+        return await whole()
+    return await read_body(pieces(), limit=limit, status_code=status_code)
 
 
 async def read_body(chunks: AsyncIterator[bytes], *, limit: int | None, status_code: int) -> bytes:

@@ -16,15 +16,14 @@ from ._constants import DEFAULT_MAX_RESPONSE_BYTES, KEEPALIVE_EXPIRY
 from ._exceptions import ConfigurationError
 from ._http import (
     HTTPResponse,
-    ResponseTooLarge,
     SendFailure,
     Timeouts,
     attempt_cut_off,
     certificate_rejected,
-    declared_length,
     describe,
-    read_body,
+    read_answer,
     running_asyncio_loop,
+    split_origin,
 )
 
 __all__ = ["HttpxBackend"]
@@ -160,8 +159,7 @@ class HttpxBackend:
         httpx validates a URL string character by character, and the path and query are all that
         change from request to request. One entry per origin this backend sends to (the studios of
         one pool: ``for_studio``), as aiohttp's proxies are looked up."""
-        cut = url.find("/", url.find("//") + 2)
-        origin, rest = (url, "/") if cut < 0 else (url[:cut], url[cut:])
+        origin, rest = split_origin(url)
         if not rest.isascii():  # a base URL's own path in other letters: httpx quotes it
             return httpx.URL(url)
         base = self._origins.get(origin)
@@ -209,17 +207,11 @@ class HttpxBackend:
             # Authorization when one leaves the origin, and X-API-KEY would go along.
             response = await self.client.send(request, stream=True, follow_redirects=False)
             try:
-                limit = self.max_response_bytes
-                declared = declared_length(request.method, response.headers)
-                if declared is not None and limit is not None and declared > limit:
-                    raise ResponseTooLarge(response.status_code, limit)  # refused unread
-                if declared is not None:
-                    # Unencoded, of a declared length within the cap: read whole (h11 reads that
-                    # many bytes and no more), without our chunk loop.
-                    body = await response.aread()
-                else:
-                    # Decoded bytes: a Content-Encoding bomb is stopped at the limit, not unpacked.
-                    body = await read_body(_decoded(response), limit=limit, status_code=response.status_code)
+                # Decoded bytes in pieces: a Content-Encoding bomb is stopped at the limit, not unpacked.
+                body = await read_answer(
+                    request.method, response.headers, response.status_code, self.max_response_bytes,
+                    whole=response.aread, pieces=lambda: _decoded(response),
+                )  # fmt: skip
             finally:
                 # Closing an unfinished answer drops its connection rather than pooling it. Quick
                 # (no network wait), and it must happen also when the attempt's deadline cut in.
