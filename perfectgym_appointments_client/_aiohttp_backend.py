@@ -7,9 +7,12 @@ inside the running loop.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import ssl
 import urllib.request
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import sniffio
@@ -21,6 +24,7 @@ from ._http import (
     ResponseTooLarge,
     SendFailure,
     Timeouts,
+    Turn,
     attempt_cut_off,
     certificate_rejected,
     describe,
@@ -45,6 +49,82 @@ _ASYNCIO_ONLY = "http_backend='aiohttp' runs on asyncio only; under trio use the
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 # How much of the body is taken from aiohttp's buffer at a time (its own read buffer's size).
 _CHUNK = 2**16
+# The sending request's turn on the shared pool (_http.Turn), for _BoundedConnector.connect:
+# aiohttp calls it in the task that sends, with no way to hand it anything of ours.
+_turn: ContextVar[Turn | None] = ContextVar("perfectgym_appointments_client_turn", default=None)
+
+
+class _ReadTimer(ResponseHandler):
+    """aiohttp's protocol, its read timeout (``sock_read``) kept by one timer per connection.
+
+    aiohttp cancels and arms a timer at every chunk it reads and at every answer's start: a heap
+    push on the loop's timer queue each time, which with 100 requests in flight (each with its
+    attempt's deadline armed) took 5 µs of every small answer's CPU. Here a chunk only moves the
+    deadline; the timer, armed when none is, checks it when it fires and arms again if it moved
+    (or does nothing if the answer ended). The stall it reports is aiohttp's own
+    (``_on_read_timeout``). The connector uses it only over an aiohttp whose protocol has the
+    methods overridden here (_LAZY_READ_TIMER)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self._read_deadline: float | None = None
+
+    def _reschedule_timeout(self) -> None:
+        timeout = self._read_timeout
+        if not timeout:
+            self._read_deadline = None
+            return
+        self._read_deadline = deadline = self._loop.time() + timeout
+        if self._read_timeout_handle is None:
+            self._read_timeout_handle = self._loop.call_at(deadline, self._read_timer_fired)
+
+    def _drop_timeout(self) -> None:
+        # No cancel: the armed timer finds no deadline when it fires. A closed connection's
+        # timer is cancelled (_stop_read_timer), so none outlives its socket.
+        self._read_deadline = None
+
+    def _read_timer_fired(self) -> None:
+        self._read_timeout_handle = None
+        deadline = self._read_deadline
+        if deadline is None:
+            return
+        if self._loop.time() < deadline:  # data came meanwhile (or the loop ran it early)
+            self._read_timeout_handle = self._loop.call_at(deadline, self._read_timer_fired)
+            return
+        self._read_deadline = None
+        self._on_read_timeout()
+
+    def _stop_read_timer(self) -> None:
+        self._read_deadline = None
+        handle, self._read_timeout_handle = self._read_timeout_handle, None
+        if handle is not None:
+            handle.cancel()
+
+    def close(self) -> None:
+        super().close()
+        self._stop_read_timer()
+
+    def abort(self) -> None:
+        super().abort()
+        self._stop_read_timer()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        self._stop_read_timer()
+
+
+# What _ReadTimer overrides or calls, as aiohttp 3.9 to 3.14 have it; another aiohttp keeps its own.
+_LAZY_READ_TIMER = all(
+    callable(getattr(ResponseHandler, name, None))
+    for name in (
+        "_reschedule_timeout",
+        "_drop_timeout",
+        "_on_read_timeout",
+        "start_timeout",
+        "close",
+        "abort",
+    )
+)
 
 
 class _BoundedConnector(aiohttp.TCPConnector):
@@ -57,6 +137,21 @@ class _BoundedConnector(aiohttp.TCPConnector):
     aiohttp's private pool structures (``_conns``: key -> deque of (protocol, released at),
     oldest first; ``_acquired``: the set in use) and leaves them alone if they are not that shape.
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if _LAZY_READ_TIMER and isinstance(getattr(self, "_factory", None), functools.partial):
+            self._factory = cast(
+                "functools.partial[ResponseHandler]", functools.partial(_ReadTimer, loop=self._loop)
+            )
+
+    async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:  # noqa: ASYNC109 - aiohttp's signature
+        # The request's turn on the shared pool, once aiohttp has built the request (Turn says
+        # why here). aiohttp's own limit then never makes it wait: the share's total is that limit.
+        turn = _turn.get()
+        if turn is not None:
+            await turn.take()
+        return await super().connect(req, traces, timeout)
 
     def _release(self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False) -> None:
         super()._release(key, protocol, should_close=should_close)
@@ -179,9 +274,12 @@ class AiohttpBackend:
         return self._session
 
     async def send(
-        self, method: str, url: str, headers: dict[str, str], content: bytes | None
+        self, method: str, url: str, headers: dict[str, str], content: bytes | None, turn: Turn | None
     ) -> HTTPResponse:
         session = self._session or self._open()
+        if turn is not None and not self._owns_session:  # a session of the user's: its own pool
+            await turn.take()
+            turn = None
         kwargs: dict[str, Any] = {"headers": headers, "data": content, "allow_redirects": False}
         if self._owns_session:
             proxy = self._proxy(split_origin(url)[0])
@@ -193,6 +291,7 @@ class AiohttpBackend:
         # exceptions (request_info) and its frames' locals (a traceback that shows locals, as
         # Sentry records it) hold the request's headers, key included, in aiohttp's own CIMultiDict.
         failure: SendFailure | None = None
+        entered = _turn.set(turn)
         try:
             async with session.request(method, url, **kwargs) as response:
                 try:
@@ -222,6 +321,8 @@ class AiohttpBackend:
                 if self.attempt_timeout is not None
                 else SendFailure(describe(exc), timed_out=True, reached_server=True)
             )
+        finally:
+            _turn.reset(entered)
         raise failure
 
     async def aclose(self) -> None:

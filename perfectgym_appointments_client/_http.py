@@ -27,11 +27,13 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "ClosedMeanwhile",
     "HTTPBackend",
     "HTTPResponse",
     "ResponseTooLarge",
     "SendFailure",
     "Timeouts",
+    "Turn",
     "certificate_rejected",
     "describe",
     "read_answer",
@@ -152,6 +154,66 @@ class Timeouts:
         return self.pool + self.connect + self.write + READ_TIMEOUTS_PER_ANSWER * self.read
 
 
+class _Requester(Protocol):
+    @property
+    def closed(self) -> bool: ...
+
+
+class _Share(Protocol):
+    """What a turn needs of _connections.FairShare (which is above this module)."""
+
+    def take(self, studio: str) -> bool: ...
+
+    async def wait(self, studio: str, patience: float | None) -> None: ...
+
+    def free(self, studio: str) -> None: ...
+
+
+class ClosedMeanwhile(Exception):
+    """The client was closed while its request waited for a connection: nothing was sent."""
+
+
+class Turn:
+    """One request's claim on its studio's share of the pool, taken by the backend that sends it
+    (:meth:`take`) and given back by the request layer once the answer is read (:meth:`give_back`).
+
+    The backend decides when to wait. aiohttp's connector waits once aiohttp has built its
+    request (_aiohttp_backend.py), as aiohttp's own pool makes a request wait: a waiting request
+    then holds the objects it will send with. Waiting before the backend built anything, the
+    requests a burst of freed connections wakes all build theirs at once, after the finished ones
+    freed theirs: that swing in young objects is what sets off CPython's garbage collector, and
+    with 100 tasks on 16 connections it ran 20 times as often (4,000 calls: 227 young-generation
+    and 2 full collections, 18 µs of each call's CPU; 10 and none with the wait in the connector).
+    """
+
+    __slots__ = ("held", "patience", "requester", "share", "studio")
+
+    def __init__(self, share: _Share, studio: str, patience: float | None, requester: _Requester) -> None:
+        self.share, self.studio, self.patience, self.requester = share, studio, patience, requester
+        self.held = False
+
+    async def take(self) -> None:
+        """The connection of this request's turn: at once in the common case, else once one is
+        free (``FairShare.wait``: a :class:`SendFailure` past ``patience``). Raises
+        :class:`ClosedMeanwhile` if the client was closed while it waited. Taken once: aiohttp
+        asks again for the same request only to replace a connection that failed."""
+        if self.held:
+            return
+        share, studio = self.share, self.studio
+        if share.take(studio):
+            self.held = True
+            return
+        await share.wait(studio, self.patience)
+        self.held = True
+        if self.requester.closed:
+            raise ClosedMeanwhile
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self.share.free(self.studio)
+
+
 class HTTPBackend(Protocol):
     name: str
     max_response_bytes: int | None
@@ -164,8 +226,11 @@ class HTTPBackend(Protocol):
         """How long a call may wait for an answer (None: no bound); also its rate-limit patience."""
 
     async def send(
-        self, method: str, url: str, headers: dict[str, str], content: bytes | None
-    ) -> HTTPResponse: ...
+        self, method: str, url: str, headers: dict[str, str], content: bytes | None, turn: Turn | None
+    ) -> HTTPResponse:
+        """One attempt. With a ``turn`` (the pool is shared fairly: _connections.py), the backend
+        takes it (``await turn.take()``) before the request uses a connection; the caller gives
+        it back."""
 
     async def aclose(self) -> None: ...
 

@@ -18,6 +18,7 @@ from ._http import (
     HTTPResponse,
     SendFailure,
     Timeouts,
+    Turn,
     attempt_cut_off,
     certificate_rejected,
     describe,
@@ -168,8 +169,12 @@ class HttpxBackend:
         return base.copy_with(raw_path=rest.encode("ascii"))
 
     async def send(
-        self, method: str, url: str, headers: dict[str, str], content: bytes | None
+        self, method: str, url: str, headers: dict[str, str], content: bytes | None, turn: Turn | None
     ) -> HTTPResponse:
+        if turn is not None:
+            # Before anything is built: httpcore's pool would queue the request otherwise, and
+            # outside the attempt's deadline, as that wait has its own (pool).
+            await turn.take()
         request = self.client.build_request(
             method,
             self._url(url),

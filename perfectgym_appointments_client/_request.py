@@ -40,7 +40,7 @@ from ._exceptions import (
     status_error_class,
 )
 from ._generated.types import PreparedRequest, Unset
-from ._http import HTTPBackend, HTTPResponse, ResponseTooLarge, SendFailure, Timeouts
+from ._http import ClosedMeanwhile, HTTPBackend, HTTPResponse, ResponseTooLarge, SendFailure, Timeouts, Turn
 from ._retry import Decide, Resolved, RetryPolicy, parse_retry_after
 from ._throttling import Throttle
 from ._version import API_VERSION, __version__
@@ -284,21 +284,24 @@ class Requester:
                     # Timed only for the DEBUG line (a clock read per request otherwise for nothing).
                     started = time.perf_counter() if debug else 0.0
                     sent_headers = headers if attempt is None else attempt.outgoing(headers)
+                    # The studio's fair share of the pool (_connections.py), if it shares one: the
+                    # backend takes this request's turn, at once in the common case, by waiting
+                    # otherwise; it is given back once the answer is read.
+                    turn = None if share is None else Turn(share, studio, self._pool_timeout, self)
                     try:
-                        # The studio's fair share of the pool (_connections.py), if it shares one:
-                        # taken at once in the common case, waited for otherwise.
-                        if share is not None and not share.take(studio):
-                            await share.wait(studio, self._pool_timeout)
                         try:
                             if self._closed or self.connections.closed:
-                                # A call that was waiting (for its rate-limit turn, a retry, a
-                                # connection) when the client was closed: nothing is sent, and no
-                                # backend reopens a session nobody would close.
+                                # A call that was waiting (for its rate-limit turn, a retry) when
+                                # the client was closed: nothing is sent, and no backend reopens a
+                                # session nobody would close.
                                 raise _NotSent(self._closed_error(name, method, path))
-                            response = await self.backend.send(method, url, sent_headers, content)
+                            response = await self.backend.send(method, url, sent_headers, content, turn)
                         finally:
-                            if share is not None:
-                                share.free(studio)
+                            if turn is not None:
+                                turn.give_back()
+                    except ClosedMeanwhile:
+                        # Closed while it waited for a connection: nothing was sent either.
+                        raise _NotSent(self._closed_error(name, method, path)) from None
                     except SendFailure as failure:
                         raise self._connection_error(name, method, path, failure) from failure.__cause__
                     except ResponseTooLarge as too_large:

@@ -47,11 +47,11 @@ def sent_bookings(client: AppointmentsClient) -> list[dict[str, Any]]:
     backend = client._api.backend
     send = backend.send
 
-    async def record(method: str, url: str, headers: dict[str, str], content: bytes | None) -> Any:
+    async def record(method: str, url: str, headers: dict[str, str], content: bytes | None, turn: Any) -> Any:
         if method == "POST" and urlsplit(url).path == BOOK:
             assert content is not None
             bodies.append(json.loads(content))
-        return await send(method, url, headers, content)
+        return await send(method, url, headers, content, turn)
 
     backend.send = record  # type: ignore[method-assign]
     return bodies

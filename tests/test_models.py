@@ -91,3 +91,74 @@ def test_an_unfilled_booking_answers_attribute_errors_not_a_recursion() -> None:
     assert getattr(empty, "title", "missing") == "missing"
     assert getattr(empty, ATTRIBUTE, "missing") == "missing"
     assert not hasattr(empty, "__html__")
+
+
+# -- lists of objects: one loop (_from_dicts), the same objects as from_dict item by item -------------
+
+SLOTS: list[dict[str, Any]] = [
+    {
+        "startDateTime": "2026-12-01T08:00:00.000+01:00[Europe/Berlin]",
+        "endDateTime": "2026-12-01T09:00:00.000+01:00[Europe/Berlin]",
+        "instructors": [
+            {"id": 1, "firstName": "Anna", "lastName": "Schmidt", "publicName": "Coach Anna"},
+            {"id": 2, "firstName": "Ben", "lastName": "Ott"},  # no publicName
+            {"id": 3, "firstName": "Cem", "lastName": "Aydin", "publicName": None, "badge": "gold"},
+        ],
+    },
+    {"startDateTime": "2026-12-01T09:00+01:00[Europe/Berlin]", "endDateTime": "2026-12-01T10:00+01:00"},
+    {
+        "startDateTime": "2026-10-25T02:30:00.000+02:00[Europe/Berlin]",  # the autumn fold, first pass
+        "endDateTime": "2026-10-25T02:15:00.000+01:00[Europe/Berlin]",  # a wall clock earlier, 45 min later
+        "instructors": None,
+        "room": {"name": "Studio 2"},  # not in the spec
+    },
+]
+
+
+def test_a_list_of_objects_is_read_as_from_dict_reads_each_item() -> None:
+    from perfectgym_appointments_client._generated.models import Instructor, Slot
+
+    slots = Slot._from_dicts(SLOTS)
+    assert slots == [Slot.from_dict(item) for item in SLOTS]
+    assert [type(slot) for slot in slots] == [Slot] * 3
+    assert [slot.additional_properties for slot in slots] == [{}, {}, {"room": {"name": "Studio 2"}}]
+    first = slots[0].instructors
+    assert first is not None
+    assert [i.public_name for i in first] == ["Coach Anna", None, None]
+    assert [i.additional_properties for i in first] == [{}, {}, {"badge": "gold"}]
+    assert first == [Instructor.from_dict(item) for item in SLOTS[0]["instructors"]]
+    assert slots[1].instructors is None
+    assert slots[2].instructors is None
+    # Each object has its own dict of extra keys: changing one changes no other.
+    first[0]["badge"] = "silver"
+    assert first[1].additional_properties == {}
+
+
+def test_a_list_of_a_subclass_is_built_through_its_own_init() -> None:
+    """A newer model (a subclass with a field of its own, with its default) read by the parent's
+    parser gets that default, in a list as from one object: only the class itself is built
+    without its __init__."""
+    from perfectgym_appointments_client._generated.models import Instructor
+
+    newer = attrs.define(
+        type("NewerInstructor", (Instructor,), {"__annotations__": {"badge": str | None}, "badge": None})
+    )
+    items = SLOTS[0]["instructors"]
+    built = newer._from_dicts(items)
+    assert [type(i) for i in built] == [newer] * 3
+    assert [i.badge for i in built] == [None] * 3
+    assert [i.last_name for i in built] == ["Schmidt", "Ott", "Aydin"]
+    assert newer.from_dict(items[0]).badge is None
+
+
+def test_an_item_a_list_refuses_is_named_by_its_place() -> None:
+    from perfectgym_appointments_client._generated.api.appointments import get_bookable_appointment_slots
+
+    broken = copy.deepcopy(SLOTS)
+    broken[0]["instructors"][2]["lastName"] = 7
+    with pytest.raises(TypeError, match=r"^\[0\]\.instructors\[2\]\.lastName: expected str, got int$"):
+        get_bookable_appointment_slots.parse_response(200, broken)
+    broken = copy.deepcopy(SLOTS)
+    broken[2]["endDateTime"] = broken[2]["startDateTime"]
+    with pytest.raises(ValueError, match=r"^\[2\]\.endDateTime: .* is not after startDateTime"):
+        get_bookable_appointment_slots.parse_response(200, broken)

@@ -10,6 +10,11 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+# from_dict makes its objects without attrs' __init__ (one call fewer per object): the stores
+# __init__ would make, on a bare instance.
+_new = object.__new__
+
+
 T = TypeVar("T", bound="BookableAppointment")
 
 
@@ -86,6 +91,7 @@ class BookableAppointment:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        _bare = cls is BookableAppointment
         # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
         if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
@@ -108,20 +114,31 @@ class BookableAppointment:
             if type(id) is not int:
                 raise TypeError(f"id: expected int, got {type(id).__name__}")
 
-        bookable_appointment = cls(
-            id,
-            title,
-            duration,
-            category,
-            description,
-            img_url,
-        )
+        if _bare:
+            bookable_appointment = _new(cls)
+            bookable_appointment.id = id
+            bookable_appointment.title = title
+            bookable_appointment.duration = duration
+            bookable_appointment.category = category
+            bookable_appointment.description = description
+            bookable_appointment.img_url = img_url
+        else:
+            bookable_appointment = cls(
+                id,
+                title,
+                duration,
+                category,
+                description,
+                img_url,
+            )
 
         # Keys the spec does not name (the API added them later) are kept; counting is enough
         # to know whether there are any, so the usual object costs no copy.
-        if len(d) != 1 + ("title" in d) + ("duration" in d) + ("category" in d) + (
+        if len(d) == 1 + ("title" in d) + ("duration" in d) + ("category" in d) + (
             "description" in d
         ) + ("imgUrl" in d):
+            bookable_appointment.additional_properties = {}
+        else:
             bookable_appointment.additional_properties = {
                 k: v
                 for k, v in d.items()
@@ -129,6 +146,79 @@ class BookableAppointment:
                 not in {"id", "title", "duration", "category", "description", "imgUrl"}
             }
         return bookable_appointment
+
+    @classmethod
+    def _from_dicts(cls, items: list[Any]) -> list[Self]:
+        """from_dict of each item of a JSON array, in one loop: no call per item, which is most of
+        what a list of small objects costs. An item it refuses raises as from_dict does; the
+        caller names which one (_field_paths.at_failing_item)."""
+        _built = []
+        _append = _built.append
+        _bare = cls is BookableAppointment
+        for src_dict in items:
+            # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+            if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
+                raise TypeError(
+                    f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+                )
+            d = src_dict
+            id = d["id"]
+
+            title: None | str = d.get("title")
+
+            duration: int | None = d.get("duration")
+
+            category: None | str = d.get("category")
+
+            description: None | str = d.get("description")
+
+            img_url: None | str = d.get("imgUrl")
+
+            if type(id) is not int:
+                if type(id) is not int:
+                    raise TypeError(f"id: expected int, got {type(id).__name__}")
+
+            if _bare:
+                bookable_appointment = _new(cls)
+                bookable_appointment.id = id
+                bookable_appointment.title = title
+                bookable_appointment.duration = duration
+                bookable_appointment.category = category
+                bookable_appointment.description = description
+                bookable_appointment.img_url = img_url
+            else:
+                bookable_appointment = cls(
+                    id,
+                    title,
+                    duration,
+                    category,
+                    description,
+                    img_url,
+                )
+
+            # Keys the spec does not name (the API added them later) are kept; counting is enough
+            # to know whether there are any, so the usual object costs no copy.
+            if len(d) == 1 + ("title" in d) + ("duration" in d) + ("category" in d) + (
+                "description" in d
+            ) + ("imgUrl" in d):
+                bookable_appointment.additional_properties = {}
+            else:
+                bookable_appointment.additional_properties = {
+                    k: v
+                    for k, v in d.items()
+                    if k
+                    not in {
+                        "id",
+                        "title",
+                        "duration",
+                        "category",
+                        "description",
+                        "imgUrl",
+                    }
+                }
+
+            _append(bookable_appointment)
+        return _built
 
     @property
     def additional_keys(self) -> list[str]:

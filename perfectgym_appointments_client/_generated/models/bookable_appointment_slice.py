@@ -12,6 +12,11 @@ if TYPE_CHECKING:
     from ..models.bookable_appointment import BookableAppointment
 
 
+# from_dict makes its objects without attrs' __init__ (one call fewer per object): the stores
+# __init__ would make, on a bare instance.
+_new = object.__new__
+
+
 T = TypeVar("T", bound="BookableAppointmentSlice")
 
 
@@ -50,6 +55,7 @@ class BookableAppointmentSlice:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        _bare = cls is BookableAppointmentSlice
         # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
         if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
@@ -61,13 +67,14 @@ class BookableAppointmentSlice:
             raise TypeError(
                 f"result: expected a JSON array, got {type(_result).__name__}"
             )
-        result_build = BookableAppointment.from_dict
         try:
-            result = [result_build(item) for item in _result]
+            result = BookableAppointment._from_dicts(_result)
         except (TypeError, ValueError, KeyError) as exc:
             from perfectgym_appointments_client._field_paths import at_failing_item
 
-            raise at_failing_item(exc, "result", result_build, _result) from exc
+            raise at_failing_item(
+                exc, "result", BookableAppointment.from_dict, _result
+            ) from exc
 
         has_next = d["hasNext"]
 
@@ -81,19 +88,96 @@ class BookableAppointmentSlice:
             if type(offset) is not str:
                 raise TypeError(f"offset: expected str, got {type(offset).__name__}")
 
-        bookable_appointment_slice = cls(
-            result,
-            has_next,
-            offset,
-        )
+        if _bare:
+            bookable_appointment_slice = _new(cls)
+            bookable_appointment_slice.result = result
+            bookable_appointment_slice.has_next = has_next
+            bookable_appointment_slice.offset = offset
+        else:
+            bookable_appointment_slice = cls(
+                result,
+                has_next,
+                offset,
+            )
 
         # Keys the spec does not name (the API added them later) are kept; counting is enough
         # to know whether there are any, so the usual object costs no copy.
-        if len(d) != 3:
+        if len(d) == 3:
+            bookable_appointment_slice.additional_properties = {}
+        else:
             bookable_appointment_slice.additional_properties = {
                 k: v for k, v in d.items() if k not in {"result", "hasNext", "offset"}
             }
         return bookable_appointment_slice
+
+    @classmethod
+    def _from_dicts(cls, items: list[Any]) -> list[Self]:
+        """from_dict of each item of a JSON array, in one loop: no call per item, which is most of
+        what a list of small objects costs. An item it refuses raises as from_dict does; the
+        caller names which one (_field_paths.at_failing_item)."""
+        _built = []
+        _append = _built.append
+        _bare = cls is BookableAppointmentSlice
+        for src_dict in items:
+            # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+            if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
+                raise TypeError(
+                    f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+                )
+            d = src_dict
+            _result = d["result"]
+            if not isinstance(_result, list):
+                raise TypeError(
+                    f"result: expected a JSON array, got {type(_result).__name__}"
+                )
+            try:
+                result = BookableAppointment._from_dicts(_result)
+            except (TypeError, ValueError, KeyError) as exc:
+                from perfectgym_appointments_client._field_paths import at_failing_item
+
+                raise at_failing_item(
+                    exc, "result", BookableAppointment.from_dict, _result
+                ) from exc
+
+            has_next = d["hasNext"]
+
+            offset = d["offset"]
+
+            if type(has_next) is not bool or type(offset) is not str:
+                if type(has_next) is not bool:
+                    raise TypeError(
+                        f"hasNext: expected bool, got {type(has_next).__name__}"
+                    )
+                if type(offset) is not str:
+                    raise TypeError(
+                        f"offset: expected str, got {type(offset).__name__}"
+                    )
+
+            if _bare:
+                bookable_appointment_slice = _new(cls)
+                bookable_appointment_slice.result = result
+                bookable_appointment_slice.has_next = has_next
+                bookable_appointment_slice.offset = offset
+            else:
+                bookable_appointment_slice = cls(
+                    result,
+                    has_next,
+                    offset,
+                )
+
+            # Keys the spec does not name (the API added them later) are kept; counting is enough
+            # to know whether there are any, so the usual object costs no copy.
+            if len(d) == 3:
+                bookable_appointment_slice.additional_properties = {}
+            else:
+                bookable_appointment_slice.additional_properties = {
+                    k: v
+                    for k, v in d.items()
+                    if k not in {"result", "hasNext", "offset"}
+                }
+
+            _append(bookable_appointment_slice)
+        return _built
 
     @property
     def additional_keys(self) -> list[str]:

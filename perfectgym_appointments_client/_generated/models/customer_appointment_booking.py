@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from ..models.instructor import Instructor
 
 
+# from_dict makes its objects without attrs' __init__ (one call fewer per object): the stores
+# __init__ would make, on a bare instance.
+_new = object.__new__
+
+
 T = TypeVar("T", bound="CustomerAppointmentBooking")
 
 
@@ -162,6 +167,7 @@ class CustomerAppointmentBooking:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        _bare = cls is CustomerAppointmentBooking
         # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
         if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
@@ -198,16 +204,13 @@ class CustomerAppointmentBooking:
 
         instructors: list[Instructor] | None = d.get("instructors")
         if isinstance(instructors, list):
-            instructors_type_0_build = Instructor.from_dict
             try:
-                instructors_type_0 = [
-                    instructors_type_0_build(item) for item in instructors
-                ]
+                instructors_type_0 = Instructor._from_dicts(instructors)
             except (TypeError, ValueError, KeyError) as exc:
                 from perfectgym_appointments_client._field_paths import at_failing_item
 
                 raise at_failing_item(
-                    exc, "instructors", instructors_type_0_build, instructors
+                    exc, "instructors", Instructor.from_dict, instructors
                 ) from exc
 
             instructors = instructors_type_0
@@ -226,27 +229,45 @@ class CustomerAppointmentBooking:
                     f"customerId: expected int, got {type(customer_id).__name__}"
                 )
 
-        customer_appointment_booking = cls(
-            booking_id,
-            booking_status,
-            start_date_time,
-            end_date_time,
-            appointment_status,
-            participant_status,
-            customer_id,
-            title,
-            duration,
-            category,
-            description,
-            img_url,
-            instructors,
-        )
+        if _bare:
+            customer_appointment_booking = _new(cls)
+            customer_appointment_booking.booking_id = booking_id
+            customer_appointment_booking.booking_status = booking_status
+            customer_appointment_booking.start_date_time = start_date_time
+            customer_appointment_booking.end_date_time = end_date_time
+            customer_appointment_booking.appointment_status = appointment_status
+            customer_appointment_booking.participant_status = participant_status
+            customer_appointment_booking.customer_id = customer_id
+            customer_appointment_booking.title = title
+            customer_appointment_booking.duration = duration
+            customer_appointment_booking.category = category
+            customer_appointment_booking.description = description
+            customer_appointment_booking.img_url = img_url
+            customer_appointment_booking.instructors = instructors
+        else:
+            customer_appointment_booking = cls(
+                booking_id,
+                booking_status,
+                start_date_time,
+                end_date_time,
+                appointment_status,
+                participant_status,
+                customer_id,
+                title,
+                duration,
+                category,
+                description,
+                img_url,
+                instructors,
+            )
 
         # Keys the spec does not name (the API added them later) are kept; counting is enough
         # to know whether there are any, so the usual object costs no copy.
-        if len(d) != 7 + ("title" in d) + ("duration" in d) + ("category" in d) + (
+        if len(d) == 7 + ("title" in d) + ("duration" in d) + ("category" in d) + (
             "description" in d
         ) + ("imgUrl" in d) + ("instructors" in d):
+            customer_appointment_booking.additional_properties = {}
+        else:
             customer_appointment_booking.additional_properties = {
                 k: v
                 for k, v in d.items()
@@ -268,6 +289,143 @@ class CustomerAppointmentBooking:
                 }
             }
         return customer_appointment_booking
+
+    @classmethod
+    def _from_dicts(cls, items: list[Any]) -> list[Self]:
+        """from_dict of each item of a JSON array, in one loop: no call per item, which is most of
+        what a list of small objects costs. An item it refuses raises as from_dict does; the
+        caller names which one (_field_paths.at_failing_item)."""
+        _built = []
+        _append = _built.append
+        _bare = cls is CustomerAppointmentBooking
+        for src_dict in items:
+            # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+            if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
+                raise TypeError(
+                    f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+                )
+            d = src_dict
+            booking_id = d["bookingId"]
+
+            booking_status = BookingStatus.from_json(
+                d["bookingStatus"], "bookingStatus"
+            )
+
+            start_date_time = parse_zoned_datetime(d["startDateTime"], "startDateTime")
+
+            end_date_time = parse_zoned_datetime(d["endDateTime"], "endDateTime")
+
+            appointment_status = AppointmentStatus.from_json(
+                d["appointmentStatus"], "appointmentStatus"
+            )
+
+            participant_status = ParticipantStatus.from_json(
+                d["participantStatus"], "participantStatus"
+            )
+
+            customer_id = d["customerId"]
+
+            title: None | str = d.get("title")
+
+            duration: int | None = d.get("duration")
+
+            category: None | str = d.get("category")
+
+            description: None | str = d.get("description")
+
+            img_url: None | str = d.get("imgUrl")
+
+            instructors: list[Instructor] | None = d.get("instructors")
+            if isinstance(instructors, list):
+                try:
+                    instructors_type_0 = Instructor._from_dicts(instructors)
+                except (TypeError, ValueError, KeyError) as exc:
+                    from perfectgym_appointments_client._field_paths import (
+                        at_failing_item,
+                    )
+
+                    raise at_failing_item(
+                        exc, "instructors", Instructor.from_dict, instructors
+                    ) from exc
+
+                instructors = instructors_type_0
+            elif instructors is not None:
+                raise TypeError(
+                    f"instructors: expected a JSON array or null, got {type(instructors).__name__}"
+                )
+
+            if type(booking_id) is not int or type(customer_id) is not int:
+                if type(booking_id) is not int:
+                    raise TypeError(
+                        f"bookingId: expected int, got {type(booking_id).__name__}"
+                    )
+                if type(customer_id) is not int:
+                    raise TypeError(
+                        f"customerId: expected int, got {type(customer_id).__name__}"
+                    )
+
+            if _bare:
+                customer_appointment_booking = _new(cls)
+                customer_appointment_booking.booking_id = booking_id
+                customer_appointment_booking.booking_status = booking_status
+                customer_appointment_booking.start_date_time = start_date_time
+                customer_appointment_booking.end_date_time = end_date_time
+                customer_appointment_booking.appointment_status = appointment_status
+                customer_appointment_booking.participant_status = participant_status
+                customer_appointment_booking.customer_id = customer_id
+                customer_appointment_booking.title = title
+                customer_appointment_booking.duration = duration
+                customer_appointment_booking.category = category
+                customer_appointment_booking.description = description
+                customer_appointment_booking.img_url = img_url
+                customer_appointment_booking.instructors = instructors
+            else:
+                customer_appointment_booking = cls(
+                    booking_id,
+                    booking_status,
+                    start_date_time,
+                    end_date_time,
+                    appointment_status,
+                    participant_status,
+                    customer_id,
+                    title,
+                    duration,
+                    category,
+                    description,
+                    img_url,
+                    instructors,
+                )
+
+            # Keys the spec does not name (the API added them later) are kept; counting is enough
+            # to know whether there are any, so the usual object costs no copy.
+            if len(d) == 7 + ("title" in d) + ("duration" in d) + ("category" in d) + (
+                "description" in d
+            ) + ("imgUrl" in d) + ("instructors" in d):
+                customer_appointment_booking.additional_properties = {}
+            else:
+                customer_appointment_booking.additional_properties = {
+                    k: v
+                    for k, v in d.items()
+                    if k
+                    not in {
+                        "bookingId",
+                        "bookingStatus",
+                        "startDateTime",
+                        "endDateTime",
+                        "appointmentStatus",
+                        "participantStatus",
+                        "customerId",
+                        "title",
+                        "duration",
+                        "category",
+                        "description",
+                        "imgUrl",
+                        "instructors",
+                    }
+                }
+
+            _append(customer_appointment_booking)
+        return _built
 
     @property
     def additional_keys(self) -> list[str]:

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from ..models.typed_arg import TypedArg
 
 
+# from_dict makes its objects without attrs' __init__ (one call fewer per object): the stores
+# __init__ would make, on a bare instance.
+_new = object.__new__
+
+
 T = TypeVar("T", bound="ErrorResponse")
 
 
@@ -103,6 +108,7 @@ class ErrorResponse:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        _bare = cls is ErrorResponse
         # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
         if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
@@ -120,15 +126,16 @@ class ErrorResponse:
         args: list[ErrorResponseArgsType0Item] | None = d.get("args")
         if isinstance(args, list):
             try:
-                args_type_0_build = ErrorResponseArgsType0Item.from_dict
                 try:
-                    args_type_0 = [args_type_0_build(item) for item in args]
+                    args_type_0 = ErrorResponseArgsType0Item._from_dicts(args)
                 except (TypeError, ValueError, KeyError) as exc:
                     from perfectgym_appointments_client._field_paths import (
                         at_failing_item,
                     )
 
-                    raise at_failing_item(exc, "args", args_type_0_build, args) from exc
+                    raise at_failing_item(
+                        exc, "args", ErrorResponseArgsType0Item.from_dict, args
+                    ) from exc
 
                 args = args_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -137,18 +144,15 @@ class ErrorResponse:
         typed_args: list[TypedArg] | None = d.get("typedArgs")
         if isinstance(typed_args, list):
             try:
-                typed_args_type_0_build = TypedArg.from_dict
                 try:
-                    typed_args_type_0 = [
-                        typed_args_type_0_build(item) for item in typed_args
-                    ]
+                    typed_args_type_0 = TypedArg._from_dicts(typed_args)
                 except (TypeError, ValueError, KeyError) as exc:
                     from perfectgym_appointments_client._field_paths import (
                         at_failing_item,
                     )
 
                     raise at_failing_item(
-                        exc, "typedArgs", typed_args_type_0_build, typed_args
+                        exc, "typedArgs", TypedArg.from_dict, typed_args
                     ) from exc
 
                 typed_args = typed_args_type_0
@@ -161,20 +165,31 @@ class ErrorResponse:
                     f"errorMessage: expected str, got {type(error_message).__name__}"
                 )
 
-        error_response = cls(
-            error_message,
-            error_code,
-            trace_id,
-            reference,
-            args,
-            typed_args,
-        )
+        if _bare:
+            error_response = _new(cls)
+            error_response.error_message = error_message
+            error_response.error_code = error_code
+            error_response.trace_id = trace_id
+            error_response.reference = reference
+            error_response.args = args
+            error_response.typed_args = typed_args
+        else:
+            error_response = cls(
+                error_message,
+                error_code,
+                trace_id,
+                reference,
+                args,
+                typed_args,
+            )
 
         # Keys the spec does not name (the API added them later) are kept; counting is enough
         # to know whether there are any, so the usual object costs no copy.
-        if len(d) != 1 + ("errorCode" in d) + ("traceId" in d) + ("reference" in d) + (
+        if len(d) == 1 + ("errorCode" in d) + ("traceId" in d) + ("reference" in d) + (
             "args" in d
         ) + ("typedArgs" in d):
+            error_response.additional_properties = {}
+        else:
             error_response.additional_properties = {
                 k: v
                 for k, v in d.items()
@@ -189,6 +204,113 @@ class ErrorResponse:
                 }
             }
         return error_response
+
+    @classmethod
+    def _from_dicts(cls, items: list[Any]) -> list[Self]:
+        """from_dict of each item of a JSON array, in one loop: no call per item, which is most of
+        what a list of small objects costs. An item it refuses raises as from_dict does; the
+        caller names which one (_field_paths.at_failing_item)."""
+        _built = []
+        _append = _built.append
+        _bare = cls is ErrorResponse
+        for src_dict in items:
+            # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+            if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
+                raise TypeError(
+                    f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+                )
+            d = src_dict
+            error_message = d["errorMessage"]
+
+            error_code: None | str = d.get("errorCode")
+
+            trace_id: None | str = d.get("traceId")
+
+            reference: None | str = d.get("reference")
+
+            args: list[ErrorResponseArgsType0Item] | None = d.get("args")
+            if isinstance(args, list):
+                try:
+                    try:
+                        args_type_0 = ErrorResponseArgsType0Item._from_dicts(args)
+                    except (TypeError, ValueError, KeyError) as exc:
+                        from perfectgym_appointments_client._field_paths import (
+                            at_failing_item,
+                        )
+
+                        raise at_failing_item(
+                            exc, "args", ErrorResponseArgsType0Item.from_dict, args
+                        ) from exc
+
+                    args = args_type_0
+                except (TypeError, ValueError, AttributeError, KeyError):
+                    pass
+
+            typed_args: list[TypedArg] | None = d.get("typedArgs")
+            if isinstance(typed_args, list):
+                try:
+                    try:
+                        typed_args_type_0 = TypedArg._from_dicts(typed_args)
+                    except (TypeError, ValueError, KeyError) as exc:
+                        from perfectgym_appointments_client._field_paths import (
+                            at_failing_item,
+                        )
+
+                        raise at_failing_item(
+                            exc, "typedArgs", TypedArg.from_dict, typed_args
+                        ) from exc
+
+                    typed_args = typed_args_type_0
+                except (TypeError, ValueError, AttributeError, KeyError):
+                    pass
+
+            if type(error_message) is not str:
+                if type(error_message) is not str:
+                    raise TypeError(
+                        f"errorMessage: expected str, got {type(error_message).__name__}"
+                    )
+
+            if _bare:
+                error_response = _new(cls)
+                error_response.error_message = error_message
+                error_response.error_code = error_code
+                error_response.trace_id = trace_id
+                error_response.reference = reference
+                error_response.args = args
+                error_response.typed_args = typed_args
+            else:
+                error_response = cls(
+                    error_message,
+                    error_code,
+                    trace_id,
+                    reference,
+                    args,
+                    typed_args,
+                )
+
+            # Keys the spec does not name (the API added them later) are kept; counting is enough
+            # to know whether there are any, so the usual object costs no copy.
+            if len(d) == 1 + ("errorCode" in d) + ("traceId" in d) + (
+                "reference" in d
+            ) + ("args" in d) + ("typedArgs" in d):
+                error_response.additional_properties = {}
+            else:
+                error_response.additional_properties = {
+                    k: v
+                    for k, v in d.items()
+                    if k
+                    not in {
+                        "errorMessage",
+                        "errorCode",
+                        "traceId",
+                        "reference",
+                        "args",
+                        "typedArgs",
+                    }
+                }
+
+            _append(error_response)
+        return _built
 
     @property
     def additional_keys(self) -> list[str]:

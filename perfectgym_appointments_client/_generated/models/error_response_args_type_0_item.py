@@ -8,6 +8,11 @@ from typing import Any, Self, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+# from_dict makes its objects without attrs' __init__ (one call fewer per object): the stores
+# __init__ would make, on a bare instance.
+_new = object.__new__
+
+
 T = TypeVar("T", bound="ErrorResponseArgsType0Item")
 
 
@@ -24,16 +29,45 @@ class ErrorResponseArgsType0Item:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        _bare = cls is ErrorResponseArgsType0Item
         # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
         if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
                 f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
             )
         d = src_dict
-        error_response_args_type_0_item = cls()
+        if _bare:
+            error_response_args_type_0_item = _new(cls)
+        else:
+            error_response_args_type_0_item = cls()
 
         error_response_args_type_0_item.additional_properties = dict(d)
         return error_response_args_type_0_item
+
+    @classmethod
+    def _from_dicts(cls, items: list[Any]) -> list[Self]:
+        """from_dict of each item of a JSON array, in one loop: no call per item, which is most of
+        what a list of small objects costs. An item it refuses raises as from_dict does; the
+        caller names which one (_field_paths.at_failing_item)."""
+        _built = []
+        _append = _built.append
+        _bare = cls is ErrorResponseArgsType0Item
+        for src_dict in items:
+            # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+            if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
+                raise TypeError(
+                    f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+                )
+            d = src_dict
+            if _bare:
+                error_response_args_type_0_item = _new(cls)
+            else:
+                error_response_args_type_0_item = cls()
+
+            error_response_args_type_0_item.additional_properties = dict(d)
+
+            _append(error_response_args_type_0_item)
+        return _built
 
     @property
     def additional_keys(self) -> list[str]:

@@ -11,6 +11,11 @@ from attrs import field as _attrs_field
 from ..models.typed_arg_type import TypedArgType
 from ..types import UNSET, Unset
 
+# from_dict makes its objects without attrs' __init__ (one call fewer per object): the stores
+# __init__ would make, on a bare instance.
+_new = object.__new__
+
+
 T = TypeVar("T", bound="TypedArg")
 
 
@@ -53,6 +58,7 @@ class TypedArg:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        _bare = cls is TypedArg
         # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
         if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
             raise TypeError(
@@ -65,18 +71,68 @@ class TypedArg:
         if type_ is not None:
             type_ = TypedArgType.from_json(type_, "type")
 
-        typed_arg = cls(
-            value,
-            type_,
-        )
+        if _bare:
+            typed_arg = _new(cls)
+            typed_arg.value = value
+            typed_arg.type_ = type_
+        else:
+            typed_arg = cls(
+                value,
+                type_,
+            )
 
         # Keys the spec does not name (the API added them later) are kept; counting is enough
         # to know whether there are any, so the usual object costs no copy.
-        if len(d) != 0 + ("value" in d) + ("type" in d):
+        if len(d) == 0 + ("value" in d) + ("type" in d):
+            typed_arg.additional_properties = {}
+        else:
             typed_arg.additional_properties = {
                 k: v for k, v in d.items() if k not in {"value", "type"}
             }
         return typed_arg
+
+    @classmethod
+    def _from_dicts(cls, items: list[Any]) -> list[Self]:
+        """from_dict of each item of a JSON array, in one loop: no call per item, which is most of
+        what a list of small objects costs. An item it refuses raises as from_dict does; the
+        caller names which one (_field_paths.at_failing_item)."""
+        _built = []
+        _append = _built.append
+        _bare = cls is TypedArg
+        for src_dict in items:
+            # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
+            if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
+                raise TypeError(
+                    f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
+                )
+            d = src_dict
+            value = d.get("value")
+
+            type_ = d.get("type")
+            if type_ is not None:
+                type_ = TypedArgType.from_json(type_, "type")
+
+            if _bare:
+                typed_arg = _new(cls)
+                typed_arg.value = value
+                typed_arg.type_ = type_
+            else:
+                typed_arg = cls(
+                    value,
+                    type_,
+                )
+
+            # Keys the spec does not name (the API added them later) are kept; counting is enough
+            # to know whether there are any, so the usual object costs no copy.
+            if len(d) == 0 + ("value" in d) + ("type" in d):
+                typed_arg.additional_properties = {}
+            else:
+                typed_arg.additional_properties = {
+                    k: v for k, v in d.items() if k not in {"value", "type"}
+                }
+
+            _append(typed_arg)
+        return _built
 
     @property
     def additional_keys(self) -> list[str]:

@@ -65,13 +65,14 @@ def parse_response(status_code: int, data: Any) -> list[AppointmentBooking]:
             raise TypeError(
                 f"expected a JSON array, got {type(_response_200).__name__}"
             )
-        response_200_build = AppointmentBooking.from_dict
         try:
-            response_200 = [response_200_build(item) for item in _response_200]
+            response_200 = AppointmentBooking._from_dicts(_response_200)
         except (TypeError, ValueError, KeyError) as exc:
             from perfectgym_appointments_client._field_paths import at_failing_item
 
-            raise at_failing_item(exc, "", response_200_build, _response_200) from exc
+            raise at_failing_item(
+                exc, "", AppointmentBooking.from_dict, _response_200
+            ) from exc
 
         return response_200
     raise UnexpectedStatus(status_code)
