@@ -11,6 +11,7 @@ import asyncio
 import functools
 import ssl
 import urllib.request
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -28,7 +29,8 @@ from ._http import (
     attempt_cut_off,
     certificate_rejected,
     describe,
-    read_answer,
+    read_body,
+    reads_whole,
     split_origin,
 )
 
@@ -219,6 +221,8 @@ class AiohttpBackend:
         # total (aiohttp's default: 300 s) bounds an attempt.
         self.attempt_timeout = None if timeouts is None else timeouts.total
         self._proxies: dict[str, str | None] = {}
+        self.default_headers: Mapping[str, str] = {}
+        self._proxy_settings: dict[str, str] | None = None  # urllib's getproxies(), at the first request
         self._timeout = (
             None
             if timeouts is None
@@ -234,14 +238,26 @@ class AiohttpBackend:
             )
         )
 
-    def _proxy(self, origin: str) -> str | None:
-        """The proxy for ``scheme://host:port`` as aiohttp's trust_env finds it (HTTP_PROXY,
-        HTTPS_PROXY, NO_PROXY, or the system's settings), looked up once per origin: redirects
-        are not followed, so the origins are few."""
+    def send_by_default(self, headers: Mapping[str, str]) -> None:
+        # Only a session this backend makes (not yet made): a caller's own keeps its own defaults.
+        if self._owns_session and self._session is None:
+            self.default_headers = dict(headers)
+
+    def _proxy(self, url: str) -> str | None:
+        """The proxy for ``url`` as aiohttp's trust_env finds it (HTTP_PROXY, HTTPS_PROXY,
+        NO_PROXY, or the system's settings). The settings are read at the first request, as httpx
+        reads them when its client is made; with none (the usual case) that is all. Otherwise the
+        proxy is looked up once per origin: redirects are not followed, so the origins are few."""
+        settings = self._proxy_settings
+        if settings is None:
+            settings = self._proxy_settings = urllib.request.getproxies()
+        if not settings:
+            return None
+        origin = split_origin(url)[0]
         if origin in self._proxies:
             return self._proxies[origin]
         parts = urlsplit(origin)
-        proxy = urllib.request.getproxies().get(parts.scheme) or None
+        proxy = settings.get(parts.scheme) or None
         if proxy is not None and parts.hostname and urllib.request.proxy_bypass(parts.hostname):
             proxy = None
         self._proxies[origin] = proxy
@@ -259,6 +275,7 @@ class AiohttpBackend:
                 limit=self._max_connections, keepalive_timeout=KEEPALIVE_EXPIRY, ssl=self._ssl
             ),
             timeout=self._timeout or aiohttp.ClientTimeout(),
+            headers=self.default_headers,
             # Not trust_env: aiohttp then looks for proxies and ~/.netrc in two worker-thread hops
             # on every request (about 400 µs of CPU, benchmarks/RESULTS.md). The proxy settings
             # are read once instead (_proxy), as httpx does.
@@ -282,7 +299,7 @@ class AiohttpBackend:
             turn = None
         kwargs: dict[str, Any] = {"headers": headers, "data": content, "allow_redirects": False}
         if self._owns_session:
-            proxy = self._proxy(split_origin(url)[0])
+            proxy = self._proxy(url)
             if proxy is not None:
                 kwargs["proxy"] = proxy
         if self._timeout is not None and not self._owns_session:
@@ -295,10 +312,12 @@ class AiohttpBackend:
         try:
             async with session.request(method, url, **kwargs) as response:
                 try:
-                    body = await read_answer(
-                        method, response.headers, response.status, self.max_response_bytes,
-                        whole=response.read, pieces=lambda: response.content.iter_chunked(_CHUNK),
-                    )  # fmt: skip
+                    limit = self.max_response_bytes
+                    if reads_whole(method, response.headers, response.status, limit):
+                        body = await response.read()
+                    else:
+                        chunks = response.content.iter_chunked(_CHUNK)
+                        body = await read_body(chunks, limit=limit, status_code=response.status)
                 except ResponseTooLarge:
                     response.close()  # the rest is unread: the connection goes, not back to the pool
                     raise

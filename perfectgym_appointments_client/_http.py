@@ -16,7 +16,7 @@ import json
 import re
 import ssl
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ._constants import READ_TIMEOUTS_PER_ANSWER
@@ -36,8 +36,8 @@ __all__ = [
     "Turn",
     "certificate_rejected",
     "describe",
-    "read_answer",
     "read_body",
+    "reads_whole",
     "running_asyncio_loop",
     "split_origin",
 ]
@@ -221,9 +221,16 @@ class HTTPBackend(Protocol):
     attempt_timeout: float | None
     """The longest one attempt may take, answer included (None: only the steps' own timeouts)."""
 
+    default_headers: Mapping[str, str]
+    """Headers the backend sends on every request itself: the request layer leaves them out."""
+
     @property
     def read_timeout(self) -> float | None:
         """How long a call may wait for an answer (None: no bound); also its rate-limit patience."""
+
+    def send_by_default(self, headers: Mapping[str, str]) -> None:
+        """Send ``headers`` on every request from now on where the backend can do so itself (then
+        they are in :attr:`default_headers`); a backend that cannot leaves them to the caller."""
 
     async def send(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None, turn: Turn | None
@@ -268,30 +275,23 @@ def declared_length(method: str, headers: Mapping[str, str]) -> int | None:
     return int(declared) if declared.isdigit() else None
 
 
-async def read_answer(
-    method: str,
-    headers: Mapping[str, str],
-    status_code: int,
-    limit: int | None,
-    *,
-    whole: Callable[[], Awaitable[bytes]],
-    pieces: Callable[[], AsyncIterator[bytes]],
-) -> bytes:
-    """An answer's body within the cap ``limit`` (None: any size), as each backend reads it.
+def reads_whole(method: str, headers: Mapping[str, str], status_code: int, limit: int | None) -> bool:
+    """How a backend reads an answer's body within the cap ``limit`` (None: any size).
 
     Declared over the cap (unencoded, by its Content-Length): :class:`ResponseTooLarge` before a
-    byte of it is read. Unencoded and of a declared length within it: ``whole()`` (the library
-    reads that many bytes and no more), without a chunk loop. Otherwise (encoded, or of no declared
-    length): ``pieces()``, the body decoded a bounded piece at a time, stopped at the cap (a
-    compression bomb, an endless stream). On :class:`ResponseTooLarge` the caller closes the
-    connection: the rest is left unread.
+    byte of it is read. Unencoded and of a declared length within it: True, the backend reads it
+    whole (the library reads that many bytes and no more), without a chunk loop. Otherwise
+    (encoded, or of no declared length): False, the backend reads it with :func:`read_body`, the
+    body decoded a bounded piece at a time, stopped at the cap (a compression bomb, an endless
+    stream). On :class:`ResponseTooLarge` the caller closes the connection: the rest is left
+    unread. (A decision, not the read itself: no coroutine or callbacks on every request.)
     """
     declared = declared_length(method, headers)
-    if declared is not None and limit is not None and declared > limit:
+    if declared is None:
+        return False
+    if limit is not None and declared > limit:
         raise ResponseTooLarge(status_code, limit)
-    if declared is not None:
-        return await whole()
-    return await read_body(pieces(), limit=limit, status_code=status_code)
+    return True
 
 
 async def read_body(chunks: AsyncIterator[bytes], *, limit: int | None, status_code: int) -> bytes:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import ssl
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import cast
 
 import anyio
@@ -22,7 +22,8 @@ from ._http import (
     attempt_cut_off,
     certificate_rejected,
     describe,
-    read_answer,
+    read_body,
+    reads_whole,
     running_asyncio_loop,
     split_origin,
 )
@@ -100,6 +101,11 @@ async def _decoded(response: httpx.Response) -> AsyncGenerator[bytes, None]:
 
 class HttpxBackend:
     name = "httpx"
+    # httpx merges a client's headers into each request anyway: every header goes per request.
+    default_headers: Mapping[str, str] = {}
+
+    def send_by_default(self, headers: Mapping[str, str]) -> None:
+        pass
 
     def __init__(
         self,
@@ -213,10 +219,11 @@ class HttpxBackend:
             response = await self.client.send(request, stream=True, follow_redirects=False)
             try:
                 # Decoded bytes in pieces: a Content-Encoding bomb is stopped at the limit, not unpacked.
-                body = await read_answer(
-                    request.method, response.headers, response.status_code, self.max_response_bytes,
-                    whole=response.aread, pieces=lambda: _decoded(response),
-                )  # fmt: skip
+                limit = self.max_response_bytes
+                if reads_whole(request.method, response.headers, response.status_code, limit):
+                    body = await response.aread()
+                else:
+                    body = await read_body(_decoded(response), limit=limit, status_code=response.status_code)
             finally:
                 # Closing an unfinished answer drops its connection rather than pooling it. Quick
                 # (no network wait), and it must happen also when the attempt's deadline cut in.

@@ -113,10 +113,10 @@ class Operations:
 
         return spawn
 
-    async def get_bookable_appointment(self, bookable_appointment_id: int) -> BookableAppointment:
+    def get_bookable_appointment(self, bookable_appointment_id: int) -> Awaitable[BookableAppointment]:
+        # The request's own awaitable, not a coroutine around it: one fewer on every call's way.
         require_id("bookable_appointment_id", bookable_appointment_id)
-
-        return await self.api.request(generated.get_bookable_appointment, bookable_appointment_id)
+        return self.api.request(generated.get_bookable_appointment, bookable_appointment_id)
 
     # -- slots ----------------------------------------------------------------------------------
     async def get_slots(

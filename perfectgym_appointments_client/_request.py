@@ -16,6 +16,7 @@ import logging
 import re
 import ssl
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import quote_plus, urljoin, urlsplit
 
@@ -142,14 +143,14 @@ class Requester:
         self.host = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
         self.accept_language = accept_language
         # Every request's headers but the key (added to each request's own copy).
-        self._fixed_headers = {
+        fixed = {
             "User-Agent": USER_AGENT,
             # The encodings both backends unpack a bounded piece at a time (not brotli or zstd,
             # which the libraries would offer when installed), on both the same.
             "Accept-Encoding": "gzip, deflate",
         }
         if accept_language is not None:
-            self._fixed_headers["Accept-Language"] = accept_language
+            fixed["Accept-Language"] = accept_language
         self.throttle = throttle
         # The client's OpenTelemetry instruments, if it has any (the client sets them once made).
         self.telemetry: Instruments | None = None
@@ -179,6 +180,14 @@ class Requester:
             self._parent = False
         self.connections = connections
         self.backend: HTTPBackend = connections.backend
+        if self._parent:
+            # Sent by the backend itself where it can (an aiohttp session of ours: its default
+            # headers, set once; a header given per request is one more step on every request).
+            self.backend.send_by_default(
+                {"User-Agent": USER_AGENT, "Accept-Encoding": fixed["Accept-Encoding"]}
+            )
+        sent = self.backend.default_headers
+        self._fixed_headers = {name: value for name, value in fixed.items() if sent.get(name) != value}
         # How long a call may wait for an answer, and so for its rate-limit turn (None: no bound).
         self.read_timeout = self.backend.read_timeout
         self._closed = False
@@ -210,21 +219,36 @@ class Requester:
             self.connections.leave()
 
     # -- the call path ------------------------------------------------------------------------
-    async def request(
+    def request(
         self, operation: Operation[T], *args: Any, decide: Decide | None = None, **kwargs: Any
-    ) -> T:
-        """Call ``operation`` with the arguments of its ``build_request``, in the one retry loop.
+    ) -> Awaitable[T]:
+        """Call ``operation`` with the arguments of its ``build_request``, in the one retry loop
+        (``await api.request(...)``).
 
         After each failure ``decide`` says what happens next: send again (True, if the policy has
         a retry left), give up and raise (False), or end the call with a value it found
         (:class:`Resolved`, e.g. the booking a failed request did make). Without ``decide`` a
         failure is retried when the policy calls it retryable (reads, validate).
+
+        Not a coroutine itself: a call with no deadline (most) is the retry loop's own coroutine,
+        one fewer on every request's way (each is made, and passed through at every resumption).
         """
         prepared = operation.build_request(*args, **kwargs)
         bound = current_bound.get()
         remaining = bound.remaining() if bound is not None else None
-        if remaining is None:
-            return await self._send(operation, prepared, decide, bound)
+        if bound is None or remaining is None:
+            return self._send(operation, prepared, decide, bound)
+        return self._send_within(operation, prepared, decide, bound, remaining)
+
+    async def _send_within(
+        self,
+        operation: Operation[T],
+        prepared: PreparedRequest,
+        decide: Decide | None,
+        bound: CallBound,
+        remaining: float,
+    ) -> T:
+        """:meth:`_send` within the ``remaining`` seconds of the call's deadline."""
         name, method, path = operation.OPERATION_ID, prepared.method, prepared.path
         if remaining <= 0:
             raise self._past_deadline(name, method, path, sent=False)

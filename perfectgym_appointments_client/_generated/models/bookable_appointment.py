@@ -153,7 +153,6 @@ class BookableAppointment:
         what a list of small objects costs. An item it refuses raises as from_dict does; the
         caller names which one (_field_paths.at_failing_item)."""
         _built = []
-        _append = _built.append
         _bare = cls is BookableAppointment
         for src_dict in items:
             # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
@@ -217,7 +216,8 @@ class BookableAppointment:
                     }
                 }
 
-            _append(bookable_appointment)
+            # Not a local bound to _built.append: CPython runs this exact form as one step.
+            _built.append(bookable_appointment)
         return _built
 
     @property

@@ -116,7 +116,6 @@ class BookableAppointmentSlice:
         what a list of small objects costs. An item it refuses raises as from_dict does; the
         caller names which one (_field_paths.at_failing_item)."""
         _built = []
-        _append = _built.append
         _bare = cls is BookableAppointmentSlice
         for src_dict in items:
             # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
@@ -176,7 +175,8 @@ class BookableAppointmentSlice:
                     if k not in {"result", "hasNext", "offset"}
                 }
 
-            _append(bookable_appointment_slice)
+            # Not a local bound to _built.append: CPython runs this exact form as one step.
+            _built.append(bookable_appointment_slice)
         return _built
 
     @property

@@ -296,7 +296,6 @@ class CustomerAppointmentBooking:
         what a list of small objects costs. An item it refuses raises as from_dict does; the
         caller names which one (_field_paths.at_failing_item)."""
         _built = []
-        _append = _built.append
         _bare = cls is CustomerAppointmentBooking
         for src_dict in items:
             # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
@@ -424,7 +423,8 @@ class CustomerAppointmentBooking:
                     }
                 }
 
-            _append(customer_appointment_booking)
+            # Not a local bound to _built.append: CPython runs this exact form as one step.
+            _built.append(customer_appointment_booking)
         return _built
 
     @property

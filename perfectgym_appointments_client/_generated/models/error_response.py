@@ -211,7 +211,6 @@ class ErrorResponse:
         what a list of small objects costs. An item it refuses raises as from_dict does; the
         caller names which one (_field_paths.at_failing_item)."""
         _built = []
-        _append = _built.append
         _bare = cls is ErrorResponse
         for src_dict in items:
             # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
@@ -309,7 +308,8 @@ class ErrorResponse:
                     }
                 }
 
-            _append(error_response)
+            # Not a local bound to _built.append: CPython runs this exact form as one step.
+            _built.append(error_response)
         return _built
 
     @property

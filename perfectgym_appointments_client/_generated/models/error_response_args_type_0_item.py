@@ -50,7 +50,6 @@ class ErrorResponseArgsType0Item:
         what a list of small objects costs. An item it refuses raises as from_dict does; the
         caller names which one (_field_paths.at_failing_item)."""
         _built = []
-        _append = _built.append
         _bare = cls is ErrorResponseArgsType0Item
         for src_dict in items:
             # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
@@ -66,7 +65,8 @@ class ErrorResponseArgsType0Item:
 
             error_response_args_type_0_item.additional_properties = dict(d)
 
-            _append(error_response_args_type_0_item)
+            # Not a local bound to _built.append: CPython runs this exact form as one step.
+            _built.append(error_response_args_type_0_item)
         return _built
 
     @property

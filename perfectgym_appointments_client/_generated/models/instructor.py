@@ -121,7 +121,6 @@ class Instructor:
         what a list of small objects costs. An item it refuses raises as from_dict does; the
         caller names which one (_field_paths.at_failing_item)."""
         _built = []
-        _append = _built.append
         _bare = cls is Instructor
         for src_dict in items:
             # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
@@ -179,7 +178,8 @@ class Instructor:
                     if k not in {"id", "firstName", "lastName", "publicName"}
                 }
 
-            _append(instructor)
+            # Not a local bound to _built.append: CPython runs this exact form as one step.
+            _built.append(instructor)
         return _built
 
     @property

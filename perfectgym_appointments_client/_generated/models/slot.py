@@ -148,7 +148,6 @@ class Slot:
         what a list of small objects costs. An item it refuses raises as from_dict does; the
         caller names which one (_field_paths.at_failing_item)."""
         _built = []
-        _append = _built.append
         _bare = cls is Slot
         for src_dict in items:
             # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
@@ -212,7 +211,8 @@ class Slot:
                     if k not in {"startDateTime", "endDateTime", "instructors"}
                 }
 
-            _append(slot)
+            # Not a local bound to _built.append: CPython runs this exact form as one step.
+            _built.append(slot)
         return _built
 
     @property

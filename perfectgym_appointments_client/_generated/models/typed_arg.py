@@ -97,7 +97,6 @@ class TypedArg:
         what a list of small objects costs. An item it refuses raises as from_dict does; the
         caller names which one (_field_paths.at_failing_item)."""
         _built = []
-        _append = _built.append
         _bare = cls is TypedArg
         for src_dict in items:
             # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
@@ -131,7 +130,8 @@ class TypedArg:
                     k: v for k, v in d.items() if k not in {"value", "type"}
                 }
 
-            _append(typed_arg)
+            # Not a local bound to _built.append: CPython runs this exact form as one step.
+            _built.append(typed_arg)
         return _built
 
     @property
