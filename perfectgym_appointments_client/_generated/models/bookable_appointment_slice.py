@@ -118,11 +118,9 @@ class BookableAppointmentSlice:
         _built = []
         _bare = cls is BookableAppointmentSlice
         for src_dict in items:
-            # The exact-type test first: JSON objects are dicts, and an ABC isinstance costs far more.
-            if type(src_dict) is not dict and not isinstance(src_dict, Mapping):
-                raise TypeError(
-                    f"expected a JSON object for {cls.__name__}, got {type(src_dict).__name__}"
-                )
+            # No test that the item is an object: reading its first required field (d["..."] below)
+            # raises TypeError for anything else JSON has, and the caller then asks from_dict, which
+            # says what the item was (_field_paths.at_failing_item).
             d = src_dict
             _result = d["result"]
             if not isinstance(_result, list):

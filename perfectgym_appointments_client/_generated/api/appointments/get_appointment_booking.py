@@ -39,15 +39,15 @@ def build_request(
     params: dict[str, Any] = {}
     json_body: Any = None
     return PreparedRequest(
-        method=METHOD,
-        path="/v1/appointments/booking/{booking_id}".format(
+        METHOD,
+        "/v1/appointments/booking/{booking_id}".format(
             booking_id=booking_id
             if type(booking_id) is int
             else quote(str(booking_id), safe=""),
         ),
-        params=params,
-        json=json_body,
-        headers=headers,
+        params,
+        json_body,
+        headers,
     )
 
 

@@ -45,11 +45,11 @@ def build_request(
 
     json_body: Any = None
     return PreparedRequest(
-        method=METHOD,
-        path=PATH,
-        params=params,
-        json=json_body,
-        headers=headers,
+        METHOD,
+        PATH,
+        params,
+        json_body,
+        headers,
     )
 
 

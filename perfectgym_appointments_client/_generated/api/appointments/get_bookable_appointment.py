@@ -39,15 +39,15 @@ def build_request(
     params: dict[str, Any] = {}
     json_body: Any = None
     return PreparedRequest(
-        method=METHOD,
-        path="/v1/appointments/bookable/{bookable_appointment_id}".format(
+        METHOD,
+        "/v1/appointments/bookable/{bookable_appointment_id}".format(
             bookable_appointment_id=bookable_appointment_id
             if type(bookable_appointment_id) is int
             else quote(str(bookable_appointment_id), safe=""),
         ),
-        params=params,
-        json=json_body,
-        headers=headers,
+        params,
+        json_body,
+        headers,
     )
 
 

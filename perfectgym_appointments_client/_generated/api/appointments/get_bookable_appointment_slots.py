@@ -57,15 +57,15 @@ def build_request(
 
     json_body: Any = None
     return PreparedRequest(
-        method=METHOD,
-        path="/v1/appointments/bookable/{bookable_appointment_id}/slots".format(
+        METHOD,
+        "/v1/appointments/bookable/{bookable_appointment_id}/slots".format(
             bookable_appointment_id=bookable_appointment_id
             if type(bookable_appointment_id) is int
             else quote(str(bookable_appointment_id), safe=""),
         ),
-        params=params,
-        json=json_body,
-        headers=headers,
+        params,
+        json_body,
+        headers,
     )
 
 

@@ -42,11 +42,11 @@ def build_request(
     json_body = body.to_dict()
     headers["Content-Type"] = "application/json"
     return PreparedRequest(
-        method=METHOD,
-        path=PATH,
-        params=params,
-        json=json_body,
-        headers=headers,
+        METHOD,
+        PATH,
+        params,
+        json_body,
+        headers,
     )
 
 
