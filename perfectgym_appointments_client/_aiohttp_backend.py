@@ -11,7 +11,7 @@ import asyncio
 import functools
 import ssl
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from contextvars import ContextVar
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -147,13 +147,19 @@ class _BoundedConnector(aiohttp.TCPConnector):
                 "functools.partial[ResponseHandler]", functools.partial(_ReadTimer, loop=self._loop)
             )
 
-    async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:  # noqa: ASYNC109 - aiohttp's signature
+    def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Coroutine[Any, Any, Any]:
         # The request's turn on the shared pool, once aiohttp has built the request (Turn says
         # why here). aiohttp's own limit then never makes it wait: the share's total is that limit.
+        # Not a coroutine of its own unless the turn must be waited for (aiohttp awaits what this
+        # returns): the common case adds no step to the request's way.
         turn = _turn.get()
-        if turn is not None:
-            await turn.take()
-        return await super().connect(req, traces, timeout)
+        if turn is None or turn.take_now():
+            return super().connect(req, traces, timeout)
+        return self._connect_in_turn(turn, req, traces, timeout)
+
+    async def _connect_in_turn(self, turn: Turn, req: Any, traces: Any, limits: aiohttp.ClientTimeout) -> Any:
+        await turn.wait()
+        return await super().connect(req, traces, limits)
 
     def _release(self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False) -> None:
         super()._release(key, protocol, should_close=should_close)
@@ -295,7 +301,8 @@ class AiohttpBackend:
     ) -> HTTPResponse:
         session = self._session or self._open()
         if turn is not None and not self._owns_session:  # a session of the user's: its own pool
-            await turn.take()
+            if not turn.take_now():
+                await turn.wait()
             turn = None
         kwargs: dict[str, Any] = {"headers": headers, "data": content, "allow_redirects": False}
         if self._owns_session:

@@ -175,7 +175,8 @@ class ClosedMeanwhile(Exception):
 
 class Turn:
     """One request's claim on its studio's share of the pool, taken by the backend that sends it
-    (:meth:`take`) and given back by the request layer once the answer is read (:meth:`give_back`).
+    (:meth:`take_now`, :meth:`wait`) and given back by the request layer once the answer is read
+    (:meth:`give_back`).
 
     The backend decides when to wait. aiohttp's connector waits once aiohttp has built its
     request (_aiohttp_backend.py), as aiohttp's own pool makes a request wait: a waiting request
@@ -192,18 +193,22 @@ class Turn:
         self.share, self.studio, self.patience, self.requester = share, studio, patience, requester
         self.held = False
 
-    async def take(self) -> None:
-        """The connection of this request's turn: at once in the common case, else once one is
-        free (``FairShare.wait``: a :class:`SendFailure` past ``patience``). Raises
-        :class:`ClosedMeanwhile` if the client was closed while it waited. Taken once: aiohttp
-        asks again for the same request only to replace a connection that failed."""
+    def take_now(self) -> bool:
+        """Whether this request holds its turn's connection now (taking it if it is free): no
+        await, the common case. Taken once: aiohttp asks again for the same request only to
+        replace a connection that failed. False: :meth:`wait` for it."""
         if self.held:
-            return
-        share, studio = self.share, self.studio
-        if share.take(studio):
+            return True
+        if self.share.take(self.studio):
             self.held = True
-            return
-        await share.wait(studio, self.patience)
+            return True
+        return False
+
+    async def wait(self) -> None:
+        """Wait for the connection (after :meth:`take_now` said no): ``FairShare.wait``, a
+        :class:`SendFailure` past ``patience``. Raises :class:`ClosedMeanwhile` if the client was
+        closed meanwhile."""
+        await self.share.wait(self.studio, self.patience)
         self.held = True
         if self.requester.closed:
             raise ClosedMeanwhile
@@ -236,8 +241,8 @@ class HTTPBackend(Protocol):
         self, method: str, url: str, headers: dict[str, str], content: bytes | None, turn: Turn | None
     ) -> HTTPResponse:
         """One attempt. With a ``turn`` (the pool is shared fairly: _connections.py), the backend
-        takes it (``await turn.take()``) before the request uses a connection; the caller gives
-        it back."""
+        takes it (``turn.take_now() or await turn.wait()``) before the request uses a connection;
+        the caller gives it back."""
 
     async def aclose(self) -> None: ...
 

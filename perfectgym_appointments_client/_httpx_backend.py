@@ -177,10 +177,10 @@ class HttpxBackend:
     async def send(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None, turn: Turn | None
     ) -> HTTPResponse:
-        if turn is not None:
+        if turn is not None and not turn.take_now():
             # Before anything is built: httpcore's pool would queue the request otherwise, and
             # outside the attempt's deadline, as that wait has its own (pool).
-            await turn.take()
+            await turn.wait()
         request = self.client.build_request(
             method,
             self._url(url),
