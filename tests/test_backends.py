@@ -216,6 +216,65 @@ async def test_read_timeout_may_have_reached_the_server(http_backend: str) -> No
     assert_key_nowhere(exc)
 
 
+def _idle_protocols(client: AppointmentsClient) -> list[Any]:
+    """The kept-alive connections' protocols of an aiohttp client (aiohttp's pool: key -> deque
+    of (protocol, released at))."""
+    connector = client._api.backend._session.connector  # type: ignore[attr-defined]
+    return [protocol for queue in connector._conns.values() for protocol, _ in queue]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # aiohttp runs on asyncio only
+async def test_aiohttps_read_timer_left_armed_after_an_answer_times_nothing_out() -> None:
+    """On aiohttp the read timeout (sock_read) is one timer per connection that each chunk only
+    moves on (_aiohttp_backend._ReadTimer): after an answer it stays armed with nothing to time
+    out. Fired then, it leaves the kept-alive connection alone, and the next call reuses it; once
+    the connection closes, its timer is cancelled."""
+    async with LoopbackServer(always(reply(200, APPOINTMENT))) as server:
+        async with client_for(server.url, "aiohttp", timeout=5) as client:
+            assert (await client.get_bookable_appointment(1)).id == 1
+            [protocol] = _idle_protocols(client)
+            assert type(protocol).__name__ == "_ReadTimer"  # this aiohttp has what it overrides
+            assert protocol._read_deadline is None  # the answer was read whole
+            armed = protocol._read_timeout_handle
+            assert armed is not None
+            assert not armed.cancelled()  # not cancelled at the answer's end: it would fire later
+            armed.cancel()
+            protocol._read_timer_fired()  # as the loop would have, 5 s on
+            assert protocol.is_connected()
+            assert (await client.get_bookable_appointment(1)).id == 1
+            assert _idle_protocols(client) == [protocol]
+            assert protocol._read_timeout_handle is not None  # armed again for that answer
+        assert server.count("GET") == 2
+    assert protocol._read_timeout_handle is None  # closed with the client: no timer outlives it
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # aiohttp runs on asyncio only
+async def test_aiohttps_read_timer_still_ends_a_stalled_answer_after_one_that_ended() -> None:
+    """The timer armed for a first answer, moved on by the second answer's start, times out that
+    second answer when it stalls (the server holds it): the deadline is the stall's own."""
+    release = anyio.Event()
+    answered = 0
+
+    async def handler(seen: Request) -> Answer:
+        nonlocal answered
+        answered += 1
+        if answered > 1:
+            await release.wait()
+        return reply(200, APPOINTMENT)
+
+    async with (
+        LoopbackServer(handler) as server,
+        client_for(server.url, "aiohttp", timeout=0.3) as client,
+    ):
+        assert (await client.get_bookable_appointment(1)).id == 1
+        with pytest.raises(APITimeoutError) as caught:
+            await client.get_bookable_appointment(1)
+        release.set()
+    assert caught.value.may_have_reached_server is True
+    # The read timeout's own error (aiohttp's), not the attempt's bound (1.5 s here).
+    assert "timed out: SocketTimeoutError: Timeout on reading data from socket" in str(caught.value)
+
+
 # A client of one connection waits this long for it, while the server holds a request on it.
 POOL_TIMEOUT = httpx.Timeout(connect=5, read=10, write=5, pool=0.3)
 
