@@ -11,15 +11,18 @@ import functools
 import gc
 import json
 import statistics
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import anyio
 import httpx
 
 from benchmarks._common import (
     APPOINTMENT,
     KEY,
+    ROOT,
     appointment_payload,
     drive,
     profile_line,
@@ -77,7 +80,9 @@ def _slots(data: Any) -> list[Slot]:
     ]
 
 
-async def backends(base_url: str, rounds: int, sequential: int, concurrent: int) -> dict[str, Any]:
+async def measure(
+    base_url: str, rounds: int, sequential: int, concurrent: int, *, profile: bool
+) -> dict[str, Any]:
     """Two answers against ``serve_fixed`` over loopback: ``get_bookable_appointment`` (one
     bookable appointment, 6 fields) and ``get_slots`` (30 slots). For each: raw httpx, raw aiohttp,
     the typed floor (raw aiohttp, ``json.loads``, the public models built directly), the facade on
@@ -205,7 +210,65 @@ async def backends(base_url: str, rounds: int, sequential: int, concurrent: int)
                 wall.setdefault(key, []).append(took / count)
                 workers.setdefault(key, []).append(max(used - own, 0.0) / count)
     gc.callbacks.remove(count_collections)
-    result: dict[str, Any] = {"rounds": rounds, "sequential": sequential, "concurrent": concurrent}
+    raw: dict[str, Any] = {
+        "cpu": cpu, "wall": wall, "workers": workers, "collections": collections, "calls": calls_made,
+        "profiles": {},
+    }  # fmt: skip
+    tasks = BACKEND_TASKS[-1]
+    for answer in ANSWERS:
+        for name in ("facade_httpx", "facade_aiohttp"):
+            if profile:
+                raw["profiles"][f"{answer}_{name}_profile"] = await where_time_goes(
+                    calls[answer][name], tasks, concurrent // 2
+                )
+    await raw_http.aclose()
+    await session.close()
+    for client in facades.values():
+        await client.aclose()
+    return raw
+
+
+async def backends(
+    base_url: str, rounds: int, sequential: int, concurrent: int, processes: int = 1
+) -> dict[str, Any]:
+    """:func:`measure`, in this process (``processes=1``) or in ``processes`` fresh ones one after
+    another (``python -m benchmarks.backends``), rounds pooled: a process's hash seed and memory
+    layout moved these ratios by up to 8% from one run to the next, more than a round's noise.
+    Medians over all rounds; ratios per round (within its process), then the median."""
+    if processes == 1:
+        raw = await measure(base_url, rounds, sequential, concurrent, profile=True)
+    else:
+        raw = {"cpu": {}, "wall": {}, "workers": {}, "collections": {}, "calls": {}, "profiles": {}}
+        for number in range(processes):
+            args = [base_url, str(rounds), str(sequential), str(concurrent)] + (
+                ["--profile"] if number == 0 else []
+            )
+            done = await anyio.run_process(
+                [sys.executable, "-m", "benchmarks.backends", *args], cwd=str(ROOT), check=True
+            )
+            part = json.loads(done.stdout)
+            for kind in ("cpu", "wall", "workers"):
+                for key, values in part[kind].items():
+                    raw[kind].setdefault(key, []).extend(values)
+            for key, counts in part["collections"].items():
+                raw["collections"][key] = [
+                    a + b for a, b in zip(raw["collections"].get(key, [0, 0, 0]), counts, strict=True)
+                ]
+            for key, count in part["calls"].items():
+                raw["calls"][key] = raw["calls"].get(key, 0) + count
+            raw["profiles"].update(part["profiles"])
+    return summarize(raw, rounds * processes, sequential, concurrent, processes)
+
+
+def summarize(
+    raw: dict[str, Any], rounds: int, sequential: int, concurrent: int, processes: int
+) -> dict[str, Any]:
+    cpu, wall, workers = raw["cpu"], raw["wall"], raw["workers"]
+    collections, calls_made = raw["collections"], raw["calls"]
+    result: dict[str, Any] = {
+        "rounds": rounds, "processes": processes, "sequential": sequential, "concurrent": concurrent,
+        **raw["profiles"],
+    }  # fmt: skip
     for key in cpu:
         young, _, full = collections.get(key, [0, 0, 0])
         result[f"{key}_gc_young_per_1000"] = young * 1000 / calls_made[key]
@@ -224,16 +287,6 @@ async def backends(base_url: str, rounds: int, sequential: int, concurrent: int)
             for name, base in pairs.items():
                 result[f"{answer}_{name}/{base}_{tasks}"] = ratio(answer, name, base, tasks)
                 result[f"{answer}_{name}/floor_aiohttp_{tasks}"] = ratio(answer, name, "floor_aiohttp", tasks)
-    tasks = BACKEND_TASKS[-1]
-    for answer in ANSWERS:
-        for name in ("facade_httpx", "facade_aiohttp"):
-            result[f"{answer}_{name}_profile"] = await where_time_goes(
-                calls[answer][name], tasks, concurrent // 2
-            )
-    await raw_http.aclose()
-    await session.close()
-    for client in facades.values():
-        await client.aclose()
     return result
 
 
@@ -265,7 +318,14 @@ def backends_report(b: dict[str, Any]) -> list[str]:
         "directly with no checks, what any typed client must at least do; the facade: "
         "`AppointmentsClient(rate_limit=None)`, default timeouts (each attempt's deadline, the size cap), "
         "retries, circuit breaker, models built and checked. CPU is this process's (`time.process_time`, every "
-        f"thread) per request, median of {b['rounds']} interleaved rounds (the order rotated each round); worker "
+        f"thread) per request, median of {b['rounds']} interleaved rounds (the order rotated each round)"
+        + (
+            f", {b['rounds'] // b['processes']} in each of {b['processes']} fresh processes run one after another (a "
+            "process's hash seed and memory layout moved these ratios by up to 8% from one run to the next)"
+            if b.get("processes", 1) > 1
+            else ""
+        )
+        + "; worker "
         "threads: that minus the event loop thread's (`time.thread_time`). Ratios are taken per round, then the "
         "median.",
         "",
@@ -347,3 +407,18 @@ def backends_report(b: dict[str, Any]) -> list[str]:
             "",
         ]
     return lines
+
+
+if __name__ == "__main__":  # one process's rounds, for backends(processes=N): JSON on stdout
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("base_url")
+    parser.add_argument("numbers", nargs=3, type=int, help="rounds, calls from 1 task, calls from 100 tasks")
+    parser.add_argument("--profile", action="store_true")
+    arguments = parser.parse_args()
+
+    async def _main() -> dict[str, Any]:
+        return await measure(arguments.base_url, *arguments.numbers, profile=arguments.profile)
+
+    print(json.dumps(anyio.run(_main)))
