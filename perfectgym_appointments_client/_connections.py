@@ -16,7 +16,6 @@ request has to wait, and is the same on asyncio and trio (anyio events).
 from __future__ import annotations
 
 from collections import deque
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
@@ -73,11 +72,6 @@ class FairShare:
         if self.per_studio is not None:
             return min(self.per_studio, self.total)
         return self.total if self.studios <= 1 else max(1, self.total // 4)
-
-    def slot(self, studio: str, patience: float | None) -> _Slot:
-        """``async with share.slot(studio, patience):`` around one request; waiting longer than
-        ``patience`` seconds is a :class:`SendFailure` (nothing sent), as a full pool's is."""
-        return _Slot(self, studio, patience)
 
     def take(self, studio: str) -> bool:
         """Take a connection for ``studio`` now if its share and the total allow it (no await:
@@ -196,24 +190,6 @@ class FairShare:
             queue.remove(waiter)
             if not queue:
                 del self._waiting[studio]
-
-
-class _Slot:
-    """``async with`` form of :meth:`FairShare.take` / :meth:`~FairShare.wait` / :meth:`~FairShare.free`."""
-
-    __slots__ = ("_patience", "_share", "_studio")
-
-    def __init__(self, share: FairShare, studio: str, patience: float | None) -> None:
-        self._share, self._studio, self._patience = share, studio, patience
-
-    async def __aenter__(self) -> None:
-        if not self._share.take(self._studio):
-            await self._share.wait(self._studio, self._patience)
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._share.free(self._studio)
 
 
 class Connections:

@@ -136,19 +136,9 @@ class Operations:
             low, high = studio_limits.bounds(base_url, DAYS_AHEAD)
             try:
                 if low <= days_ahead <= high:
-                    # _slots_window's request, awaited here: one coroutine fewer on the common way.
-                    try:
-                        return await self.api.request(
-                            generated.get_bookable_appointment_slots,
-                            bookable_appointment_id,
-                            customer_id=UNSET if customer_id is None else customer_id,
-                            days_ahead=days_ahead,
-                            slot_window_start_date=UNSET if start_date is None else start_date,
-                        )
-                    except BadRequestError as exc:
-                        if exc.reference == DAYS_AHEAD:
-                            raise _Refused(exc, days_ahead) from None
-                        raise
+                    return await self._slots_window(
+                        bookable_appointment_id, customer_id, days_ahead, start_date
+                    )
                 return await self._slots_windows(
                     bookable_appointment_id, customer_id, days_ahead, start_date, low, high
                 )

@@ -149,8 +149,6 @@ class Requester:
             # which the libraries would offer when installed), on both the same.
             "Accept-Encoding": "gzip, deflate",
         }
-        if accept_language is not None:
-            fixed["Accept-Language"] = accept_language
         self.throttle = throttle
         # The client's OpenTelemetry instruments, if it has any (the client sets them once made).
         self.telemetry: Instruments | None = None
@@ -183,9 +181,11 @@ class Requester:
         if self._parent:
             # Sent by the backend itself where it can (an aiohttp session of ours: its default
             # headers, set once; a header given per request is one more step on every request).
-            self.backend.send_by_default(
-                {"User-Agent": USER_AGENT, "Accept-Encoding": fixed["Accept-Encoding"]}
-            )
+            # (The language stays a header of each request: it is this client's setting, and the
+            # backend may send for other clients.)
+            self.backend.send_by_default(fixed)
+        if accept_language is not None:
+            fixed["Accept-Language"] = accept_language
         sent = self.backend.default_headers
         self._fixed_headers = {name: value for name, value in fixed.items() if sent.get(name) != value}
         # How long a call may wait for an answer, and so for its rate-limit turn (None: no bound).
@@ -314,7 +314,7 @@ class Requester:
                     turn = None if share is None else Turn(share, studio, self._pool_timeout, self)
                     try:
                         try:
-                            if self._closed or self.connections.closed:
+                            if self.closed:
                                 # A call that was waiting (for its rate-limit turn, a retry) when
                                 # the client was closed: nothing is sent, and no backend reopens a
                                 # session nobody would close.

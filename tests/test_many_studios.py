@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -50,7 +51,7 @@ from perfectgym_appointments_client import (
 )
 from perfectgym_appointments_client._breaker import Breaker
 from perfectgym_appointments_client._connections import FairShare
-from perfectgym_appointments_client._http import SendFailure
+from perfectgym_appointments_client._http import SendFailure, Turn
 from perfectgym_appointments_client._tls import shared_ssl_context
 from perfectgym_appointments_client.sandbox import Faults, Sandbox, Studio, Studios
 
@@ -1059,17 +1060,26 @@ async def test_a_connection_granted_to_a_call_cancelled_before_it_ran_goes_back(
     share = FairShare(total=1, per_studio=None)
     entered: list[bool] = []
     waiter = anyio.CancelScope()
+    studio = "https://a.example"
+    open_client = SimpleNamespace(closed=False)
 
     async def second() -> None:
         with waiter:
-            async with share.slot("https://a.example", None):
+            turn = Turn(share, studio, None, open_client)
+            try:
+                if not turn.take_now():
+                    await turn.wait()
                 entered.append(True)
+            finally:
+                turn.give_back()
 
     async with anyio.create_task_group() as tg:
-        async with share.slot("https://a.example", None):
-            tg.start_soon(second)
-            await anyio.wait_all_tasks_blocked()
-            assert share.in_flight == 1
+        first = Turn(share, studio, None, open_client)
+        assert first.take_now()
+        tg.start_soon(second)
+        await anyio.wait_all_tasks_blocked()
+        assert share.in_flight == 1
+        first.give_back()
         # Freed and granted to the waiting call, which is cancelled before it runs again.
         waiter.cancel()
     assert share.in_flight == 0
